@@ -1,0 +1,57 @@
+# ngx_bulk: build, run, test.
+#
+#   make          build build/ngx_http_bulk_module.so against Debian's nginx
+#   make run      sample database + nginx on 127.0.0.1:8080 (Ctrl-C stops)
+#   make test     the whole suite against a private PostgreSQL cluster
+#   make bench    throughput against psql COPY (not part of make test)
+
+SHELL    := /bin/bash
+NGX_SRC  ?= /usr/share/nginx/src
+NGINX    ?= /usr/sbin/nginx
+BUILD    := build
+MODULE   := $(BUILD)/ngx_http_bulk_module.so
+
+# Debian's hardening flags as in nginx's own build, plus strict warnings
+CC_OPT   := -g -O2 -ffile-prefix-map=$(CURDIR)=. -fstack-protector-strong \
+            -Wformat -Werror=format-security -fPIC -Wdate-time \
+            -D_FORTIFY_SOURCE=2 -Wall -Wextra -Werror
+LD_OPT   := -Wl,-z,relro -Wl,-z,now -fPIC
+
+MODULE_SRCS := config $(wildcard ngx_bulk_module/*.c ngx_bulk_module/*.h)
+
+.PHONY: all deps run test bench clean unit-test prove
+
+all: $(MODULE)
+
+deps:
+	@util/deps.sh
+
+$(BUILD)/nginx/objs/Makefile: config $(NGX_SRC)/conf_flags
+	rm -rf $(BUILD)/nginx
+	mkdir -p $(BUILD)/nginx
+	for f in auto src configure conf html man; do \
+	    if [ -e $(NGX_SRC)/$$f ]; then ln -s $(NGX_SRC)/$$f $(BUILD)/nginx/$$f; fi; \
+	done
+	cd $(BUILD)/nginx && . $(NGX_SRC)/conf_flags \
+	    && ./configure "$${NGX_CONF_FLAGS[@]}" --with-cc-opt="$(CC_OPT)" \
+	       --with-ld-opt="$(LD_OPT)" --add-dynamic-module=$(CURDIR) \
+	       > configure.log 2>&1 \
+	    || { tail -30 configure.log; exit 1; }
+
+$(MODULE): $(BUILD)/nginx/objs/Makefile $(MODULE_SRCS)
+	$(MAKE) -s -C $(BUILD)/nginx -f objs/Makefile modules
+	cp $(BUILD)/nginx/objs/ngx_http_bulk_module.so $@
+
+run: deps all
+	@util/run.sh
+
+test: deps all
+	@util/run-tests.sh
+
+bench: deps all
+	@util/bench.sh
+
+clean:
+	rm -rf $(BUILD) t/servroot
+
+-include t/unit/unit.mk

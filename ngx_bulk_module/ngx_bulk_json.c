@@ -1,0 +1,229 @@
+
+/*
+ * ngx_bulk: a minimal scanner over the members of a JSON object's text.
+ */
+
+
+#include <string.h>
+#include "ngx_bulk_json.h"
+
+
+static const unsigned char *ngx_bulk_json_ws(const unsigned char *p,
+    const unsigned char *end);
+static const unsigned char *ngx_bulk_json_string(const unsigned char *p,
+    const unsigned char *end);
+static const unsigned char *ngx_bulk_json_value(const unsigned char *p,
+    const unsigned char *end);
+
+
+static const unsigned char *
+ngx_bulk_json_ws(const unsigned char *p, const unsigned char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) {
+        p++;
+    }
+
+    return p;
+}
+
+
+/* p at the opening quote; returns one past the closing quote or NULL */
+
+static const unsigned char *
+ngx_bulk_json_string(const unsigned char *p, const unsigned char *end)
+{
+    const unsigned char  *start, *q, *b;
+
+    start = ++p;
+
+    for ( ;; ) {
+        q = memchr(p, '"', end - p);
+        if (q == NULL) {
+            return NULL;
+        }
+
+        /* the quote is escaped when an odd number of backslashes precede */
+
+        b = q;
+
+        while (b > start && b[-1] == '\\') {
+            b--;
+        }
+
+        if (((q - b) & 1) == 0) {
+            return q + 1;
+        }
+
+        p = q + 1;
+    }
+}
+
+
+static const unsigned char *
+ngx_bulk_json_value(const unsigned char *p, const unsigned char *end)
+{
+    size_t  depth;
+
+    if (p == end) {
+        return NULL;
+    }
+
+    if (*p == '"') {
+        return ngx_bulk_json_string(p, end);
+    }
+
+    if (*p != '{' && *p != '[') {
+        while (p < end && *p != ',' && *p != '}' && *p != ']'
+               && *p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
+        {
+            p++;
+        }
+
+        return p;
+    }
+
+    depth = 0;
+
+    while (p < end) {
+        switch (*p) {
+
+        case '"':
+            p = ngx_bulk_json_string(p, end);
+            if (p == NULL) {
+                return NULL;
+            }
+            continue;
+
+        case '{':
+        case '[':
+            depth++;
+            break;
+
+        case '}':
+        case ']':
+            if (--depth == 0) {
+                return p + 1;
+            }
+            break;
+        }
+
+        p++;
+    }
+
+    return NULL;
+}
+
+
+int
+ngx_bulk_json_open(const unsigned char **p, const unsigned char *end)
+{
+    const unsigned char  *q;
+
+    q = ngx_bulk_json_ws(*p, end);
+
+    if (q == end || *q != '{') {
+        return -1;
+    }
+
+    *p = q + 1;
+
+    return 0;
+}
+
+
+int
+ngx_bulk_json_next(const unsigned char **p, const unsigned char *end,
+    ngx_bulk_member_t *m)
+{
+    const unsigned char  *q;
+
+    q = ngx_bulk_json_ws(*p, end);
+
+    if (q < end && *q == ',') {
+        q = ngx_bulk_json_ws(q + 1, end);
+    }
+
+    if (q == end) {
+        return -1;
+    }
+
+    if (*q == '}') {
+        *p = q + 1;
+        return 0;
+    }
+
+    if (*q != '"') {
+        return -1;
+    }
+
+    m->start = q;
+    m->key = q + 1;
+
+    q = ngx_bulk_json_string(q, end);
+    if (q == NULL) {
+        return -1;
+    }
+
+    m->key_len = q - 1 - m->key;
+
+    q = ngx_bulk_json_ws(q, end);
+    if (q == end || *q != ':') {
+        return -1;
+    }
+
+    q = ngx_bulk_json_ws(q + 1, end);
+
+    m->value = q;
+
+    q = ngx_bulk_json_value(q, end);
+    if (q == NULL || q == m->value) {
+        return -1;
+    }
+
+    m->end = q;
+    *p = q;
+
+    return 1;
+}
+
+
+size_t
+ngx_bulk_json_escape(unsigned char *out, const unsigned char *s, size_t len)
+{
+    unsigned char         c, *o;
+    const unsigned char  *end;
+    static const char     hex[] = "0123456789abcdef";
+
+    o = out;
+
+    for (end = s + len; s < end; s++) {
+        c = *s;
+
+        if (c == '"' || c == '\\') {
+            *o++ = '\\';
+            *o++ = c;
+
+        } else if (c < 0x20) {
+            *o++ = '\\';
+
+            switch (c) {
+            case '\n': *o++ = 'n'; break;
+            case '\r': *o++ = 'r'; break;
+            case '\t': *o++ = 't'; break;
+            case '\b': *o++ = 'b'; break;
+            case '\f': *o++ = 'f'; break;
+            default:
+                *o++ = 'u';
+                *o++ = '0';
+                *o++ = '0';
+                *o++ = hex[c >> 4];
+                *o++ = hex[c & 0xf];
+            }
+
+        } else {
+            *o++ = c;
+        }
+    }
+
+    return o - out;
+}

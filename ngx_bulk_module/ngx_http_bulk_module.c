@@ -1,0 +1,550 @@
+
+/*
+ * ngx_bulk: the Aidbox Bulk API as an nginx module.
+ * Directives, configuration, the content handler and error answers.
+ */
+
+
+#include "ngx_http_bulk_module.h"
+#include "ngx_bulk_json.h"
+
+
+static ngx_int_t ngx_http_bulk_handler(ngx_http_request_t *r);
+static void *ngx_http_bulk_create_main_conf(ngx_conf_t *cf);
+static void *ngx_http_bulk_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static char *ngx_http_bulk_pg(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_bulk_pg_pool(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_bulk_dump(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_bulk_op(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_bulk_set_op(ngx_conf_t *cf, ngx_http_bulk_loc_conf_t *blcf,
+    ngx_uint_t op);
+
+
+static ngx_command_t  ngx_http_bulk_commands[] = {
+
+    { ngx_string("bulk_pg"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_bulk_pg,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("bulk_pg_pool"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_bulk_pg_pool,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("bulk_dump"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_bulk_dump,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    /* operations of later milestones: parsed, answered 501 for now */
+
+    { ngx_string("bulk_dump_sql"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_bulk_op,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_BULK_OP_DUMP_SQL,
+      NULL },
+
+    { ngx_string("bulk_load"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_bulk_op,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_BULK_OP_LOAD,
+      NULL },
+
+    { ngx_string("bulk_import"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_bulk_op,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_BULK_OP_IMPORT,
+      NULL },
+
+    { ngx_string("bulk_import_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_bulk_op,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_BULK_OP_STATUS,
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_bulk_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    NULL,                                  /* postconfiguration */
+
+    ngx_http_bulk_create_main_conf,        /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_bulk_create_loc_conf,         /* create location configuration */
+    ngx_http_bulk_merge_loc_conf           /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_bulk_module = {
+    NGX_MODULE_V1,
+    &ngx_http_bulk_module_ctx,             /* module context */
+    ngx_http_bulk_commands,                /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    NULL,                                  /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_int_t
+ngx_http_bulk_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                  rc;
+    ngx_http_bulk_loc_conf_t  *blcf;
+
+    blcf = ngx_http_get_module_loc_conf(r, ngx_http_bulk_module);
+
+    switch (blcf->op) {
+
+    case NGX_HTTP_BULK_OP_DUMP:
+        return ngx_http_bulk_dump_handler(r);
+
+    default:
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        return ngx_http_bulk_send_error(r, NGX_HTTP_NOT_IMPLEMENTED,
+                                        "not-supported",
+                                        "this operation is not implemented "
+                                        "yet by ngx_bulk");
+    }
+}
+
+
+ngx_int_t
+ngx_http_bulk_add_header(ngx_http_request_t *r, const char *key,
+    const char *value)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    h->key.data = (u_char *) key;
+    h->key.len = ngx_strlen(key);
+    h->value.data = (u_char *) value;
+    h->value.len = ngx_strlen(value);
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_bulk_send_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *code, const char *fmt, ...)
+{
+    u_char       *p, *last;
+    size_t        len;
+    va_list       args;
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_uint_t    level;
+    ngx_chain_t   out;
+    u_char        text[1024];
+
+    va_start(args, fmt);
+    last = ngx_vslprintf(text, text + sizeof(text), fmt, args);
+    va_end(args);
+
+    len = sizeof("{\"resourceType\":\"OperationOutcome\",\"issue\":"
+                 "[{\"severity\":\"error\",\"code\":\"\","
+                 "\"diagnostics\":\"\"}]}\n") - 1
+          + ngx_strlen(code) + 6 * (last - text);
+
+    b = ngx_create_temp_buf(r->pool, len);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_sprintf(b->last, "{\"resourceType\":\"OperationOutcome\","
+                    "\"issue\":[{\"severity\":\"error\",\"code\":\"%s\","
+                    "\"diagnostics\":\"", code);
+    p += ngx_bulk_json_escape(p, text, last - text);
+    p = ngx_cpymem(p, "\"}]}\n", sizeof("\"}]}\n") - 1);
+    b->last = p;
+
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    level = (status >= NGX_HTTP_INTERNAL_SERVER_ERROR) ? NGX_LOG_ERR
+                                                       : NGX_LOG_INFO;
+
+    ngx_log_error(level, r->connection->log, 0, "bulk: %ui %s: %*s",
+                  status, code, last - text, text);
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = b->last - b->pos;
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+
+    if (r->headers_out.content_encoding) {
+        r->headers_out.content_encoding->hash = 0;
+        r->headers_out.content_encoding = NULL;
+    }
+
+    if (status == NGX_HTTP_SERVICE_UNAVAILABLE) {
+        if (ngx_http_bulk_add_header(r, "Retry-After",
+                                     NGX_HTTP_BULK_RETRY_AFTER)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+/*
+ * An error result of PostgreSQL (or a lost connection when res is NULL or
+ * carries no SQLSTATE) as an OperationOutcome: connection and server
+ * availability classes are 503, a statement timeout 504, anything else
+ * the caller's status (422 for the client's own SQL).
+ */
+
+ngx_int_t
+ngx_http_bulk_send_pg_error(ngx_http_request_t *r, PGresult *res, PGconn *pg,
+    ngx_uint_t status)
+{
+    u_char      *p;
+    size_t       len;
+    const char  *state, *msg, *pos;
+
+    state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+
+    if (msg == NULL) {
+        msg = res ? PQresultErrorMessage(res) : PQerrorMessage(pg);
+    }
+
+    len = ngx_strlen(msg);
+    p = (u_char *) msg + len;
+
+    while (p > (u_char *) msg && (p[-1] == '\n' || p[-1] == ' ')) {
+        p--;
+    }
+
+    len = p - (u_char *) msg;
+
+    if (state == NULL
+        || ngx_strncmp(state, "08", 2) == 0
+        || ngx_strncmp(state, "57P", 3) == 0
+        || ngx_strncmp(state, "53", 2) == 0)
+    {
+        return ngx_http_bulk_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                        "transient",
+                                        "database unavailable: %*s",
+                                        len, msg);
+    }
+
+    if (ngx_strcmp(state, "57014") == 0) {
+        return ngx_http_bulk_send_error(r, NGX_HTTP_GATEWAY_TIME_OUT,
+                                        "timeout", "%*s (SQLSTATE %s)",
+                                        len, msg, state);
+    }
+
+    pos = PQresultErrorField(res, PG_DIAG_STATEMENT_POSITION);
+
+    if (pos) {
+        return ngx_http_bulk_send_error(r, status,
+                                        status == 422 ? "processing"
+                                                      : "exception",
+                                        "%*s (SQLSTATE %s, position %s)",
+                                        len, msg, state, pos);
+    }
+
+    return ngx_http_bulk_send_error(r, status,
+                                    status == 422 ? "processing"
+                                                  : "exception",
+                                    "%*s (SQLSTATE %s)", len, msg, state);
+}
+
+
+static void *
+ngx_http_bulk_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_bulk_main_conf_t  *bmcf;
+
+    bmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_bulk_main_conf_t));
+    if (bmcf == NULL) {
+        return NULL;
+    }
+
+    if (ngx_array_init(&bmcf->pools, cf->pool, 4,
+                       sizeof(ngx_http_bulk_pg_pool_t *))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    return bmcf;
+}
+
+
+static void *
+ngx_http_bulk_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_bulk_loc_conf_t  *blcf;
+
+    blcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_bulk_loc_conf_t));
+    if (blcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     blcf->conninfo = { 0, NULL };
+     *     blcf->pool = NULL;
+     *     blcf->op = NGX_HTTP_BULK_OP_NONE;
+     *     blcf->dump_type = NULL;
+     */
+
+    blcf->pool_max = NGX_CONF_UNSET_UINT;
+    blcf->pool_timeout = NGX_CONF_UNSET_MSEC;
+
+    return blcf;
+}
+
+
+static char *
+ngx_http_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_bulk_loc_conf_t  *prev = parent;
+    ngx_http_bulk_loc_conf_t  *conf = child;
+
+    ngx_conf_merge_str_value(conf->conninfo, prev->conninfo, "");
+    ngx_conf_merge_uint_value(conf->pool_max, prev->pool_max, 8);
+    ngx_conf_merge_msec_value(conf->pool_timeout, prev->pool_timeout, 10000);
+
+    if (conf->op == NGX_HTTP_BULK_OP_NONE) {
+        return NGX_CONF_OK;
+    }
+
+    if (conf->conninfo.len == 0) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "bulk operation needs \"bulk_pg\" in scope in %V:%ui",
+                      &conf->op_file, conf->op_line);
+        return NGX_CONF_ERROR;
+    }
+
+    conf->pool = ngx_http_bulk_pg_pool_get(cf, &conf->conninfo,
+                                           conf->pool_max,
+                                           conf->pool_timeout);
+    if (conf->pool == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_bulk_pg(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_bulk_loc_conf_t  *blcf = conf;
+
+    char              *err;
+    ngx_str_t         *value;
+    PQconninfoOption  *opts;
+
+    if (blcf->conninfo.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len == 0) {
+        return "takes a non-empty conninfo";
+    }
+
+    /* value strings of the configuration are NUL-terminated */
+
+    err = NULL;
+    opts = PQconninfoParse((char *) value[1].data, &err);
+
+    if (opts == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid PostgreSQL conninfo \"%V\": %s",
+                           &value[1], err ? err : "out of memory");
+        if (err) {
+            PQfreemem(err);
+        }
+
+        return NGX_CONF_ERROR;
+    }
+
+    PQconninfoFree(opts);
+
+    blcf->conninfo = value[1];
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_bulk_pg_pool(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_bulk_loc_conf_t  *blcf = conf;
+
+    ngx_int_t   n;
+    ngx_str_t  *value, s;
+
+    if (blcf->pool_max != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    n = ngx_atoi(value[1].data, value[1].len);
+    if (n == NGX_ERROR || n < 1 || n > 1024) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid pool size \"%V\" (1..1024)", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    blcf->pool_max = n;
+
+    if (cf->args->nelts == 3) {
+        if (ngx_strncmp(value[2].data, "timeout=", 8) != 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\"", &value[2]);
+            return NGX_CONF_ERROR;
+        }
+
+        s.data = value[2].data + 8;
+        s.len = value[2].len - 8;
+
+        blcf->pool_timeout = ngx_parse_time(&s, 0);
+        if (blcf->pool_timeout == (ngx_msec_t) NGX_ERROR) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid timeout \"%V\"", &value[2]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_bulk_set_op(ngx_conf_t *cf, ngx_http_bulk_loc_conf_t *blcf,
+    ngx_uint_t op)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (blcf->op != NGX_HTTP_BULK_OP_NONE) {
+        return "is duplicate: a location serves one bulk operation";
+    }
+
+    blcf->op = op;
+    blcf->op_file = cf->conf_file->file.name;
+    blcf->op_line = cf->conf_file->line;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_bulk_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_bulk_dump(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_bulk_loc_conf_t  *blcf = conf;
+
+    char                              *rv;
+    ngx_str_t                         *value;
+    ngx_http_compile_complex_value_t   ccv;
+
+    rv = ngx_http_bulk_set_op(cf, blcf, NGX_HTTP_BULK_OP_DUMP);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    value = cf->args->elts;
+
+    blcf->dump_type = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
+    if (blcf->dump_type == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+    ccv.cf = cf;
+    ccv.value = &value[1];
+    ccv.complex_value = blcf->dump_type;
+
+    if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_bulk_op(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_bulk_loc_conf_t  *blcf = conf;
+
+    ngx_str_t  *value;
+
+    value = cf->args->elts;
+
+    if ((cmd->offset == NGX_HTTP_BULK_OP_LOAD
+         || cmd->offset == NGX_HTTP_BULK_OP_IMPORT)
+        && ngx_strcmp(value[1].data, "aidbox") != 0
+        && ngx_strcmp(value[1].data, "fhir") != 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid format \"%V\", it must be "
+                           "\"aidbox\" or \"fhir\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    return ngx_http_bulk_set_op(cf, blcf, cmd->offset);
+}

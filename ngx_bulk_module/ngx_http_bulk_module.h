@@ -1,0 +1,164 @@
+
+/*
+ * ngx_bulk: the Aidbox Bulk API as an nginx module.
+ * Shared declarations: configuration, the per-worker PostgreSQL pool,
+ * request contexts and helpers used across the module's files.
+ */
+
+
+#ifndef _NGX_HTTP_BULK_MODULE_H_INCLUDED_
+#define _NGX_HTTP_BULK_MODULE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <libpq-fe.h>
+#include <zlib.h>
+
+
+#define NGX_HTTP_BULK_OP_NONE        0
+#define NGX_HTTP_BULK_OP_DUMP        1
+#define NGX_HTTP_BULK_OP_DUMP_SQL    2
+#define NGX_HTTP_BULK_OP_LOAD        3
+#define NGX_HTTP_BULK_OP_IMPORT      4
+#define NGX_HTTP_BULK_OP_STATUS      5
+
+#define NGX_HTTP_BULK_TYPE_MAX       64
+
+/* output buffers of a streaming response */
+#define NGX_HTTP_BULK_BUF_SIZE       65536
+#define NGX_HTTP_BULK_BUSY_MAX       4
+
+#define NGX_HTTP_BULK_RETRY_AFTER    "5"
+
+
+typedef struct ngx_http_bulk_pg_pool_s    ngx_http_bulk_pg_pool_t;
+typedef struct ngx_http_bulk_pg_conn_s    ngx_http_bulk_pg_conn_t;
+typedef struct ngx_http_bulk_pg_waiter_s  ngx_http_bulk_pg_waiter_t;
+
+typedef void (*ngx_http_bulk_pg_handler_pt)(ngx_http_bulk_pg_conn_t *pc);
+typedef void (*ngx_http_bulk_pg_ready_pt)(ngx_http_bulk_pg_waiter_t *w,
+    ngx_int_t rc);
+
+
+struct ngx_http_bulk_pg_pool_s {
+    ngx_str_t                     conninfo;
+    const char                  **keys;
+    const char                  **values;
+    ngx_uint_t                    max;
+    ngx_msec_t                    timeout;
+
+    /* per worker, valid after fork */
+    ngx_uint_t                    nconns;
+    ngx_queue_t                   idle;
+    ngx_queue_t                   waiters;
+    unsigned                      inited:1;
+};
+
+
+struct ngx_http_bulk_pg_conn_s {
+    ngx_queue_t                   queue;
+    ngx_http_bulk_pg_pool_t      *pool;
+    PGconn                       *pg;
+    ngx_connection_t             *c;
+    ngx_event_t                   timer;
+    ngx_log_t                     log;
+
+    ngx_http_bulk_pg_waiter_t    *waiter;   /* who a new connection is for */
+    ngx_http_bulk_pg_handler_pt   handler;  /* owner's event handler */
+    void                         *data;     /* owner */
+
+    unsigned                      connecting:1;
+    unsigned                      idle:1;
+    unsigned                      want_read:1;
+    unsigned                      want_write:1;
+};
+
+
+struct ngx_http_bulk_pg_waiter_s {
+    ngx_queue_t                   queue;
+    ngx_event_t                   ev;       /* queue timeout and hand-over */
+    ngx_http_bulk_pg_pool_t      *pool;
+    ngx_http_bulk_pg_conn_t      *conn;     /* the connection, when ready */
+    ngx_http_bulk_pg_conn_t      *pending;  /* a connection opened for us */
+    ngx_http_bulk_pg_ready_pt     ready;
+    void                         *data;
+    ngx_log_t                    *log;
+    u_char                        err[256];
+    unsigned                      queued:1;
+};
+
+
+typedef struct {
+    ngx_array_t                   pools;    /* ngx_http_bulk_pg_pool_t * */
+} ngx_http_bulk_main_conf_t;
+
+
+typedef struct {
+    ngx_str_t                     conninfo;
+    ngx_uint_t                    pool_max;
+    ngx_msec_t                    pool_timeout;
+    ngx_http_bulk_pg_pool_t      *pool;
+
+    ngx_uint_t                    op;
+    ngx_http_complex_value_t     *dump_type;
+
+    ngx_str_t                     op_file;  /* where the operation is set */
+    ngx_uint_t                    op_line;
+} ngx_http_bulk_loc_conf_t;
+
+
+/* the streaming writer shared by $dump and $dump-sql */
+typedef struct {
+    ngx_http_request_t           *request;
+    ngx_chain_t                  *out;
+    ngx_chain_t                 **last_out;
+    ngx_chain_t                  *free;
+    ngx_chain_t                  *busy;
+    ngx_buf_t                    *cur;
+    z_stream                     *zstream;
+    size_t                        unflushed;
+    off_t                         bytes;    /* uncompressed body bytes */
+    unsigned                      gzip:1;
+} ngx_http_bulk_out_t;
+
+
+extern ngx_module_t  ngx_http_bulk_module;
+
+
+/* ngx_http_bulk_module.c */
+ngx_int_t ngx_http_bulk_send_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *code, const char *fmt, ...);
+ngx_int_t ngx_http_bulk_send_pg_error(ngx_http_request_t *r, PGresult *res,
+    PGconn *pg, ngx_uint_t status);
+ngx_int_t ngx_http_bulk_add_header(ngx_http_request_t *r, const char *key,
+    const char *value);
+
+/* ngx_http_bulk_pg.c */
+ngx_http_bulk_pg_pool_t *ngx_http_bulk_pg_pool_get(ngx_conf_t *cf,
+    ngx_str_t *conninfo, ngx_uint_t max, ngx_msec_t timeout);
+ngx_int_t ngx_http_bulk_pg_acquire(ngx_http_bulk_pg_waiter_t *w);
+void ngx_http_bulk_pg_cancel(ngx_http_bulk_pg_waiter_t *w);
+void ngx_http_bulk_pg_release(ngx_http_bulk_pg_conn_t *pc,
+    ngx_uint_t reusable);
+ngx_int_t ngx_http_bulk_pg_send(ngx_http_bulk_pg_conn_t *pc, const char *sql);
+ngx_int_t ngx_http_bulk_pg_read(ngx_http_bulk_pg_conn_t *pc, ngx_uint_t on);
+void ngx_http_bulk_pg_set_handler(ngx_http_bulk_pg_conn_t *pc,
+    ngx_http_bulk_pg_handler_pt handler, void *data);
+
+/* ngx_http_bulk_out.c */
+ngx_int_t ngx_http_bulk_out_init(ngx_http_bulk_out_t *o,
+    ngx_http_request_t *r, ngx_uint_t gzip);
+ngx_int_t ngx_http_bulk_out_put(ngx_http_bulk_out_t *o, const u_char *data,
+    size_t len);
+ngx_int_t ngx_http_bulk_out_send(ngx_http_bulk_out_t *o, ngx_uint_t flush,
+    ngx_uint_t last);
+ngx_uint_t ngx_http_bulk_out_busy(ngx_http_bulk_out_t *o);
+ngx_int_t ngx_http_bulk_out_wait(ngx_http_request_t *r);
+
+/* ngx_http_bulk_dump.c */
+ngx_int_t ngx_http_bulk_dump_handler(ngx_http_request_t *r);
+
+
+#endif /* _NGX_HTTP_BULK_MODULE_H_INCLUDED_ */

@@ -1,0 +1,857 @@
+
+/*
+ * ngx_bulk: per-worker PostgreSQL connection pool.
+ *
+ * Connections are libpq connections in non-blocking mode whose sockets are
+ * nginx connections: nginx's event loop drives PQconnectPoll, PQflush and
+ * PQconsumeInput.  The sockets are registered level-triggered, so one
+ * PQconsumeInput per event never leaves data behind in the kernel, and a
+ * consumer that stops reading (backpressure) simply removes the read event.
+ */
+
+
+#include "ngx_http_bulk_module.h"
+#include <arpa/inet.h>
+
+
+#define NGX_HTTP_BULK_PG_CONNECT_TIMEOUT  10000
+
+
+static ngx_http_bulk_pg_conn_t *ngx_http_bulk_pg_connect(
+    ngx_http_bulk_pg_pool_t *pool, ngx_http_bulk_pg_waiter_t *w);
+static void ngx_http_bulk_pg_poll(ngx_http_bulk_pg_conn_t *pc);
+static void ngx_http_bulk_pg_connected(ngx_http_bulk_pg_conn_t *pc);
+static void ngx_http_bulk_pg_failed(ngx_http_bulk_pg_conn_t *pc);
+static void ngx_http_bulk_pg_close(ngx_http_bulk_pg_conn_t *pc);
+static void ngx_http_bulk_pg_give(ngx_http_bulk_pg_waiter_t *w,
+    ngx_http_bulk_pg_conn_t *pc);
+static void ngx_http_bulk_pg_next(ngx_http_bulk_pg_pool_t *pool);
+static ngx_int_t ngx_http_bulk_pg_want(ngx_http_bulk_pg_conn_t *pc,
+    ngx_uint_t rd, ngx_uint_t wr);
+static void ngx_http_bulk_pg_event(ngx_event_t *ev);
+static void ngx_http_bulk_pg_timeout(ngx_event_t *ev);
+static void ngx_http_bulk_pg_idle(ngx_http_bulk_pg_conn_t *pc);
+static void ngx_http_bulk_pg_waiter_event(ngx_event_t *ev);
+static ngx_int_t ngx_http_bulk_pg_check_hosts(ngx_conf_t *cf,
+    const char *hosts);
+
+
+ngx_http_bulk_pg_pool_t *
+ngx_http_bulk_pg_pool_get(ngx_conf_t *cf, ngx_str_t *conninfo, ngx_uint_t max,
+    ngx_msec_t timeout)
+{
+    char                        *err;
+    u_char                      *p;
+    size_t                       len;
+    ngx_uint_t                   i, n, has_app, has_addr;
+    const char                  *host;
+    PQconninfoOption            *opts, *o;
+    ngx_http_bulk_pg_pool_t     *pool, **pp;
+    ngx_http_bulk_main_conf_t   *bmcf;
+
+    bmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_bulk_module);
+
+    pp = bmcf->pools.elts;
+    for (i = 0; i < bmcf->pools.nelts; i++) {
+        if (pp[i]->max == max && pp[i]->timeout == timeout
+            && pp[i]->conninfo.len == conninfo->len
+            && ngx_strncmp(pp[i]->conninfo.data, conninfo->data,
+                           conninfo->len) == 0)
+        {
+            return pp[i];
+        }
+    }
+
+    pool = ngx_pcalloc(cf->pool, sizeof(ngx_http_bulk_pg_pool_t));
+    if (pool == NULL) {
+        return NULL;
+    }
+
+    pool->conninfo.data = ngx_pnalloc(cf->pool, conninfo->len + 1);
+    if (pool->conninfo.data == NULL) {
+        return NULL;
+    }
+
+    p = ngx_cpymem(pool->conninfo.data, conninfo->data, conninfo->len);
+    *p = '\0';
+    pool->conninfo.len = conninfo->len;
+    pool->max = max;
+    pool->timeout = timeout;
+    ngx_queue_init(&pool->idle);
+    ngx_queue_init(&pool->waiters);
+
+    err = NULL;
+    opts = PQconninfoParse((char *) pool->conninfo.data, &err);
+    if (opts == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid PostgreSQL conninfo \"%V\": %s",
+                           conninfo, err ? err : "out of memory");
+        if (err) {
+            PQfreemem(err);
+        }
+        return NULL;
+    }
+
+    n = 0;
+    has_app = 0;
+    has_addr = 0;
+    host = NULL;
+
+    for (o = opts; o->keyword; o++) {
+        if (o->val == NULL) {
+            continue;
+        }
+
+        n++;
+
+        if (ngx_strcmp(o->keyword, "fallback_application_name") == 0
+            || ngx_strcmp(o->keyword, "application_name") == 0)
+        {
+            has_app = 1;
+        }
+
+        if (ngx_strcmp(o->keyword, "hostaddr") == 0) {
+            has_addr = 1;
+        }
+
+        if (ngx_strcmp(o->keyword, "host") == 0) {
+            host = o->val;
+        }
+    }
+
+    if (host && !has_addr && ngx_http_bulk_pg_check_hosts(cf, host) != NGX_OK)
+    {
+        PQconninfoFree(opts);
+        return NULL;
+    }
+
+    pool->keys = ngx_pcalloc(cf->pool, (n + 2) * sizeof(char *));
+    pool->values = ngx_pcalloc(cf->pool, (n + 2) * sizeof(char *));
+    if (pool->keys == NULL || pool->values == NULL) {
+        PQconninfoFree(opts);
+        return NULL;
+    }
+
+    i = 0;
+
+    for (o = opts; o->keyword; o++) {
+        if (o->val == NULL) {
+            continue;
+        }
+
+        len = ngx_strlen(o->keyword) + 1;
+        p = ngx_pnalloc(cf->pool, len);
+        if (p == NULL) {
+            PQconninfoFree(opts);
+            return NULL;
+        }
+        ngx_memcpy(p, o->keyword, len);
+        pool->keys[i] = (char *) p;
+
+        len = ngx_strlen(o->val) + 1;
+        p = ngx_pnalloc(cf->pool, len);
+        if (p == NULL) {
+            PQconninfoFree(opts);
+            return NULL;
+        }
+        ngx_memcpy(p, o->val, len);
+        pool->values[i] = (char *) p;
+
+        i++;
+    }
+
+    PQconninfoFree(opts);
+
+    if (!has_app) {
+        pool->keys[i] = "fallback_application_name";
+        pool->values[i] = "ngx_bulk";
+    }
+
+    pp = ngx_array_push(&bmcf->pools);
+    if (pp == NULL) {
+        return NULL;
+    }
+
+    *pp = pool;
+
+    return pool;
+}
+
+
+/*
+ * libpq resolves a host name with blocking getaddrinfo(): only unix socket
+ * directories and numeric addresses are accepted without "hostaddr".
+ */
+
+static ngx_int_t
+ngx_http_bulk_pg_check_hosts(ngx_conf_t *cf, const char *hosts)
+{
+    u_char          buf[256];
+    size_t          len;
+    const char     *p, *comma;
+    struct in6_addr  a6;
+
+    for (p = hosts; *p; p = comma + 1) {
+        comma = strchr(p, ',');
+        if (comma == NULL) {
+            comma = p + ngx_strlen(p);
+        }
+
+        len = comma - p;
+
+        if (len == 0 || p[0] == '/' || p[0] == '@') {
+            goto next;
+        }
+
+        if (len >= sizeof(buf)) {
+            goto bad;
+        }
+
+        ngx_memcpy(buf, p, len);
+        buf[len] = '\0';
+
+        if (inet_pton(AF_INET, (char *) buf, &a6) == 1
+            || inet_pton(AF_INET6, (char *) buf, &a6) == 1)
+        {
+            goto next;
+        }
+
+    bad:
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "PostgreSQL host \"%*s\" is a name: libpq would "
+                           "resolve it with blocking DNS in the worker; use "
+                           "a numeric address, a unix socket directory or "
+                           "add \"hostaddr=\"", len, p);
+        return NGX_ERROR;
+
+    next:
+
+        if (*comma == '\0') {
+            break;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_bulk_pg_acquire(ngx_http_bulk_pg_waiter_t *w)
+{
+    ngx_queue_t              *q;
+    ngx_http_bulk_pg_conn_t  *pc;
+    ngx_http_bulk_pg_pool_t  *pool;
+
+    pool = w->pool;
+
+    w->conn = NULL;
+    w->pending = NULL;
+    w->err[0] = '\0';
+    w->ev.handler = ngx_http_bulk_pg_waiter_event;
+    w->ev.data = w;
+    w->ev.log = w->log;
+    w->ev.cancelable = 1;
+
+    while (!ngx_queue_empty(&pool->idle)) {
+        q = ngx_queue_head(&pool->idle);
+        ngx_queue_remove(q);
+
+        pc = ngx_queue_data(q, ngx_http_bulk_pg_conn_t, queue);
+        pc->idle = 0;
+
+        if (PQstatus(pc->pg) == CONNECTION_OK
+            && PQtransactionStatus(pc->pg) == PQTRANS_IDLE)
+        {
+            ngx_log_debug1(NGX_LOG_DEBUG_HTTP, w->log, 0,
+                           "bulk pg: reuse connection %p", pc);
+            pc->handler = NULL;
+            w->conn = pc;
+            return NGX_OK;
+        }
+
+        ngx_http_bulk_pg_close(pc);
+    }
+
+    if (pool->nconns < pool->max) {
+        pc = ngx_http_bulk_pg_connect(pool, w);
+        if (pc == NULL) {
+            return NGX_ERROR;
+        }
+
+        w->pending = pc;
+        return NGX_AGAIN;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, w->log, 0,
+                   "bulk pg: pool full (%ui), queued", pool->nconns);
+
+    ngx_queue_insert_tail(&pool->waiters, &w->queue);
+    w->queued = 1;
+    ngx_add_timer(&w->ev, pool->timeout);
+
+    return NGX_AGAIN;
+}
+
+
+void
+ngx_http_bulk_pg_cancel(ngx_http_bulk_pg_waiter_t *w)
+{
+    if (w->queued) {
+        ngx_queue_remove(&w->queue);
+        w->queued = 0;
+    }
+
+    if (w->ev.timer_set) {
+        ngx_del_timer(&w->ev);
+    }
+
+    if (w->ev.posted) {
+        ngx_delete_posted_event(&w->ev);
+    }
+
+    if (w->pending) {
+        w->pending->waiter = NULL;
+        w->pending = NULL;
+    }
+
+    if (w->conn) {
+        ngx_http_bulk_pg_release(w->conn, 1);
+        w->conn = NULL;
+    }
+}
+
+
+void
+ngx_http_bulk_pg_release(ngx_http_bulk_pg_conn_t *pc, ngx_uint_t reusable)
+{
+    ngx_queue_t                *q;
+    ngx_http_bulk_pg_pool_t    *pool;
+    ngx_http_bulk_pg_waiter_t  *w;
+
+    pool = pc->pool;
+    pc->handler = NULL;
+    pc->data = NULL;
+
+    if (reusable
+        && !ngx_exiting && !ngx_terminate && !ngx_quit
+        && PQstatus(pc->pg) == CONNECTION_OK
+        && PQtransactionStatus(pc->pg) == PQTRANS_IDLE
+        && !PQisBusy(pc->pg))
+    {
+        if (ngx_http_bulk_pg_want(pc, 1, 0) != NGX_OK) {
+            ngx_http_bulk_pg_close(pc);
+            ngx_http_bulk_pg_next(pool);
+            return;
+        }
+
+        if (!ngx_queue_empty(&pool->waiters)) {
+            q = ngx_queue_head(&pool->waiters);
+            w = ngx_queue_data(q, ngx_http_bulk_pg_waiter_t, queue);
+            ngx_http_bulk_pg_give(w, pc);
+            return;
+        }
+
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, pc->c->log, 0,
+                       "bulk pg: connection %p idle", pc);
+
+        pc->idle = 1;
+        pc->handler = ngx_http_bulk_pg_idle;
+        ngx_queue_insert_head(&pool->idle, &pc->queue);
+        return;
+    }
+
+    ngx_http_bulk_pg_close(pc);
+    ngx_http_bulk_pg_next(pool);
+}
+
+
+/* capacity freed: open a connection for the first queued request */
+
+static void
+ngx_http_bulk_pg_next(ngx_http_bulk_pg_pool_t *pool)
+{
+    ngx_queue_t                *q;
+    ngx_http_bulk_pg_conn_t    *pc;
+    ngx_http_bulk_pg_waiter_t  *w;
+
+    if (ngx_queue_empty(&pool->waiters) || pool->nconns >= pool->max) {
+        return;
+    }
+
+    q = ngx_queue_head(&pool->waiters);
+    w = ngx_queue_data(q, ngx_http_bulk_pg_waiter_t, queue);
+
+    ngx_queue_remove(q);
+    w->queued = 0;
+
+    pc = ngx_http_bulk_pg_connect(pool, w);
+    if (pc == NULL) {
+        if (w->ev.timer_set) {
+            ngx_del_timer(&w->ev);
+        }
+        ngx_post_event(&w->ev, &ngx_posted_events);
+        return;
+    }
+
+    w->pending = pc;
+}
+
+
+static void
+ngx_http_bulk_pg_give(ngx_http_bulk_pg_waiter_t *w,
+    ngx_http_bulk_pg_conn_t *pc)
+{
+    if (w->queued) {
+        ngx_queue_remove(&w->queue);
+        w->queued = 0;
+    }
+
+    if (w->ev.timer_set) {
+        ngx_del_timer(&w->ev);
+    }
+
+    w->pending = NULL;
+    w->conn = pc;
+    pc->idle = 0;
+    pc->handler = NULL;
+
+    ngx_post_event(&w->ev, &ngx_posted_events);
+}
+
+
+static void
+ngx_http_bulk_pg_waiter_event(ngx_event_t *ev)
+{
+    ngx_http_bulk_pg_waiter_t  *w;
+
+    w = ev->data;
+
+    if (w->conn) {
+        w->ready(w, NGX_OK);
+        return;
+    }
+
+    if (ev->timedout) {
+        ev->timedout = 0;
+
+        if (w->queued) {
+            ngx_queue_remove(&w->queue);
+            w->queued = 0;
+        }
+
+        ngx_snprintf(w->err, sizeof(w->err) - 1,
+                     "all %ui database connections are busy%Z",
+                     w->pool->max);
+        w->ready(w, NGX_BUSY);
+        return;
+    }
+
+    w->ready(w, NGX_ERROR);
+}
+
+
+static ngx_http_bulk_pg_conn_t *
+ngx_http_bulk_pg_connect(ngx_http_bulk_pg_pool_t *pool,
+    ngx_http_bulk_pg_waiter_t *w)
+{
+    u_char                   *p;
+    ngx_socket_t              fd;
+    ngx_connection_t         *c;
+    ngx_http_bulk_pg_conn_t  *pc;
+
+    pc = ngx_calloc(sizeof(ngx_http_bulk_pg_conn_t), ngx_cycle->log);
+    if (pc == NULL) {
+        return NULL;
+    }
+
+    pc->pool = pool;
+    pc->log = *ngx_cycle->log;
+
+    pc->pg = PQconnectStartParams(pool->keys, pool->values, 0);
+    if (pc->pg == NULL) {
+        ngx_cpystrn(w->err, (u_char *) "out of memory", sizeof(w->err));
+        ngx_free(pc);
+        return NULL;
+    }
+
+    fd = PQsocket(pc->pg);
+
+    if (PQstatus(pc->pg) == CONNECTION_BAD || fd == -1) {
+        p = ngx_cpystrn(w->err, (u_char *) PQerrorMessage(pc->pg),
+                        sizeof(w->err));
+        while (p > w->err && (p[-1] == '\n' || p[-1] == ' ')) {
+            *--p = '\0';
+        }
+
+        PQfinish(pc->pg);
+        ngx_free(pc);
+        return NULL;
+    }
+
+    c = ngx_get_connection(fd, ngx_cycle->log);
+    if (c == NULL) {
+        ngx_cpystrn(w->err, (u_char *) "no free worker connections",
+                    sizeof(w->err));
+        PQfinish(pc->pg);
+        ngx_free(pc);
+        return NULL;
+    }
+
+    c->data = pc;
+    c->log = &pc->log;
+    c->read->log = c->log;
+    c->write->log = c->log;
+    c->read->handler = ngx_http_bulk_pg_event;
+    c->write->handler = ngx_http_bulk_pg_event;
+
+    pc->c = c;
+    pc->connecting = 1;
+    pc->waiter = w;
+
+    pc->timer.handler = ngx_http_bulk_pg_timeout;
+    pc->timer.data = pc;
+    pc->timer.log = c->log;
+    pc->timer.cancelable = 1;
+
+    pool->nconns++;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                   "bulk pg: connecting %p, %ui open", pc, pool->nconns);
+
+    ngx_add_timer(&pc->timer, NGX_HTTP_BULK_PG_CONNECT_TIMEOUT);
+
+    if (ngx_http_bulk_pg_want(pc, 0, 1) != NGX_OK) {
+        ngx_http_bulk_pg_close(pc);
+        return NULL;
+    }
+
+    return pc;
+}
+
+
+static void
+ngx_http_bulk_pg_poll(ngx_http_bulk_pg_conn_t *pc)
+{
+    ngx_socket_t                 fd;
+    PostgresPollingStatusType    st;
+
+    /* the socket may change under PQconnectPoll: unregister it first */
+
+    if (ngx_http_bulk_pg_want(pc, 0, 0) != NGX_OK) {
+        ngx_http_bulk_pg_failed(pc);
+        return;
+    }
+
+    st = PQconnectPoll(pc->pg);
+    fd = PQsocket(pc->pg);
+
+    if (fd == -1) {
+        ngx_http_bulk_pg_failed(pc);
+        return;
+    }
+
+    pc->c->fd = fd;
+
+    switch (st) {
+
+    case PGRES_POLLING_READING:
+        if (ngx_http_bulk_pg_want(pc, 1, 0) != NGX_OK) {
+            ngx_http_bulk_pg_failed(pc);
+        }
+        return;
+
+    case PGRES_POLLING_WRITING:
+        if (ngx_http_bulk_pg_want(pc, 0, 1) != NGX_OK) {
+            ngx_http_bulk_pg_failed(pc);
+        }
+        return;
+
+    case PGRES_POLLING_OK:
+        ngx_http_bulk_pg_connected(pc);
+        return;
+
+    default:
+        ngx_http_bulk_pg_failed(pc);
+        return;
+    }
+}
+
+
+static void
+ngx_http_bulk_pg_connected(ngx_http_bulk_pg_conn_t *pc)
+{
+    ngx_http_bulk_pg_waiter_t  *w;
+
+    if (pc->timer.timer_set) {
+        ngx_del_timer(&pc->timer);
+    }
+
+    pc->connecting = 0;
+
+    if (PQsetnonblocking(pc->pg, 1) != 0) {
+        ngx_http_bulk_pg_failed(pc);
+        return;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, pc->c->log, 0,
+                   "bulk pg: connected %p", pc);
+
+    w = pc->waiter;
+    pc->waiter = NULL;
+
+    if (w) {
+        if (ngx_http_bulk_pg_want(pc, 1, 0) != NGX_OK) {
+            ngx_http_bulk_pg_failed(pc);
+            return;
+        }
+
+        ngx_http_bulk_pg_give(w, pc);
+        return;
+    }
+
+    /* the request went away meanwhile: the connection serves others */
+
+    ngx_http_bulk_pg_release(pc, 1);
+}
+
+
+static void
+ngx_http_bulk_pg_failed(ngx_http_bulk_pg_conn_t *pc)
+{
+    u_char                     *p;
+    ngx_http_bulk_pg_pool_t    *pool;
+    ngx_http_bulk_pg_waiter_t  *w;
+
+    w = pc->waiter;
+    pool = pc->pool;
+
+    if (w) {
+        p = ngx_cpystrn(w->err, (u_char *) PQerrorMessage(pc->pg),
+                        sizeof(w->err));
+        while (p > w->err && (p[-1] == '\n' || p[-1] == ' ')) {
+            *--p = '\0';
+        }
+
+        if (w->err[0] == '\0') {
+            ngx_cpystrn(w->err, (u_char *) "connection failed",
+                        sizeof(w->err));
+        }
+
+        ngx_log_error(NGX_LOG_ERR, pc->c->log, 0,
+                      "bulk pg: cannot connect to PostgreSQL: %s", w->err);
+
+        w->pending = NULL;
+        pc->waiter = NULL;
+    }
+
+    ngx_http_bulk_pg_close(pc);
+
+    if (w) {
+        ngx_post_event(&w->ev, &ngx_posted_events);
+        return;
+    }
+
+    ngx_http_bulk_pg_next(pool);
+}
+
+
+static void
+ngx_http_bulk_pg_close(ngx_http_bulk_pg_conn_t *pc)
+{
+    ngx_connection_t  *c;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "bulk pg: close connection %p", pc);
+
+    if (pc->timer.timer_set) {
+        ngx_del_timer(&pc->timer);
+    }
+
+    if (pc->idle) {
+        ngx_queue_remove(&pc->queue);
+        pc->idle = 0;
+    }
+
+    c = pc->c;
+
+    if (c) {
+        (void) ngx_http_bulk_pg_want(pc, 0, 0);
+
+        if (c->read->timer_set) {
+            ngx_del_timer(c->read);
+        }
+
+        if (c->write->timer_set) {
+            ngx_del_timer(c->write);
+        }
+
+        if (c->read->posted) {
+            ngx_delete_posted_event(c->read);
+        }
+
+        if (c->write->posted) {
+            ngx_delete_posted_event(c->write);
+        }
+
+        c->read->closed = 1;
+        c->write->closed = 1;
+        c->fd = (ngx_socket_t) -1;
+        ngx_free_connection(c);
+        pc->c = NULL;
+    }
+
+    /* libpq closes the socket; in non-blocking mode PQfinish never waits */
+
+    PQfinish(pc->pg);
+
+    pc->pool->nconns--;
+
+    ngx_free(pc);
+}
+
+
+static ngx_int_t
+ngx_http_bulk_pg_want(ngx_http_bulk_pg_conn_t *pc, ngx_uint_t rd,
+    ngx_uint_t wr)
+{
+    ngx_connection_t  *c;
+
+    c = pc->c;
+
+    if (rd && !c->read->active) {
+        if (ngx_add_event(c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+    } else if (!rd && c->read->active) {
+        if (ngx_del_event(c->read, NGX_READ_EVENT, 0) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (wr && !c->write->active) {
+        if (ngx_add_event(c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+    } else if (!wr && c->write->active) {
+        if (ngx_del_event(c->write, NGX_WRITE_EVENT, 0) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    pc->want_read = rd;
+    pc->want_write = wr;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_bulk_pg_timeout(ngx_event_t *ev)
+{
+    ngx_http_bulk_pg_conn_t  *pc;
+
+    pc = ev->data;
+
+    if (pc->connecting) {
+        ngx_log_error(NGX_LOG_ERR, ev->log, 0,
+                      "bulk pg: connect timed out");
+        ngx_http_bulk_pg_failed(pc);
+    }
+}
+
+
+static void
+ngx_http_bulk_pg_event(ngx_event_t *ev)
+{
+    ngx_connection_t         *c;
+    ngx_http_bulk_pg_conn_t  *pc;
+
+    c = ev->data;
+    pc = c->data;
+
+    if (pc->connecting) {
+        ngx_http_bulk_pg_poll(pc);
+        return;
+    }
+
+    if (ev->write) {
+        if (PQflush(pc->pg) != 1) {
+            /* flushed, or failed: the owner sees a failure in the result */
+            if (ngx_http_bulk_pg_want(pc, pc->want_read, 0) != NGX_OK) {
+                /* void */
+            }
+        }
+
+    } else {
+        (void) PQconsumeInput(pc->pg);
+    }
+
+    if (pc->handler) {
+        pc->handler(pc);
+    }
+}
+
+
+static void
+ngx_http_bulk_pg_idle(ngx_http_bulk_pg_conn_t *pc)
+{
+    PGnotify  *n;
+
+    while ((n = PQnotifies(pc->pg)) != NULL) {
+        PQfreemem(n);
+    }
+
+    if (PQstatus(pc->pg) != CONNECTION_OK || PQisBusy(pc->pg)) {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, pc->c->log, 0,
+                       "bulk pg: idle connection %p closed by server", pc);
+        ngx_http_bulk_pg_release(pc, 0);
+        return;
+    }
+
+    if (pc->want_write) {
+        (void) ngx_http_bulk_pg_want(pc, 1, 0);
+    }
+}
+
+
+void
+ngx_http_bulk_pg_set_handler(ngx_http_bulk_pg_conn_t *pc,
+    ngx_http_bulk_pg_handler_pt handler, void *data)
+{
+    pc->handler = handler;
+    pc->data = data;
+}
+
+
+ngx_int_t
+ngx_http_bulk_pg_send(ngx_http_bulk_pg_conn_t *pc, const char *sql)
+{
+    int  rc;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, pc->c->log, 0,
+                   "bulk pg: query \"%s\"", sql);
+
+    if (!PQsendQuery(pc->pg, sql)) {
+        return NGX_ERROR;
+    }
+
+    rc = PQflush(pc->pg);
+    if (rc == -1) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_bulk_pg_want(pc, 1, rc == 1);
+}
+
+
+ngx_int_t
+ngx_http_bulk_pg_read(ngx_http_bulk_pg_conn_t *pc, ngx_uint_t on)
+{
+    return ngx_http_bulk_pg_want(pc, on, pc->want_write);
+}

@@ -1,0 +1,124 @@
+#!/bin/bash
+# Private PostgreSQL 15 cluster for ngx_bulk development and tests.
+# Usage: util/pg.sh start|stop|status|psql [args]|env
+# Env: BULK_PGDIR (default <repo>/.pg), BULK_PGPORT (default 54329), BULK_PGBIN.
+set -euo pipefail
+
+UTIL_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
+REPO=$(dirname "$UTIL_DIR")
+BULK_PGDIR=${BULK_PGDIR:-$REPO/.pg}
+BULK_PGPORT=${BULK_PGPORT:-54329}
+BULK_PGBIN=${BULK_PGBIN:-/usr/lib/postgresql/15/bin}
+DB=bulk
+SU=postgres
+DATA=$BULK_PGDIR/data
+RUN=$BULK_PGDIR/run
+LOG=$BULK_PGDIR/postgresql.log
+SCHEMA=$REPO/sql/schema.sql
+
+die() { echo "pg.sh: $*" >&2; exit 1; }
+
+# Run a command as the postgres OS user (or directly if we already are).
+as_pg() {
+    if [ "$(id -un)" = postgres ]; then "$@"; else runuser -u postgres -- "$@"; fi
+}
+
+abs_pgdir() {
+    mkdir -p "$BULK_PGDIR" 2>/dev/null || true
+    [ -d "$BULK_PGDIR" ] || die "cannot create $BULK_PGDIR"
+    BULK_PGDIR=$(cd "$BULK_PGDIR" && pwd -P)
+    DATA=$BULK_PGDIR/data; RUN=$BULK_PGDIR/run; LOG=$BULK_PGDIR/postgresql.log
+}
+
+is_running() {
+    [ -f "$DATA/PG_VERSION" ] && as_pg "$BULK_PGBIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1
+}
+
+psql_cmd() {
+    "$BULK_PGBIN/psql" -h "$RUN" -p "$BULK_PGPORT" -U "$SU" -d "$DB" -X -q -v ON_ERROR_STOP=1 "$@"
+}
+
+cmd_start() {
+    [ -x "$BULK_PGBIN/initdb" ] || die "PostgreSQL binaries not found in $BULK_PGBIN"
+    abs_pgdir
+    if [ "$(id -u)" = 0 ]; then
+        chown postgres: "$BULK_PGDIR"
+        chmod 0755 "$BULK_PGDIR"
+    fi
+    as_pg test -x "$BULK_PGDIR" -a -w "$BULK_PGDIR" ||
+        die "user postgres cannot reach/write $BULK_PGDIR (a parent directory is not traversable by postgres?)"
+    mkdir -p "$RUN"
+    chmod 0777 "$RUN"
+    if [ "$(id -u)" = 0 ]; then chown postgres: "$RUN"; fi
+
+    if [ ! -f "$DATA/PG_VERSION" ]; then
+        as_pg "$BULK_PGBIN/initdb" -D "$DATA" -U "$SU" --auth=trust -E UTF8 --locale=C.UTF-8 >"$BULK_PGDIR/initdb.log" 2>&1 ||
+            { cat "$BULK_PGDIR/initdb.log" >&2; die "initdb failed"; }
+    fi
+    # (Re)write our settings on every start so port/dir changes take effect.
+    as_pg tee "$DATA/postgresql.auto.conf" >/dev/null <<CONF
+# Written by util/pg.sh on every start; do not edit.
+listen_addresses = '127.0.0.1'
+port = $BULK_PGPORT
+unix_socket_directories = '$RUN'
+unix_socket_permissions = 0777
+max_connections = 300
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+shared_buffers = 256MB
+logging_collector = off
+log_min_messages = warning
+log_line_prefix = '%m [%p] %d '
+CONF
+
+    if ! is_running; then
+        as_pg "$BULK_PGBIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 -s start ||
+            { tail -n 20 "$LOG" >&2 || true; die "pg_ctl start failed (log: $LOG)"; }
+    fi
+    if [ "$(psql_cmd -d postgres -Atc "select 1 from pg_database where datname = '$DB'")" != 1 ]; then
+        psql_cmd -d postgres -c "CREATE DATABASE $DB"
+    fi
+    if [ -f "$SCHEMA" ]; then
+        psql_cmd -f "$SCHEMA" >/dev/null
+    else
+        echo "pg.sh: warning: $SCHEMA not found, schema not applied" >&2
+    fi
+}
+
+cmd_stop() {
+    abs_pgdir
+    if is_running; then
+        as_pg "$BULK_PGBIN/pg_ctl" -D "$DATA" -m fast -w -s stop
+    fi
+}
+
+cmd_status() {
+    abs_pgdir
+    if is_running; then
+        echo "running: dir=$BULK_PGDIR port=$BULK_PGPORT socket=$RUN"
+    else
+        echo "stopped: dir=$BULK_PGDIR"
+        return 3
+    fi
+}
+
+cmd_env() {
+    abs_pgdir
+    cat <<ENV
+export PGHOST="$RUN"
+export PGPORT="$BULK_PGPORT"
+export PGUSER="$SU"
+export PGDATABASE="$DB"
+export BULK_PG_CONNINFO="host=$RUN port=$BULK_PGPORT user=$SU dbname=$DB"
+ENV
+}
+
+case "${1:-}" in
+    start) cmd_start ;;
+    stop) cmd_stop ;;
+    status) cmd_status ;;
+    psql) shift; abs_pgdir; psql_cmd "$@" ;;
+    env) cmd_env ;;
+    *) echo "usage: $0 start|stop|status|psql [args]|env" >&2; exit 2 ;;
+esac
