@@ -37,6 +37,7 @@ typedef struct {
     size_t                       since_len;
 
     PGresult                    *error;
+    u_char                       err[256];
     u_char                      *scratch;
     size_t                       scratch_size;
     ngx_uint_t                   rows;
@@ -52,7 +53,7 @@ typedef struct {
 static ngx_int_t ngx_http_bulk_dump_args(ngx_http_request_t *r,
     ngx_http_bulk_dump_ctx_t *ctx);
 static ngx_int_t ngx_http_bulk_dump_bool(ngx_http_request_t *r,
-    const char *name, ngx_uint_t *value);
+    ngx_http_bulk_dump_ctx_t *ctx, const char *name, ngx_uint_t *value);
 static void ngx_http_bulk_dump_ready(ngx_http_bulk_pg_waiter_t *w,
     ngx_int_t rc);
 static void ngx_http_bulk_dump_pg_handler(ngx_http_bulk_pg_conn_t *pc);
@@ -159,8 +160,14 @@ ngx_http_bulk_dump_handler(ngx_http_request_t *r)
     ctx->head = (r->method == NGX_HTTP_HEAD);
 
     rc = ngx_http_bulk_dump_args(r, ctx);
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_bulk_send_error(r, NGX_HTTP_BAD_REQUEST, "invalid",
+                                        "%s", ctx->err);
+    }
+
     if (rc != NGX_OK) {
-        return rc;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     if (ctx->fhir) {
@@ -217,14 +224,14 @@ ngx_http_bulk_dump_args(ngx_http_request_t *r, ngx_http_bulk_dump_ctx_t *ctx)
     ngx_uint_t  flag;
     char        err[128];
 
-    rc = ngx_http_bulk_dump_bool(r, "fhir", &flag);
+    rc = ngx_http_bulk_dump_bool(r, ctx, "fhir", &flag);
     if (rc != NGX_OK) {
         return rc;
     }
 
     ctx->fhir = flag;
 
-    rc = ngx_http_bulk_dump_bool(r, "gzip", &flag);
+    rc = ngx_http_bulk_dump_bool(r, ctx, "gzip", &flag);
     if (rc != NGX_OK) {
         return rc;
     }
@@ -237,7 +244,7 @@ ngx_http_bulk_dump_args(ngx_http_request_t *r, ngx_http_bulk_dump_ctx_t *ctx)
 
     dst = ngx_pnalloc(r->pool, value.len + 1);
     if (dst == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_ERROR;
     }
 
     src = value.data;
@@ -248,8 +255,9 @@ ngx_http_bulk_dump_args(ngx_http_request_t *r, ngx_http_bulk_dump_ctx_t *ctx)
     n = ngx_bulk_since_parse(value.data, value.len, ctx->since, err);
 
     if (n < 0) {
-        return ngx_http_bulk_send_error(r, NGX_HTTP_BAD_REQUEST, "invalid",
-                                        "%s, got \"%V\"", err, &value);
+        ngx_snprintf(ctx->err, sizeof(ctx->err) - 1, "%s, got \"%V\"%Z",
+                     err, &value);
+        return NGX_DECLINED;
     }
 
     ctx->since_len = n;
@@ -258,9 +266,11 @@ ngx_http_bulk_dump_args(ngx_http_request_t *r, ngx_http_bulk_dump_ctx_t *ctx)
 }
 
 
+/* NGX_OK, or NGX_DECLINED with the reason in ctx->err */
+
 static ngx_int_t
-ngx_http_bulk_dump_bool(ngx_http_request_t *r, const char *name,
-    ngx_uint_t *value)
+ngx_http_bulk_dump_bool(ngx_http_request_t *r, ngx_http_bulk_dump_ctx_t *ctx,
+    const char *name, ngx_uint_t *value)
 {
     ngx_str_t  v;
 
@@ -279,9 +289,10 @@ ngx_http_bulk_dump_bool(ngx_http_request_t *r, const char *name,
         return NGX_OK;
     }
 
-    return ngx_http_bulk_send_error(r, NGX_HTTP_BAD_REQUEST, "invalid",
-                                    "%s must be true or false, got \"%V\"",
-                                    name, &v);
+    ngx_snprintf(ctx->err, sizeof(ctx->err) - 1,
+                 "%s must be true or false, got \"%V\"%Z", name, &v);
+
+    return NGX_DECLINED;
 }
 
 
@@ -790,6 +801,7 @@ ngx_http_bulk_dump_row(ngx_http_bulk_dump_ctx_t *ctx, u_char *data,
     /* the stored members but id, resourceType and meta */
 
     meta.value = NULL;
+    any = 1;
 
     if (ngx_http_bulk_dump_members(o, &rp, rend, ngx_http_bulk_dump_top_skip,
                                    3, &meta, &any)
@@ -852,9 +864,10 @@ ngx_http_bulk_dump_row(ngx_http_bulk_dump_ctx_t *ctx, u_char *data,
 
 
 /*
- * Copies the members of an object's text but those named in skip, each
- * preceded by ","; runs of kept members go out in one piece.  The member
- * named by skip[nskip - 1] is returned in found when found is not NULL.
+ * Copies the members of an object's text but those named in skip; runs of
+ * kept members go out in one piece, preceded by "," when *any is set on
+ * entry or a run went out before (*any is set then).  The member named by
+ * skip[nskip - 1] is returned in found when found is not NULL.
  */
 
 static ngx_int_t
@@ -869,7 +882,6 @@ ngx_http_bulk_dump_members(ngx_http_bulk_out_t *o, const u_char **p,
 
     run = NULL;
     run_end = NULL;
-    *any = 0;
 
     for ( ;; ) {
         rc = ngx_bulk_json_next(p, end, &m);
@@ -902,7 +914,7 @@ ngx_http_bulk_dump_members(ngx_http_bulk_out_t *o, const u_char **p,
         }
 
         if (run) {
-            if (ngx_http_bulk_out_put(o, (u_char *) ",", 1) != NGX_OK
+            if ((*any && ngx_http_bulk_out_put(o, (u_char *) ",", 1) != NGX_OK)
                 || ngx_http_bulk_out_put(o, run, run_end - run) != NGX_OK)
             {
                 return NGX_ERROR;

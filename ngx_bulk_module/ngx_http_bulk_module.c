@@ -10,6 +10,10 @@
 
 
 static ngx_int_t ngx_http_bulk_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_bulk_add_variables(ngx_conf_t *cf);
+static void ngx_http_bulk_exit_process(ngx_cycle_t *cycle);
+static ngx_int_t ngx_http_bulk_source_url_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
 static void *ngx_http_bulk_create_main_conf(ngx_conf_t *cf);
 static void *ngx_http_bulk_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent,
@@ -84,7 +88,7 @@ static ngx_command_t  ngx_http_bulk_commands[] = {
 
 
 static ngx_http_module_t  ngx_http_bulk_module_ctx = {
-    NULL,                                  /* preconfiguration */
+    ngx_http_bulk_add_variables,           /* preconfiguration */
     NULL,                                  /* postconfiguration */
 
     ngx_http_bulk_create_main_conf,        /* create main configuration */
@@ -108,10 +112,58 @@ ngx_module_t  ngx_http_bulk_module = {
     NULL,                                  /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_http_bulk_exit_process,            /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
+
+
+static void
+ngx_http_bulk_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_bulk_pg_exit(cycle);
+}
+
+
+static ngx_http_variable_t  ngx_http_bulk_vars[] = {
+
+    { ngx_string("bulk_source_url"), NULL,
+      ngx_http_bulk_source_url_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+      ngx_http_null_variable
+};
+
+
+static ngx_int_t
+ngx_http_bulk_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_http_bulk_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
+}
+
+
+/* the source URL of a $load or $import fetch subrequest */
+
+static ngx_int_t
+ngx_http_bulk_source_url_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    v->not_found = 1;
+
+    return NGX_OK;
+}
 
 
 static ngx_int_t

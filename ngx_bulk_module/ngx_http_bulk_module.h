@@ -53,12 +53,13 @@ struct ngx_http_bulk_pg_pool_s {
     ngx_uint_t                    nconns;
     ngx_queue_t                   idle;
     ngx_queue_t                   waiters;
-    unsigned                      inited:1;
+    ngx_queue_t                   all;
 };
 
 
 struct ngx_http_bulk_pg_conn_s {
-    ngx_queue_t                   queue;
+    ngx_queue_t                   queue;    /* in the pool's idle queue */
+    ngx_queue_t                   all;      /* in the pool's list of all */
     ngx_http_bulk_pg_pool_t      *pool;
     PGconn                       *pg;
     ngx_connection_t             *c;
@@ -144,6 +145,7 @@ void ngx_http_bulk_pg_release(ngx_http_bulk_pg_conn_t *pc,
     ngx_uint_t reusable);
 ngx_int_t ngx_http_bulk_pg_send(ngx_http_bulk_pg_conn_t *pc, const char *sql);
 ngx_int_t ngx_http_bulk_pg_read(ngx_http_bulk_pg_conn_t *pc, ngx_uint_t on);
+void ngx_http_bulk_pg_exit(ngx_cycle_t *cycle);
 void ngx_http_bulk_pg_set_handler(ngx_http_bulk_pg_conn_t *pc,
     ngx_http_bulk_pg_handler_pt handler, void *data);
 

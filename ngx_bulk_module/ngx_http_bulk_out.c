@@ -210,6 +210,8 @@ ngx_http_bulk_out_send(ngx_http_bulk_out_t *o, ngx_uint_t flush,
     ngx_uint_t last)
 {
     ngx_int_t            rc;
+    ngx_buf_t           *b;
+    ngx_chain_t         *cl;
     ngx_http_request_t  *r;
 
     r = o->request;
@@ -221,17 +223,32 @@ ngx_http_bulk_out_send(ngx_http_bulk_out_t *o, ngx_uint_t flush,
             return NGX_ERROR;
         }
 
-        if (o->cur == NULL && ngx_http_bulk_out_next(o) != NGX_OK) {
+        if (o->cur && o->cur->last > o->cur->pos
+            && ngx_http_bulk_out_next(o) != NGX_OK)
+        {
             return NGX_ERROR;
         }
 
-        o->cur->last_buf = (r == r->main) ? 1 : 0;
-        o->cur->last_in_chain = 1;
-        o->cur->flush = 1;
+        /* an empty special buffer ends the stream */
 
-        if (ngx_http_bulk_out_next(o) != NGX_OK) {
+        b = ngx_calloc_buf(r->pool);
+        if (b == NULL) {
             return NGX_ERROR;
         }
+
+        cl = ngx_alloc_chain_link(r->pool);
+        if (cl == NULL) {
+            return NGX_ERROR;
+        }
+
+        b->last_buf = (r == r->main) ? 1 : 0;
+        b->last_in_chain = 1;
+        b->flush = 1;
+
+        cl->buf = b;
+        cl->next = NULL;
+        *o->last_out = cl;
+        o->last_out = &cl->next;
 
     } else if (flush) {
         if (o->gzip && o->unflushed) {

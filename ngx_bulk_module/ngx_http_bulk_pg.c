@@ -79,6 +79,7 @@ ngx_http_bulk_pg_pool_get(ngx_conf_t *cf, ngx_str_t *conninfo, ngx_uint_t max,
     pool->timeout = timeout;
     ngx_queue_init(&pool->idle);
     ngx_queue_init(&pool->waiters);
+    ngx_queue_init(&pool->all);
 
     err = NULL;
     opts = PQconninfoParse((char *) pool->conninfo.data, &err);
@@ -259,6 +260,7 @@ ngx_http_bulk_pg_acquire(ngx_http_bulk_pg_waiter_t *w)
 
         pc = ngx_queue_data(q, ngx_http_bulk_pg_conn_t, queue);
         pc->idle = 0;
+        pc->c->idle = 0;
 
         if (PQstatus(pc->pg) == CONNECTION_OK
             && PQtransactionStatus(pc->pg) == PQTRANS_IDLE)
@@ -355,7 +357,10 @@ ngx_http_bulk_pg_release(ngx_http_bulk_pg_conn_t *pc, ngx_uint_t reusable)
         ngx_log_debug1(NGX_LOG_DEBUG_HTTP, pc->c->log, 0,
                        "bulk pg: connection %p idle", pc);
 
+        /* an idle nginx connection: a graceful shutdown closes it */
+
         pc->idle = 1;
+        pc->c->idle = 1;
         pc->handler = ngx_http_bulk_pg_idle;
         ngx_queue_insert_head(&pool->idle, &pc->queue);
         return;
@@ -414,6 +419,7 @@ ngx_http_bulk_pg_give(ngx_http_bulk_pg_waiter_t *w,
     w->pending = NULL;
     w->conn = pc;
     pc->idle = 0;
+    pc->c->idle = 0;
     pc->handler = NULL;
 
     ngx_post_event(&w->ev, &ngx_posted_events);
@@ -515,6 +521,7 @@ ngx_http_bulk_pg_connect(ngx_http_bulk_pg_pool_t *pool,
     pc->timer.cancelable = 1;
 
     pool->nconns++;
+    ngx_queue_insert_tail(&pool->all, &pc->all);
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
                    "bulk pg: connecting %p, %ui open", pc, pool->nconns);
@@ -673,6 +680,8 @@ ngx_http_bulk_pg_close(ngx_http_bulk_pg_conn_t *pc)
         pc->idle = 0;
     }
 
+    ngx_queue_remove(&pc->all);
+
     c = pc->c;
 
     if (c) {
@@ -775,6 +784,13 @@ ngx_http_bulk_pg_event(ngx_event_t *ev)
     c = ev->data;
     pc = c->data;
 
+    if (c->close) {
+        /* a graceful shutdown closes idle connections */
+        c->close = 0;
+        ngx_http_bulk_pg_release(pc, 0);
+        return;
+    }
+
     if (pc->connecting) {
         ngx_http_bulk_pg_poll(pc);
         return;
@@ -854,4 +870,33 @@ ngx_int_t
 ngx_http_bulk_pg_read(ngx_http_bulk_pg_conn_t *pc, ngx_uint_t on)
 {
     return ngx_http_bulk_pg_want(pc, on, pc->want_write);
+}
+
+
+/* the worker exits: close whatever is left so no socket is reported open */
+
+void
+ngx_http_bulk_pg_exit(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                  i;
+    ngx_queue_t                *q;
+    ngx_http_bulk_pg_conn_t    *pc;
+    ngx_http_bulk_pg_pool_t   **pp;
+    ngx_http_bulk_main_conf_t  *bmcf;
+
+    bmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_bulk_module);
+    if (bmcf == NULL) {
+        return;
+    }
+
+    pp = bmcf->pools.elts;
+
+    for (i = 0; i < bmcf->pools.nelts; i++) {
+        while (!ngx_queue_empty(&pp[i]->all)) {
+            q = ngx_queue_head(&pp[i]->all);
+            pc = ngx_queue_data(q, ngx_http_bulk_pg_conn_t, all);
+            pc->waiter = NULL;
+            ngx_http_bulk_pg_close(pc);
+        }
+    }
 }

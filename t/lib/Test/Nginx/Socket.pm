@@ -740,6 +740,7 @@ my %KnownSections = map { $_ => 1 } qw(
     response_headers_like response_body response_body_like error_log
     no_error_log timeout wait init skip_eval ONLY SKIP LAST perl_test
     must_die abort incomplete_ok ignore_response user_files skip_nginx
+    response_body_filters
     no_check_leak
 );
 
@@ -861,6 +862,16 @@ sub run_test ($) {
                 . ")");
         }
         next if $ignore;
+
+        if (defined(my $f = _val($block, 'response_body_filters'))) {
+            for my $flt (ref $f eq 'ARRAY' ? @$f : ($f)) {
+                if (ref $flt eq 'CODE') {
+                    $res->{body} = $flt->($res->{body});
+                } elsif ($flt =~ /^\s*(uc|lc)\s*$/) {
+                    $res->{body} = $1 eq 'uc' ? uc $res->{body} : lc $res->{body};
+                }
+            }
+        }
 
         my $code = _pick($code_exp, $i);
         is($res->{status} // '', defined $code ? $code : 200,

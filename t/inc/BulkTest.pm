@@ -1,0 +1,167 @@
+package BulkTest;
+
+# Helpers shared by the ngx_bulk tests: the test database (DBD::Pg, the
+# cluster util/run-tests.sh started), NDJSON decoding, backend counting and
+# a small TCP proxy to stall or cut the way to PostgreSQL.
+
+use strict;
+use warnings;
+use DBI;
+use JSON::PP ();
+use IO::Socket::INET;
+use IO::Select;
+use POSIX ();
+use Time::HiRes qw(time sleep);
+use Exporter 'import';
+
+our @EXPORT = qw(db sql sql_one seed reset_type json_lines json_decode
+                 json_canon backends backend_pids wait_backends
+                 proxy_start proxy_stop fill_table);
+
+my $dbh;
+
+sub db {
+    return $dbh if $dbh && $dbh->ping;
+    $dbh = DBI->connect("dbi:Pg:host=$ENV{PGHOST};port=$ENV{PGPORT};"
+                        . "dbname=" . ($ENV{PGDATABASE} || 'bulk'),
+                        $ENV{PGUSER} || 'postgres', '',
+                        { RaiseError => 1, AutoCommit => 1, PrintWarn => 0,
+                          pg_enable_utf8 => 0 })
+        or die "cannot connect to the test database";
+    $dbh->do("SET client_min_messages = warning");
+    return $dbh;
+}
+
+sub sql { my ($q, @b) = @_; return db()->do($q, undef, @b) }
+
+sub sql_one {
+    my ($q, @b) = @_;
+    my @r = db()->selectrow_array($q, undef, @b);
+    return $r[0];
+}
+
+sub reset_type {
+    my ($type) = @_;
+    my $t = lc $type;
+    die "bad type" unless $t =~ /^[a-z0-9]+$/;
+    sql(qq{TRUNCATE "$t", "${t}_history"});
+}
+
+# seed('Patient', [ { id => 'p1', resource => '{"a":1}' (json text),
+#                     txid => 7, cts => '2021-...', ts => '...' }, ... ])
+sub seed {
+    my ($type, $rows) = @_;
+    my $t = lc $type;
+    reset_type($type);
+    my $sth = db()->prepare(qq{INSERT INTO "$t"
+        (id, txid, cts, ts, resource_type, status, resource)
+        VALUES (?, ?, coalesce(?::timestamptz, now()),
+                coalesce(?::timestamptz, now()), ?, 'created', ?::jsonb)});
+    for my $r (@$rows) {
+        $sth->execute($r->{id}, $r->{txid} // 1, $r->{cts}, $r->{ts} // $r->{cts},
+                      $type, $r->{resource});
+    }
+}
+
+# n rows of about `size` bytes each into the type's table, generated in SQL
+sub fill_table {
+    my ($type, $n, $size) = @_;
+    my $t = lc $type;
+    reset_type($type);
+    sql(qq{INSERT INTO "$t" (id, txid, cts, ts, resource_type, status, resource)
+           SELECT 'r' || g, 1, now(), now(), ?, 'created',
+                  jsonb_build_object('n', g, 'text', repeat('x', ?))
+           FROM generate_series(1, ?) g}, $type, $size, $n);
+}
+
+sub json_decode { return JSON::PP->new->utf8->decode($_[0]) }
+
+sub json_lines {
+    my ($body) = @_;
+    return [ map { json_decode($_) } grep { length } split /\n/, $body ];
+}
+
+# canonical text of a JSON value (sorted keys) for equality checks
+sub json_canon {
+    my ($v) = @_;
+    return JSON::PP->new->utf8->canonical->encode($v);
+}
+
+# backends that nginx opened (application_name ngx_bulk)
+sub backends {
+    return sql_one(q{SELECT count(*) FROM pg_stat_activity
+                     WHERE application_name = 'ngx_bulk'});
+}
+
+sub backend_pids {
+    return db()->selectcol_arrayref(q{SELECT pid FROM pg_stat_activity
+                     WHERE application_name = 'ngx_bulk' ORDER BY pid});
+}
+
+# waits up to $secs for the backend count to satisfy $cond; returns the
+# seconds it took or undef
+sub wait_backends {
+    my ($cond, $secs) = @_;
+    my $t0 = time;
+    while (time - $t0 < $secs) {
+        return time - $t0 if $cond->(backends());
+        sleep 0.05;
+    }
+    return undef;
+}
+
+# A TCP proxy in a child process: 127.0.0.1:$listen -> $host:$port.
+# Returns its pid; the proxy stops by itself after $life seconds.
+sub proxy_start {
+    my ($listen, $host, $port, $life) = @_;
+    $life ||= 60;
+    my $l = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $listen,
+                                  Listen => 64, ReuseAddr => 1)
+        or die "proxy listen $listen: $!";
+    my $pid = fork;
+    die "fork: $!" unless defined $pid;
+    if ($pid) { close $l; return $pid }
+
+    $dbh->{InactiveDestroy} = 1 if $dbh;
+    $SIG{ALRM} = sub { POSIX::_exit(0) };
+    alarm $life;
+    my $sel = IO::Select->new($l);
+    my %peer;
+    while (1) {
+        for my $s ($sel->can_read(1)) {
+            if ($s == $l) {
+                my $c = $l->accept or next;
+                my $u = IO::Socket::INET->new(PeerAddr => $host,
+                                              PeerPort => $port) or do {
+                    close $c; next };
+                $peer{$c} = $u; $peer{$u} = $c;
+                $sel->add($c, $u);
+                next;
+            }
+            my $buf;
+            my $n = sysread($s, $buf, 65536);
+            my $o = $peer{$s};
+            if (!$n) {
+                $sel->remove($s, $o);
+                delete @peer{$s, $o};
+                close $s; close $o;
+                next;
+            }
+            my $off = 0;
+            while ($off < $n) {
+                my $w = syswrite($o, $buf, $n - $off, $off);
+                last unless defined $w;
+                $off += $w;
+            }
+        }
+    }
+}
+
+sub proxy_stop {
+    my ($pid) = @_;
+    return unless $pid;
+    kill 'KILL', $pid;
+    waitpid $pid, 0;
+}
+
+1;

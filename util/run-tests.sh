@@ -1,0 +1,23 @@
+#!/bin/bash
+# make test: a private PostgreSQL cluster, the C unit tests and t/*.t under
+# prove; stops the cluster and exits non-zero on any failure.  prove's
+# summary is the last line.
+set -uo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+cd "$REPO"
+
+export BULK_PGDIR=${BULK_PGDIR:-$REPO/.pg-test}
+export BULK_PGPORT=${BULK_PGPORT:-54330}
+
+util/pg.sh start >/dev/null || { echo "cannot start PostgreSQL" >&2; exit 1; }
+trap 'util/pg.sh stop >/dev/null 2>&1 || true' EXIT
+eval "$(util/pg.sh env)"
+
+export TEST_NGINX_BINARY=${TEST_NGINX_BINARY:-/usr/sbin/nginx}
+export TEST_NGINX_LOAD_MODULES=${TEST_NGINX_LOAD_MODULES:-$REPO/build/ngx_http_bulk_module.so}
+export TEST_NGINX_PG_CONNINFO=$BULK_PG_CONNINFO
+export TEST_NGINX_PG_HOST=$PGHOST
+export TEST_NGINX_PG_PORT=$PGPORT
+
+prove ${PROVE_FLAGS:-} ${TESTS:-t/*.t}
