@@ -224,8 +224,8 @@ ngx_bulk_ts_format(int64_t us, char *out)
 
     /* PostgreSQL's infinity is INT64_MAX/MIN: clamp to the year range */
 
-    if (us > INT64_C(252423993599999999)) {
-        us = INT64_C(252423993599999999);     /* 9999-12-31 23:59:59.999999 */
+    if (us > INT64_C(252455615999999999)) {
+        us = INT64_C(252455615999999999);     /* 9999-12-31 23:59:59.999999 */
 
     } else if (us < INT64_C(-63082281600000000)) {
         us = INT64_C(-63082281600000000);     /* 0001-01-01 00:00:00 */

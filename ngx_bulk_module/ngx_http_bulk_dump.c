@@ -14,6 +14,7 @@
 #include "ngx_bulk_json.h"
 #include "ngx_bulk_time.h"
 #include "ngx_bulk_fhir_schema.h"
+#include "ngx_bulk_format.h"
 
 
 typedef enum {
@@ -37,6 +38,7 @@ typedef struct {
     size_t                       since_len;
 
     PGresult                    *error;
+    ngx_bulk_fmt_t              *fmt;
     u_char                       err[256];
     u_char                      *scratch;
     size_t                       scratch_size;
@@ -64,6 +66,8 @@ static void ngx_http_bulk_dump_rows(ngx_http_bulk_dump_ctx_t *ctx);
 static void ngx_http_bulk_dump_drain_results(ngx_http_bulk_dump_ctx_t *ctx);
 static ngx_int_t ngx_http_bulk_dump_row(ngx_http_bulk_dump_ctx_t *ctx,
     u_char *data, size_t len);
+static ngx_int_t ngx_http_bulk_dump_fhir_row(ngx_http_bulk_dump_ctx_t *ctx,
+    u_char **f, int32_t *flen);
 static ngx_int_t ngx_http_bulk_dump_members(ngx_http_bulk_out_t *o,
     const u_char **p, const u_char *end, ngx_str_t *skip, ngx_uint_t nskip,
     ngx_bulk_member_t *found, ngx_uint_t *any);
@@ -171,11 +175,10 @@ ngx_http_bulk_dump_handler(ngx_http_request_t *r)
     }
 
     if (ctx->fhir) {
-        return ngx_http_bulk_send_error(r, NGX_HTTP_NOT_IMPLEMENTED,
-                                        "not-supported",
-                                        "fhir=true is not implemented yet: "
-                                        "the FHIR format converter has not "
-                                        "landed");
+        ctx->fmt = ngx_http_bulk_fmt();
+        if (ctx->fmt == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
     }
 
     cln = ngx_pool_cleanup_add(r->pool, 0);
@@ -560,7 +563,7 @@ ngx_http_bulk_dump_rows(ngx_http_bulk_dump_ctx_t *ctx)
             PQfreemem(buf);
 
             if (rc != NGX_OK) {
-                ngx_http_bulk_dump_abort(ctx, "malformed row");
+                ngx_http_bulk_dump_abort(ctx, (char *) ctx->err);
                 return;
             }
 
@@ -711,6 +714,9 @@ ngx_http_bulk_dump_row(ngx_http_bulk_dump_ctx_t *ctx, u_char *data,
     end = data + len;
     o = &ctx->out;
 
+    ngx_cpystrn(ctx->err, (u_char *) "malformed row from PostgreSQL",
+                sizeof(ctx->err));
+
     if (!ctx->copy_header) {
         if (len < 19 || ngx_memcmp(p, sig, 11) != 0) {
             return NGX_ERROR;
@@ -764,6 +770,10 @@ ngx_http_bulk_dump_row(ngx_http_bulk_dump_ctx_t *ctx, u_char *data,
         || f[4][0] != 1)
     {
         return NGX_ERROR;
+    }
+
+    if (ctx->fmt) {
+        return ngx_http_bulk_dump_fhir_row(ctx, f, flen);
     }
 
     if ((size_t) flen[0] * 6 > ctx->scratch_size) {
@@ -853,6 +863,55 @@ ngx_http_bulk_dump_row(ngx_http_bulk_dump_ctx_t *ctx, u_char *data,
 
     if (ngx_http_bulk_out_put(o, (u_char *) ts, NGX_BULK_TS_LEN) != NGX_OK
         || ngx_http_bulk_out_put(o, (u_char *) "\"}}\n", 4) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ctx->rows++;
+
+    return NGX_OK;
+}
+
+
+/* fhir=true: the converter writes the whole line, meta included */
+
+static ngx_int_t
+ngx_http_bulk_dump_fhir_row(ngx_http_bulk_dump_ctx_t *ctx, u_char **f,
+    int32_t *flen)
+{
+    u_char              *q;
+    ngx_bulk_fmt_job_t   job;
+    u_char               num[NGX_INT64_LEN + 2];
+    char                 ts[NGX_BULK_TS_LEN], cts[NGX_BULK_TS_LEN];
+
+    ngx_memzero(&job, sizeof(ngx_bulk_fmt_job_t));
+
+    q = ngx_sprintf(num, "%L", ngx_http_bulk_int64(f[1]));
+    ngx_bulk_ts_format(ngx_http_bulk_int64(f[3]), ts);
+    ngx_bulk_ts_format(ngx_http_bulk_int64(f[2]), cts);
+
+    job.dir = NGX_BULK_FMT_TO_FHIR;
+    job.type = (char *) ctx->type.data;
+    job.type_len = ctx->type.len;
+    job.inject = 1;
+    job.id = (char *) f[0];
+    job.id_len = flen[0];
+    job.version_id = (char *) num;
+    job.version_id_len = q - num;
+    job.last_updated = ts;
+    job.last_updated_len = NGX_BULK_TS_LEN;
+    job.created_at = cts;
+    job.created_at_len = NGX_BULK_TS_LEN;
+
+    if (ngx_bulk_fmt_convert(ctx->fmt, &job, f[4] + 1, flen[4] - 1) != 0) {
+        ngx_snprintf(ctx->err, sizeof(ctx->err) - 1,
+                     "row \"%*s\" cannot be converted to FHIR: %s%Z",
+                     (size_t) ngx_min(flen[0], 64), f[0], job.err);
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_bulk_out_put(&ctx->out, job.out, job.out_len) != NGX_OK
+        || ngx_http_bulk_out_put(&ctx->out, (u_char *) "\n", 1) != NGX_OK)
     {
         return NGX_ERROR;
     }
@@ -1013,6 +1072,12 @@ ngx_http_bulk_dump_abort(ngx_http_bulk_dump_ctx_t *ctx, const char *reason)
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "bulk dump of \"%V\" failed after %ui rows: %s",
                       &ctx->type, ctx->rows, reason);
+
+        /* the client gets the rows before the failure, then a cut */
+
+        if (ctx->state == ngx_http_bulk_dump_copy && !r->connection->error) {
+            (void) ngx_http_bulk_out_send(&ctx->out, 1, 0);
+        }
     }
 
     if (ctx->error) {

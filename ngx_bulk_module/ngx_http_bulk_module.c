@@ -7,6 +7,11 @@
 
 #include "ngx_http_bulk_module.h"
 #include "ngx_bulk_json.h"
+#include "ngx_bulk_format.h"
+
+
+/* the worker's format converter, made on first use */
+static ngx_bulk_fmt_t  *ngx_http_bulk_fmt_worker;
 
 
 static ngx_int_t ngx_http_bulk_handler(ngx_http_request_t *r);
@@ -122,6 +127,27 @@ static void
 ngx_http_bulk_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_bulk_pg_exit(cycle);
+
+    if (ngx_http_bulk_fmt_worker) {
+        ngx_bulk_fmt_destroy(ngx_http_bulk_fmt_worker);
+        ngx_http_bulk_fmt_worker = NULL;
+    }
+}
+
+
+/*
+ * One converter per worker: it is used for one document at a time and
+ * reuses its buffers, so rows cost no allocations.
+ */
+
+ngx_bulk_fmt_t *
+ngx_http_bulk_fmt(void)
+{
+    if (ngx_http_bulk_fmt_worker == NULL) {
+        ngx_http_bulk_fmt_worker = ngx_bulk_fmt_create();
+    }
+
+    return ngx_http_bulk_fmt_worker;
 }
 
 
@@ -190,6 +216,27 @@ ngx_http_bulk_handler(ngx_http_request_t *r)
                                         "this operation is not implemented "
                                         "yet by ngx_bulk");
     }
+}
+
+
+/* the length of a libpq message without its trailing newline */
+
+size_t
+ngx_http_bulk_msg_len(const char *msg)
+{
+    size_t  len;
+
+    if (msg == NULL) {
+        return 0;
+    }
+
+    len = ngx_strlen(msg);
+
+    while (len && (msg[len - 1] == '\n' || msg[len - 1] == ' ')) {
+        len--;
+    }
+
+    return len;
 }
 
 
@@ -460,8 +507,8 @@ ngx_http_bulk_pg(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     if (opts == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid PostgreSQL conninfo \"%V\": %s",
-                           &value[1], err ? err : "out of memory");
+                           "invalid PostgreSQL conninfo \"%V\": %*s",
+                           &value[1], ngx_http_bulk_msg_len(err), err);
         if (err) {
             PQfreemem(err);
         }

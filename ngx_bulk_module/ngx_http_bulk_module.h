@@ -15,6 +15,7 @@
 #include <ngx_http.h>
 #include <libpq-fe.h>
 #include <zlib.h>
+#include "ngx_bulk_format.h"
 
 
 #define NGX_HTTP_BULK_OP_NONE        0
@@ -133,6 +134,8 @@ ngx_int_t ngx_http_bulk_send_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *code, const char *fmt, ...);
 ngx_int_t ngx_http_bulk_send_pg_error(ngx_http_request_t *r, PGresult *res,
     PGconn *pg, ngx_uint_t status);
+ngx_bulk_fmt_t *ngx_http_bulk_fmt(void);
+size_t ngx_http_bulk_msg_len(const char *msg);
 ngx_int_t ngx_http_bulk_add_header(ngx_http_request_t *r, const char *key,
     const char *value);
 

@@ -85,8 +85,8 @@ ngx_http_bulk_pg_pool_get(ngx_conf_t *cf, ngx_str_t *conninfo, ngx_uint_t max,
     opts = PQconninfoParse((char *) pool->conninfo.data, &err);
     if (opts == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid PostgreSQL conninfo \"%V\": %s",
-                           conninfo, err ? err : "out of memory");
+                           "invalid PostgreSQL conninfo \"%V\": %*s",
+                           conninfo, ngx_http_bulk_msg_len(err), err);
         if (err) {
             PQfreemem(err);
         }
@@ -727,6 +727,22 @@ ngx_http_bulk_pg_want(ngx_http_bulk_pg_conn_t *pc, ngx_uint_t rd,
     ngx_connection_t  *c;
 
     c = pc->c;
+
+    if (PQsocket(pc->pg) != c->fd) {
+
+        /*
+         * libpq closed the socket after an error: the kernel dropped it
+         * from epoll, and the descriptor may already belong to another
+         * connection, so it is not touched
+         */
+
+        c->read->active = 0;
+        c->write->active = 0;
+        pc->want_read = 0;
+        pc->want_write = 0;
+
+        return (rd || wr) ? NGX_ERROR : NGX_OK;
+    }
 
     if (rd && !c->read->active) {
         if (ngx_add_event(c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT) != NGX_OK)

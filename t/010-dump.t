@@ -165,14 +165,6 @@ main::seed_patients();
 
 
 
-=== TEST 13: fhir=true is refused until the converter lands
---- request
-GET /Patient/$dump?fhir=true
---- error_code: 501
---- response_body_like: "code":"not-supported".*converter
-
-
-
 === TEST 14: gzip=true is gzip of the same rows
 --- init
 main::fill_table('Basic', 3000, 200);

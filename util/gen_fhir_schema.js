@@ -200,6 +200,8 @@ let pool = '';
 const poolIdx = new Map();
 function str(s) {
   if (poolIdx.has(s)) return poolIdx.get(s);
+  // "\0" followed by an octal digit would be misread by the C compiler
+  if (!/^[A-Za-z_]/.test(s)) throw new Error('bad name ' + s);
   const off = Buffer.byteLength(pool);
   pool += s + '\0';
   poolIdx.set(s, off);

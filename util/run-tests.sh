@@ -16,6 +16,7 @@ eval "$(util/pg.sh env)"
 
 export TEST_NGINX_BINARY=${TEST_NGINX_BINARY:-/usr/sbin/nginx}
 export TEST_NGINX_LOAD_MODULES=${TEST_NGINX_LOAD_MODULES:-$REPO/build/ngx_http_bulk_module.so}
+export TEST_NGINX_REPO=$REPO
 export TEST_NGINX_PG_CONNINFO=$BULK_PG_CONNINFO
 export TEST_NGINX_PG_HOST=$PGHOST
 export TEST_NGINX_PG_PORT=$PGPORT

@@ -15,7 +15,7 @@ use Time::HiRes qw(time sleep);
 use Exporter 'import';
 
 our @EXPORT = qw(db sql sql_one seed reset_type json_lines json_decode
-                 json_canon backends backend_pids wait_backends
+                 json_canon dechunk backends backend_pids wait_backends
                  proxy_start proxy_stop fill_table);
 
 my $dbh;
@@ -72,6 +72,23 @@ sub fill_table {
            SELECT 'r' || g, 1, now(), now(), ?, 'created',
                   jsonb_build_object('n', g, 'text', repeat('x', ?))
            FROM generate_series(1, ?) g}, $type, $size, $n);
+}
+
+# the body of a raw HTTP/1.1 response with chunked transfer encoding
+sub dechunk {
+    my ($raw) = @_;
+    my $p = index($raw, "\r\n\r\n");
+    die "no header end" if $p < 0;
+    my ($pos, $body) = ($p + 4, '');
+    while (1) {
+        my $e = index($raw, "\r\n", $pos);
+        die "bad chunk" if $e < 0;
+        my $n = hex substr($raw, $pos, $e - $pos);
+        last if $n == 0;
+        $body .= substr($raw, $e + 2, $n);
+        $pos = $e + 2 + $n + 2;
+    }
+    return $body;
 }
 
 sub json_decode { return JSON::PP->new->utf8->decode($_[0]) }

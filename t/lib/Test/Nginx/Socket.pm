@@ -418,20 +418,30 @@ sub _parse_response {
         $res->{chunked} = 1;
         my $body = '';
         my $complete = 0;
+        my $pos = 0;
+        my $len = length $rest;
+        # positions, not copies: linear in the size of the body
         while (1) {
-            last unless $rest =~ /\A([0-9a-fA-F]+)[^\r\n]*\r\n/;
+            my $e = index($rest, "\r\n", $pos);
+            last if $e < 0;
+            my $line = substr($rest, $pos, $e - $pos);
+            last unless $line =~ /\A([0-9a-fA-F]+)/;
             my $size = hex $1;
-            my $after = substr($rest, $+[0]);
+            my $start = $e + 2;
             if ($size == 0) {
                 # trailers, then the final CRLF
+                my $after = substr($rest, $start);
                 $complete = 1 if $after =~ /\A(?:[^\r\n]+\r\n)*\r\n/;
                 last;
             }
-            if (length($after) < $size) { $body .= $after; last }
-            $body .= substr($after, 0, $size);
-            $after = substr($after, $size);
-            last unless $after =~ s/\A\r\n//;
-            $rest = $after;
+            if ($len - $start < $size) {
+                $body .= substr($rest, $start);
+                last;
+            }
+            $body .= substr($rest, $start, $size);
+            $pos = $start + $size;
+            last unless substr($rest, $pos, 2) eq "\r\n";
+            $pos += 2;
         }
         $res->{body} = $body;
         $res->{complete} = $complete;

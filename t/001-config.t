@@ -1,0 +1,110 @@
+# Configuration: the module loads into Debian's nginx, and nginx -t rejects
+# what it can see is wrong, naming the directive and where.
+use FindBin;
+BEGIN { eval { require Test::Nginx::Socket; 1 } or unshift @INC, "$FindBin::Bin/lib" }
+use Test::Nginx::Socket 'no_plan';
+
+no_shuffle();
+run_tests();
+
+__DATA__
+
+=== TEST 1: the shipped route set works as an include
+--- config
+    bulk_pg "$TEST_NGINX_PG_CONNINFO";
+    include $TEST_NGINX_REPO/conf/bulk_api.conf;
+--- request
+GET /Nothing/$dump
+--- error_code: 404
+--- response_body_like: "code":"not-found"
+
+
+
+=== TEST 2: an operation without bulk_pg in scope is refused
+--- config
+    location /x { bulk_dump Patient; }
+--- must_die
+--- error_log eval
+qr/\[emerg\].*bulk operation needs "bulk_pg" in scope in .*nginx\.conf:\d+/
+
+
+
+=== TEST 3: an unparsable conninfo is refused
+--- config
+    bulk_pg "host=/tmp port";
+    location /x { bulk_dump Patient; }
+--- must_die
+--- error_log eval
+qr/\[emerg\].*invalid PostgreSQL conninfo "host=\/tmp port".* in .*nginx\.conf:\d+/
+
+
+
+=== TEST 4: a host name would block the worker on DNS and is refused
+--- config
+    bulk_pg "host=db.example.org dbname=x";
+    location /x { bulk_dump Patient; }
+--- must_die
+--- error_log eval
+qr/\[emerg\].*PostgreSQL host "db\.example\.org" is a name: .*hostaddr/
+
+
+
+=== TEST 5: a host name with hostaddr is fine
+--- config
+    bulk_pg "host=db.example.org hostaddr=127.0.0.1 port=1 dbname=x";
+    location /x { bulk_dump Patient; }
+--- request
+GET /x
+--- error_code: 503
+
+
+
+=== TEST 6: bad pool sizes and timeouts are refused
+--- config
+    bulk_pg "$TEST_NGINX_PG_CONNINFO";
+    bulk_pg_pool 0;
+    location /x { bulk_dump Patient; }
+--- must_die
+--- error_log eval
+qr/\[emerg\].*invalid pool size "0"/
+
+
+
+=== TEST 7: a bad pool timeout is refused
+--- config
+    bulk_pg "$TEST_NGINX_PG_CONNINFO";
+    bulk_pg_pool 4 timeout=soon;
+    location /x { bulk_dump Patient; }
+--- must_die
+--- error_log eval
+qr/\[emerg\].*invalid timeout "timeout=soon"/
+
+
+
+=== TEST 8: duplicates are refused
+--- config
+    bulk_pg "$TEST_NGINX_PG_CONNINFO";
+    bulk_pg "$TEST_NGINX_PG_CONNINFO";
+--- must_die
+--- error_log eval
+qr/\[emerg\].*"bulk_pg" directive is duplicate/
+
+
+
+=== TEST 9: one operation per location
+--- config
+    bulk_pg "$TEST_NGINX_PG_CONNINFO";
+    location /x { bulk_dump Patient; bulk_dump Patient; }
+--- must_die
+--- error_log eval
+qr/\[emerg\].*"bulk_dump" directive is duplicate: a location serves one bulk operation/
+
+
+
+=== TEST 10: bulk_load takes aidbox or fhir
+--- config
+    bulk_pg "$TEST_NGINX_PG_CONNINFO";
+    location /x { bulk_load csv; }
+--- must_die
+--- error_log eval
+qr/\[emerg\].*invalid format "csv"/

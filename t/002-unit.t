@@ -1,0 +1,28 @@
+# The C unit tests of the plain-C parts (format converter, round trip on the
+# Synthea sample), built with AddressSanitizer and UBSan.
+use strict;
+use warnings;
+use FindBin;
+use Test::More;
+
+my $root = "$FindBin::Bin/..";
+my $sample = "$root/../shared/data/synthea-10";
+
+system("make -s -C $root build/unit/test_format build/unit/roundtrip "
+       . "build/unit/test_time >&2") == 0
+    or BAIL_OUT("cannot build the unit tests");
+
+for my $t (["test_format"], ["test_time"], ["roundtrip", $sample]) {
+    my ($bin, @args) = @$t;
+    my $out = `$root/build/unit/$bin @args 2>&1`;
+    my $rc = $?;
+    my ($p, $f) = $out =~ /^(\d+) passed, (\d+) failed$/m;
+    my $good = $rc == 0 && defined $p && $f == 0
+               && ($p > 0 || $out =~ /^# skipped/m);
+    ok($good, "$bin: " . (defined $p ? "$p passed, $f failed" : "no summary"))
+        or diag(join "\n", grep { /^not ok|^#|ERROR|runtime error/ }
+                           split /\n/, $out);
+    diag("$bin: $1") if $out =~ /^# (skipped.*)$/m;
+}
+
+done_testing();

@@ -1,0 +1,65 @@
+# Makefile fragment: unit tests, fuzzer and benchmark of the converter.
+# Included by the top-level Makefile; paths are relative to the repo root.
+#
+#   make unit-test              test_format + roundtrip (ASan/UBSan)
+#   make fuzz-format            libFuzzer for $(FUZZ_TIME) seconds
+#   make bench-format           MB/s against yajl parse + yajl_gen
+
+UNIT_CC ?= cc
+FUZZ_CC ?= clang
+FUZZ_TIME ?= 300
+FUZZ_FORMAT_ARGS ?=
+UNIT_SAMPLE ?= ../shared/data/synthea-10
+
+UNIT_WARN = -Wall -Wextra -Werror -std=gnu99
+UNIT_CFLAGS ?= $(UNIT_WARN) -O1 -g -fno-omit-frame-pointer \
+	-fsanitize=address,undefined -fno-sanitize-recover=undefined
+BENCH_CFLAGS ?= $(UNIT_WARN) -O2 -g
+FUZZ_CFLAGS ?= $(UNIT_WARN) -g -O1 -fsanitize=fuzzer,address,undefined \
+	-fno-sanitize-recover=undefined
+
+FORMAT_SRCS = ngx_bulk_module/ngx_bulk_format.c \
+	ngx_bulk_module/ngx_bulk_fhir_schema.c
+FORMAT_DEPS = $(FORMAT_SRCS) ngx_bulk_module/ngx_bulk_format.h \
+	ngx_bulk_module/ngx_bulk_fhir_schema.h
+FORMAT_INC = -Ingx_bulk_module
+
+build/unit/test_format: t/unit/test_format.c $(FORMAT_DEPS)
+	@mkdir -p $(@D)
+	$(UNIT_CC) $(UNIT_CFLAGS) $(FORMAT_INC) -o $@ $< $(FORMAT_SRCS) -lyajl
+
+build/unit/roundtrip: t/unit/roundtrip.c $(FORMAT_DEPS)
+	@mkdir -p $(@D)
+	$(UNIT_CC) $(UNIT_CFLAGS) $(FORMAT_INC) -o $@ $< $(FORMAT_SRCS) -lyajl
+
+build/bench_format: util/bench_format.c $(FORMAT_DEPS)
+	@mkdir -p $(@D)
+	$(UNIT_CC) $(BENCH_CFLAGS) $(FORMAT_INC) -o $@ $< $(FORMAT_SRCS) -lyajl
+
+build/fuzz/fuzz_format: fuzz/fuzz_format.c $(FORMAT_DEPS)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FORMAT_INC) -o $@ $< $(FORMAT_SRCS) -lyajl
+
+.PHONY: unit-test fuzz-format bench-format
+
+unit-test: build/unit/test_format build/unit/roundtrip
+	./build/unit/test_format
+	./build/unit/roundtrip $(UNIT_SAMPLE)
+
+fuzz-format: build/fuzz/fuzz_format
+	rm -rf build/fuzz/corpus-format
+	mkdir -p build/fuzz/corpus-format build/fuzz/artifacts-format
+	cp t/fuzz/format/* build/fuzz/corpus-format/
+	./build/fuzz/fuzz_format -max_total_time=$(FUZZ_TIME) \
+		-max_len=8192 -timeout=10 -print_final_stats=1 \
+		-artifact_prefix=build/fuzz/artifacts-format/ \
+		$(FUZZ_FORMAT_ARGS) build/fuzz/corpus-format
+
+bench-format: build/bench_format
+	./build/bench_format $(UNIT_SAMPLE)
+
+build/unit/test_time: t/unit/test_time.c ngx_bulk_module/ngx_bulk_time.c \
+		ngx_bulk_module/ngx_bulk_time.h
+	@mkdir -p $(@D)
+	$(UNIT_CC) $(UNIT_CFLAGS) $(FORMAT_INC) -o $@ $< \
+		ngx_bulk_module/ngx_bulk_time.c
