@@ -8,7 +8,7 @@
 SHELL    := /bin/bash
 NGX_SRC  ?= /usr/share/nginx/src
 NGINX    ?= /usr/sbin/nginx
-BUILD    := build
+BUILD    ?= build
 MODULE   := $(BUILD)/ngx_http_bulk_module.so
 
 # Debian's hardening flags as in nginx's own build, plus strict warnings

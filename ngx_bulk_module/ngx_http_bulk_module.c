@@ -58,14 +58,21 @@ static ngx_command_t  ngx_http_bulk_commands[] = {
       0,
       NULL },
 
-    /* operations of later milestones: parsed, answered 501 for now */
-
     { ngx_string("bulk_dump_sql"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_bulk_op,
       NGX_HTTP_LOC_CONF_OFFSET,
       NGX_HTTP_BULK_OP_DUMP_SQL,
       NULL },
+
+    { ngx_string("bulk_dump_sql_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_bulk_loc_conf_t, dump_sql_timeout),
+      NULL },
+
+    /* operations of later milestones: parsed, answered 501 for now */
 
     { ngx_string("bulk_load"),
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
@@ -204,6 +211,9 @@ ngx_http_bulk_handler(ngx_http_request_t *r)
 
     case NGX_HTTP_BULK_OP_DUMP:
         return ngx_http_bulk_dump_handler(r);
+
+    case NGX_HTTP_BULK_OP_DUMP_SQL:
+        return ngx_http_bulk_dump_sql_handler(r);
 
     default:
         rc = ngx_http_discard_request_body(r);
@@ -444,6 +454,7 @@ ngx_http_bulk_create_loc_conf(ngx_conf_t *cf)
 
     blcf->pool_max = NGX_CONF_UNSET_UINT;
     blcf->pool_timeout = NGX_CONF_UNSET_MSEC;
+    blcf->dump_sql_timeout = NGX_CONF_UNSET_MSEC;
 
     return blcf;
 }
@@ -458,6 +469,8 @@ ngx_http_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->conninfo, prev->conninfo, "");
     ngx_conf_merge_uint_value(conf->pool_max, prev->pool_max, 8);
     ngx_conf_merge_msec_value(conf->pool_timeout, prev->pool_timeout, 10000);
+    ngx_conf_merge_msec_value(conf->dump_sql_timeout, prev->dump_sql_timeout,
+                              0);
 
     if (conf->op == NGX_HTTP_BULK_OP_NONE) {
         return NGX_CONF_OK;

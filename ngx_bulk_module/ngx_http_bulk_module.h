@@ -105,6 +105,7 @@ typedef struct {
 
     ngx_uint_t                    op;
     ngx_http_complex_value_t     *dump_type;
+    ngx_msec_t                    dump_sql_timeout;
 
     ngx_str_t                     op_file;  /* where the operation is set */
     ngx_uint_t                    op_line;
@@ -164,6 +165,9 @@ ngx_int_t ngx_http_bulk_out_wait(ngx_http_request_t *r);
 
 /* ngx_http_bulk_dump.c */
 ngx_int_t ngx_http_bulk_dump_handler(ngx_http_request_t *r);
+
+/* ngx_http_bulk_dump_sql.c */
+ngx_int_t ngx_http_bulk_dump_sql_handler(ngx_http_request_t *r);
 
 
 #endif /* _NGX_HTTP_BULK_MODULE_H_INCLUDED_ */

@@ -1,0 +1,1 @@
+#include "ngx_bulk_body.h"

@@ -1,0 +1,2 @@
+
+#include "ngx_http_bulk_module.h"
