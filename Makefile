@@ -40,7 +40,8 @@ $(BUILD)/nginx/objs/Makefile: config $(NGX_SRC)/conf_flags
 
 $(MODULE): $(BUILD)/nginx/objs/Makefile $(MODULE_SRCS)
 	$(MAKE) -s -C $(BUILD)/nginx -f objs/Makefile modules
-	cp $(BUILD)/nginx/objs/ngx_http_bulk_module.so $@
+	cp $(BUILD)/nginx/objs/ngx_http_bulk_module.so $@.tmp
+	mv $@.tmp $@
 
 run: deps all
 	@util/run.sh
