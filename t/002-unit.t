@@ -9,10 +9,10 @@ my $root = "$FindBin::Bin/..";
 my $sample = "$root/../shared/data/synthea-10";
 
 system("make -s -C $root build/unit/test_format build/unit/roundtrip "
-       . "build/unit/test_time >&2") == 0
+       . "build/unit/test_time build/unit/test_ndjson >&2") == 0
     or BAIL_OUT("cannot build the unit tests");
 
-for my $t (["test_format"], ["test_time"], ["roundtrip", $sample]) {
+for my $t (["test_format"], ["test_time"], ["test_ndjson"], ["roundtrip", $sample]) {
     my ($bin, @args) = @$t;
     my $out = `$root/build/unit/$bin @args 2>&1`;
     my $rc = $?;

@@ -63,3 +63,9 @@ build/unit/test_time: t/unit/test_time.c ngx_bulk_module/ngx_bulk_time.c \
 	@mkdir -p $(@D)
 	$(UNIT_CC) $(UNIT_CFLAGS) $(FORMAT_INC) -o $@ $< \
 		ngx_bulk_module/ngx_bulk_time.c
+
+build/unit/test_ndjson: t/unit/test_ndjson.c ngx_bulk_module/ngx_bulk_ndjson.c \
+		ngx_bulk_module/ngx_bulk_ndjson.h
+	@mkdir -p $(@D)
+	$(UNIT_CC) $(UNIT_CFLAGS) $(FORMAT_INC) -o $@ $< \
+		ngx_bulk_module/ngx_bulk_ndjson.c -lz
