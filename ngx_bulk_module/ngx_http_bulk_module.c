@@ -8,6 +8,7 @@
 #include "ngx_http_bulk_module.h"
 #include "ngx_bulk_json.h"
 #include "ngx_bulk_format.h"
+#include <yajl/yajl_gen.h>
 
 
 /* the worker's format converter, made on first use */
@@ -17,8 +18,7 @@ static ngx_bulk_fmt_t  *ngx_http_bulk_fmt_worker;
 static ngx_int_t ngx_http_bulk_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_bulk_add_variables(ngx_conf_t *cf);
 static void ngx_http_bulk_exit_process(ngx_cycle_t *cycle);
-static ngx_int_t ngx_http_bulk_source_url_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data);
+static yajl_gen_status ngx_http_bulk_json_gen(yajl_gen g, yajl_val v);
 static void *ngx_http_bulk_create_main_conf(ngx_conf_t *cf);
 static void *ngx_http_bulk_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent,
@@ -30,6 +30,8 @@ static char *ngx_http_bulk_pg_pool(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_http_bulk_dump(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_bulk_op(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_bulk_load(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_bulk_set_op(ngx_conf_t *cf, ngx_http_bulk_loc_conf_t *blcf,
     ngx_uint_t op);
@@ -72,14 +74,28 @@ static ngx_command_t  ngx_http_bulk_commands[] = {
       offsetof(ngx_http_bulk_loc_conf_t, dump_sql_timeout),
       NULL },
 
-    /* operations of later milestones: parsed, answered 501 for now */
-
     { ngx_string("bulk_load"),
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
-      ngx_http_bulk_op,
+      ngx_http_bulk_load,
       NGX_HTTP_LOC_CONF_OFFSET,
-      NGX_HTTP_BULK_OP_LOAD,
+      0,
       NULL },
+
+    { ngx_string("bulk_fetch"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_bulk_loc_conf_t, fetch_uri),
+      NULL },
+
+    { ngx_string("bulk_line_max"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_bulk_loc_conf_t, line_max),
+      NULL },
+
+    /* operations of later milestones: parsed, answered 501 for now */
 
     { ngx_string("bulk_import"),
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -101,7 +117,7 @@ static ngx_command_t  ngx_http_bulk_commands[] = {
 
 static ngx_http_module_t  ngx_http_bulk_module_ctx = {
     ngx_http_bulk_add_variables,           /* preconfiguration */
-    NULL,                                  /* postconfiguration */
+    ngx_http_bulk_fetch_init,              /* postconfiguration */
 
     ngx_http_bulk_create_main_conf,        /* create main configuration */
     NULL,                                  /* init main configuration */
@@ -187,18 +203,6 @@ ngx_http_bulk_add_variables(ngx_conf_t *cf)
 }
 
 
-/* the source URL of a $load or $import fetch subrequest */
-
-static ngx_int_t
-ngx_http_bulk_source_url_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data)
-{
-    v->not_found = 1;
-
-    return NGX_OK;
-}
-
-
 static ngx_int_t
 ngx_http_bulk_handler(ngx_http_request_t *r)
 {
@@ -214,6 +218,9 @@ ngx_http_bulk_handler(ngx_http_request_t *r)
 
     case NGX_HTTP_BULK_OP_DUMP_SQL:
         return ngx_http_bulk_dump_sql_handler(r);
+
+    case NGX_HTTP_BULK_OP_LOAD:
+        return ngx_http_bulk_load_handler(r);
 
     default:
         rc = ngx_http_discard_request_body(r);
@@ -247,6 +254,137 @@ ngx_http_bulk_msg_len(const char *msg)
     }
 
     return len;
+}
+
+
+/* a yajl tree value as compact JSON text in pool memory */
+
+ngx_int_t
+ngx_http_bulk_json_text(ngx_pool_t *pool, yajl_val v, ngx_str_t *out)
+{
+    size_t                len;
+    yajl_gen              g;
+    const unsigned char  *buf;
+
+    g = yajl_gen_alloc(NULL);
+    if (g == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_bulk_json_gen(g, v) != yajl_gen_status_ok
+        || yajl_gen_get_buf(g, &buf, &len) != yajl_gen_status_ok)
+    {
+        yajl_gen_free(g);
+        return NGX_ERROR;
+    }
+
+    out->data = ngx_pnalloc(pool, len);
+    if (out->data == NULL) {
+        yajl_gen_free(g);
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(out->data, buf, len);
+    out->len = len;
+
+    yajl_gen_free(g);
+
+    return NGX_OK;
+}
+
+
+static yajl_gen_status
+ngx_http_bulk_json_gen(yajl_gen g, yajl_val v)
+{
+    size_t           i;
+    yajl_gen_status  st;
+
+    switch (v->type) {
+
+    case yajl_t_string:
+        return yajl_gen_string(g, (const unsigned char *) v->u.string,
+                               ngx_strlen(v->u.string));
+
+    case yajl_t_number:
+        return yajl_gen_number(g, v->u.number.r, ngx_strlen(v->u.number.r));
+
+    case yajl_t_true:
+        return yajl_gen_bool(g, 1);
+
+    case yajl_t_false:
+        return yajl_gen_bool(g, 0);
+
+    case yajl_t_null:
+        return yajl_gen_null(g);
+
+    case yajl_t_object:
+        st = yajl_gen_map_open(g);
+
+        for (i = 0; st == yajl_gen_status_ok && i < v->u.object.len; i++) {
+            st = yajl_gen_string(g,
+                                 (const unsigned char *) v->u.object.keys[i],
+                                 ngx_strlen(v->u.object.keys[i]));
+            if (st == yajl_gen_status_ok) {
+                st = ngx_http_bulk_json_gen(g, v->u.object.values[i]);
+            }
+        }
+
+        return st == yajl_gen_status_ok ? yajl_gen_map_close(g) : st;
+
+    case yajl_t_array:
+        st = yajl_gen_array_open(g);
+
+        for (i = 0; st == yajl_gen_status_ok && i < v->u.array.len; i++) {
+            st = ngx_http_bulk_json_gen(g, v->u.array.values[i]);
+        }
+
+        return st == yajl_gen_status_ok ? yajl_gen_array_close(g) : st;
+
+    default:
+        return yajl_gen_invalid_string;
+    }
+}
+
+
+ngx_int_t
+ngx_http_bulk_str_cmp(const void *a, const void *b)
+{
+    const ngx_str_t  *x = a, *y = b;
+
+    if (x->len != y->len) {
+        return x->len < y->len ? -1 : 1;
+    }
+
+    return ngx_memcmp(x->data, y->data, x->len);
+}
+
+
+ngx_str_t *
+ngx_http_bulk_bsearch(ngx_str_t *key, ngx_str_t *base, ngx_uint_t n)
+{
+    int         rc;
+    ngx_uint_t  lo, hi, mid;
+
+    lo = 0;
+    hi = n;
+
+    while (lo < hi) {
+        mid = lo + (hi - lo) / 2;
+        rc = ngx_http_bulk_str_cmp(key, &base[mid]);
+
+        if (rc == 0) {
+            return &base[mid];
+        }
+
+        if (rc < 0) {
+            hi = mid;
+
+        } else {
+            lo = mid + 1;
+        }
+    }
+
+    return NULL;
 }
 
 
@@ -455,6 +593,7 @@ ngx_http_bulk_create_loc_conf(ngx_conf_t *cf)
     blcf->pool_max = NGX_CONF_UNSET_UINT;
     blcf->pool_timeout = NGX_CONF_UNSET_MSEC;
     blcf->dump_sql_timeout = NGX_CONF_UNSET_MSEC;
+    blcf->line_max = NGX_CONF_UNSET_SIZE;
 
     return blcf;
 }
@@ -471,6 +610,9 @@ ngx_http_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_msec_value(conf->pool_timeout, prev->pool_timeout, 10000);
     ngx_conf_merge_msec_value(conf->dump_sql_timeout, prev->dump_sql_timeout,
                               0);
+    ngx_conf_merge_str_value(conf->fetch_uri, prev->fetch_uri, "/_bulk_fetch");
+    ngx_conf_merge_size_value(conf->line_max, prev->line_max,
+                              64 * 1024 * 1024);
 
     if (conf->op == NGX_HTTP_BULK_OP_NONE) {
         return NGX_CONF_OK;
@@ -659,4 +801,62 @@ ngx_http_bulk_op(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return ngx_http_bulk_set_op(cf, blcf, cmd->offset);
+}
+
+
+static char *
+ngx_http_bulk_load(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_bulk_loc_conf_t  *blcf = conf;
+
+    u_char     *p, *end;
+    ngx_str_t  *value;
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "fhir") == 0) {
+        blcf->load_fhir = 1;
+
+    } else if (ngx_strcmp(value[1].data, "aidbox") != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid format \"%V\", it must be "
+                           "\"aidbox\" or \"fhir\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (cf->args->nelts == 3) {
+
+        /* a variable ("$bulk_type" of a regex location) or a type name */
+
+        if (value[2].data[0] == '$') {
+            value[2].data++;
+            value[2].len--;
+
+            blcf->load_type_index = ngx_http_get_variable_index(cf,
+                                                                &value[2]);
+            if (blcf->load_type_index == NGX_ERROR) {
+                return NGX_CONF_ERROR;
+            }
+
+            blcf->load_type_var = 1;
+
+        } else {
+            for (p = value[2].data, end = p + value[2].len; p < end; p++) {
+                if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z')
+                      || (*p >= '0' && *p <= '9')))
+                {
+                    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                       "invalid resource type \"%V\"",
+                                       &value[2]);
+                    return NGX_CONF_ERROR;
+                }
+            }
+
+            blcf->load_type = value[2];
+        }
+
+        blcf->load_typed = 1;
+    }
+
+    return ngx_http_bulk_set_op(cf, blcf, NGX_HTTP_BULK_OP_LOAD);
 }

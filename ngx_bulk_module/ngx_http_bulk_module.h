@@ -16,6 +16,7 @@
 #include <libpq-fe.h>
 #include <zlib.h>
 #include "ngx_bulk_format.h"
+#include <yajl/yajl_tree.h>
 
 
 #define NGX_HTTP_BULK_OP_NONE        0
@@ -32,6 +33,7 @@
 #define NGX_HTTP_BULK_BUSY_MAX       4
 
 #define NGX_HTTP_BULK_RETRY_AFTER    "5"
+#define NGX_HTTP_BULK_UNPROCESSABLE  422
 
 
 typedef struct ngx_http_bulk_pg_pool_s    ngx_http_bulk_pg_pool_t;
@@ -92,6 +94,28 @@ struct ngx_http_bulk_pg_waiter_s {
 };
 
 
+typedef struct ngx_http_bulk_fetch_s  ngx_http_bulk_fetch_t;
+
+struct ngx_http_bulk_fetch_s {
+    ngx_http_request_t           *sr;       /* the fetch subrequest */
+    ngx_str_t                     url;
+    ngx_chain_t                  *held;     /* buffers not used up yet */
+    ngx_chain_t                 **held_last;
+    void                        (*consume)(ngx_http_bulk_fetch_t *f);
+    void                        (*done)(ngx_http_bulk_fetch_t *f);
+    void                         *data;
+    ngx_uint_t                    status;
+    off_t                         length;   /* Content-Length or -1 */
+    off_t                         received;
+    u_char                        err[256];
+    unsigned                      eof:1;      /* the last buffer came */
+    unsigned                      finished:1; /* the subrequest is over */
+    unsigned                      failed:1;
+    unsigned                      stalled:1;  /* the proxy waits for us */
+    unsigned                      consuming:1;
+};
+
+
 typedef struct {
     ngx_array_t                   pools;    /* ngx_http_bulk_pg_pool_t * */
 } ngx_http_bulk_main_conf_t;
@@ -106,6 +130,13 @@ typedef struct {
     ngx_uint_t                    op;
     ngx_http_complex_value_t     *dump_type;
     ngx_msec_t                    dump_sql_timeout;
+    ngx_str_t                     fetch_uri;
+    size_t                        line_max;
+    ngx_uint_t                    load_fhir;
+    ngx_uint_t                    load_typed;
+    ngx_uint_t                    load_type_var;
+    ngx_int_t                     load_type_index;
+    ngx_str_t                     load_type;
 
     ngx_str_t                     op_file;  /* where the operation is set */
     ngx_uint_t                    op_line;
@@ -137,6 +168,16 @@ ngx_int_t ngx_http_bulk_send_pg_error(ngx_http_request_t *r, PGresult *res,
     PGconn *pg, ngx_uint_t status);
 ngx_bulk_fmt_t *ngx_http_bulk_fmt(void);
 size_t ngx_http_bulk_msg_len(const char *msg);
+ngx_int_t ngx_http_bulk_json_text(ngx_pool_t *pool, yajl_val v,
+    ngx_str_t *out);
+ngx_int_t ngx_http_bulk_str_cmp(const void *a, const void *b);
+ngx_str_t *ngx_http_bulk_bsearch(ngx_str_t *key, ngx_str_t *base,
+    ngx_uint_t n);
+
+/* ngx_http_bulk_body.c */
+typedef void (*ngx_http_bulk_body_pt)(ngx_http_request_t *r, yajl_val root);
+ngx_int_t ngx_http_bulk_read_body(ngx_http_request_t *r,
+    ngx_http_bulk_body_pt done);
 ngx_int_t ngx_http_bulk_add_header(ngx_http_request_t *r, const char *key,
     const char *value);
 
@@ -149,6 +190,7 @@ void ngx_http_bulk_pg_release(ngx_http_bulk_pg_conn_t *pc,
     ngx_uint_t reusable);
 ngx_int_t ngx_http_bulk_pg_send(ngx_http_bulk_pg_conn_t *pc, const char *sql);
 ngx_int_t ngx_http_bulk_pg_read(ngx_http_bulk_pg_conn_t *pc, ngx_uint_t on);
+ngx_int_t ngx_http_bulk_pg_write(ngx_http_bulk_pg_conn_t *pc, ngx_uint_t on);
 void ngx_http_bulk_pg_exit(ngx_cycle_t *cycle);
 void ngx_http_bulk_pg_set_handler(ngx_http_bulk_pg_conn_t *pc,
     ngx_http_bulk_pg_handler_pt handler, void *data);
@@ -162,6 +204,18 @@ ngx_int_t ngx_http_bulk_out_send(ngx_http_bulk_out_t *o, ngx_uint_t flush,
     ngx_uint_t last);
 ngx_uint_t ngx_http_bulk_out_busy(ngx_http_bulk_out_t *o);
 ngx_int_t ngx_http_bulk_out_wait(ngx_http_request_t *r);
+
+/* ngx_http_bulk_fetch.c */
+ngx_int_t ngx_http_bulk_fetch_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_bulk_fetch_start(ngx_http_request_t *r,
+    ngx_http_bulk_fetch_t *f, ngx_str_t *location);
+void ngx_http_bulk_fetch_resume(ngx_http_bulk_fetch_t *f);
+void ngx_http_bulk_fetch_stop(ngx_http_bulk_fetch_t *f);
+ngx_int_t ngx_http_bulk_source_url_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+
+/* ngx_http_bulk_load.c */
+ngx_int_t ngx_http_bulk_load_handler(ngx_http_request_t *r);
 
 /* ngx_http_bulk_dump.c */
 ngx_int_t ngx_http_bulk_dump_handler(ngx_http_request_t *r);

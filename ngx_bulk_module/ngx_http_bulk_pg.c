@@ -916,3 +916,10 @@ ngx_http_bulk_pg_exit(ngx_cycle_t *cycle)
         }
     }
 }
+
+
+ngx_int_t
+ngx_http_bulk_pg_write(ngx_http_bulk_pg_conn_t *pc, ngx_uint_t on)
+{
+    return ngx_http_bulk_pg_want(pc, pc->want_read, on);
+}
