@@ -100,6 +100,7 @@ static void ngx_http_bulk_load_consume(ngx_http_bulk_fetch_t *f);
 static void ngx_http_bulk_load_held(ngx_http_bulk_load_ctx_t *ctx);
 static ngx_int_t ngx_http_bulk_load_line(ngx_http_bulk_load_ctx_t *ctx,
     ngx_bulk_nd_line_t *l);
+static ngx_uint_t ngx_http_bulk_load_has_nul(const u_char *p, size_t len);
 static ngx_int_t ngx_http_bulk_load_issue(ngx_http_bulk_load_ctx_t *ctx,
     uint64_t line, const char *fmt, ...);
 static ngx_int_t ngx_http_bulk_load_known(ngx_http_bulk_load_ctx_t *ctx,
@@ -548,6 +549,17 @@ ngx_http_bulk_load_prepared(ngx_http_bulk_load_ctx_t *ctx)
         case PGRES_COPY_IN:
             PQclear(res);
 
+            if (ctx->type.len
+                && ngx_http_bulk_load_known(ctx, ctx->type.data,
+                                            ctx->type.len)
+                   != NGX_OK)
+            {
+                ngx_http_bulk_load_fail(ctx, NGX_HTTP_NOT_FOUND, "not-found",
+                                        "unknown resource type \"%V\"",
+                                        &ctx->type);
+                return;
+            }
+
             ctx->state = ngx_http_bulk_load_copy;
 
             if (ngx_http_bulk_fetch_start(ctx->request, &ctx->fetch,
@@ -777,6 +789,37 @@ ngx_http_bulk_load_held(ngx_http_bulk_load_ctx_t *ctx)
 }
 
 
+/*
+ * A NUL character, which the converter writes as "\u0000" (a backslash
+ * it escaped itself comes out as "\\"): jsonb refuses it.
+ */
+
+static ngx_uint_t
+ngx_http_bulk_load_has_nul(const u_char *p, size_t len)
+{
+    const u_char  *end, *q, *b;
+
+    end = p + len;
+
+    while ((q = ngx_strlchr((u_char *) p, (u_char *) end, '\\')) != NULL) {
+        b = q;
+
+        while (q < end && *q == '\\') {
+            q++;
+        }
+
+        if (((q - b) & 1) && end - q >= 5 && ngx_strncmp(q, "u0000", 5) == 0)
+        {
+            return 1;
+        }
+
+        p = q;
+    }
+
+    return 0;
+}
+
+
 /* one line: checked, converted, staged; a bad line is an issue */
 
 static ngx_int_t
@@ -850,7 +893,7 @@ ngx_http_bulk_load_line(ngx_http_bulk_load_ctx_t *ctx, ngx_bulk_nd_line_t *l)
                                         ngx_min(rt_len, 64), rt);
     }
 
-    if (memchr(job.out, '\0', job.out_len) != NULL) {
+    if (ngx_http_bulk_load_has_nul(job.out, job.out_len)) {
         return ngx_http_bulk_load_issue(ctx, l->lineno,
                                         "\\u0000 in a string: PostgreSQL's "
                                         "jsonb cannot store it");

@@ -14,7 +14,7 @@ use POSIX ();
 use Time::HiRes qw(time sleep);
 use Exporter 'import';
 
-our @EXPORT = qw(db sql sql_one seed reset_type json_lines json_decode
+our @EXPORT = qw(source_start gzip_data write_file db sql sql_one seed reset_type json_lines json_decode
                  json_canon dechunk backends backend_pids wait_backends
                  proxy_start proxy_stop fill_table);
 
@@ -172,6 +172,64 @@ sub proxy_start {
             }
         }
     }
+}
+
+# A one-shot HTTP source in a child process on 127.0.0.1:$port.
+# %o: body => bytes, length => Content-Length to announce (default the
+# body's), cut_after => close after sending this many body bytes,
+# stall_after => stop sending (but keep the connection) after this many,
+# rate => bytes per second, life => seconds before it exits.
+sub source_start {
+    my ($port, %o) = @_;
+    my $l = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port,
+                                  Listen => 16, ReuseAddr => 1)
+        or die "source listen $port: $!";
+    my $pid = fork;
+    die "fork: $!" unless defined $pid;
+    if ($pid) { close $l; return $pid }
+    $dbh->{InactiveDestroy} = 1 if $dbh;
+    $SIG{ALRM} = sub { POSIX::_exit(0) };
+    alarm($o{life} || 60);
+    while (my $c = $l->accept) {
+        my $req = '';
+        while ($req !~ /\r\n\r\n/) {
+            my $n = sysread($c, $req, 4096, length $req);
+            last unless $n;
+        }
+        my $body = $o{body} // '';
+        my $len = $o{length} // length $body;
+        syswrite($c, "HTTP/1.1 200 OK\r\nContent-Length: $len\r\n"
+                     . "Content-Type: application/x-ndjson\r\n"
+                     . "Connection: close\r\n\r\n");
+        my $limit = $o{cut_after} // $o{stall_after} // length $body;
+        my $off = 0;
+        my $step = $o{rate} ? int($o{rate} / 10) || 1 : 65536;
+        while ($off < $limit) {
+            my $n = $limit - $off < $step ? $limit - $off : $step;
+            my $w = syswrite($c, $body, $n, $off);
+            last unless defined $w;
+            $off += $w;
+            sleep 0.1 if $o{rate};
+        }
+        sleep($o{life} || 60) if defined $o{stall_after};
+        close $c;
+    }
+    POSIX::_exit(0);
+}
+
+sub gzip_data {
+    my ($data) = @_;
+    require IO::Compress::Gzip;
+    my $z;
+    IO::Compress::Gzip::gzip(\$data => \$z) or die "gzip failed";
+    return $z;
+}
+
+sub write_file {
+    my ($path, $data) = @_;
+    open my $fh, '>:raw', $path or die "$path: $!";
+    print $fh $data;
+    close $fh;
 }
 
 sub proxy_stop {
