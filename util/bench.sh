@@ -153,6 +153,7 @@ http {
 
     server {
         listen 127.0.0.1:$BENCH_PORT;
+        log_not_found off;
 
         bulk_pg "$BULK_PG_CONNINFO";
         bulk_pg_pool 4 timeout=10s;
