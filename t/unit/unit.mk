@@ -4,6 +4,7 @@
 #   make unit-test              test_format + roundtrip (ASan/UBSan)
 #   make fuzz-format            libFuzzer for $(FUZZ_TIME) seconds
 #   make bench-format           MB/s against yajl parse + yajl_gen
+#   make build/fhir2rows        FHIR NDJSON -> COPY rows (make bench)
 
 UNIT_CC ?= cc
 FUZZ_CC ?= clang
@@ -33,6 +34,10 @@ build/unit/roundtrip: t/unit/roundtrip.c $(FORMAT_DEPS)
 	$(UNIT_CC) $(UNIT_CFLAGS) $(FORMAT_INC) -o $@ $< $(FORMAT_SRCS) -lyajl
 
 build/bench_format: util/bench_format.c $(FORMAT_DEPS)
+	@mkdir -p $(@D)
+	$(UNIT_CC) $(BENCH_CFLAGS) $(FORMAT_INC) -o $@ $< $(FORMAT_SRCS) -lyajl
+
+build/fhir2rows: util/fhir2rows.c $(FORMAT_DEPS)
 	@mkdir -p $(@D)
 	$(UNIT_CC) $(BENCH_CFLAGS) $(FORMAT_INC) -o $@ $< $(FORMAT_SRCS) -lyajl
 
