@@ -44,6 +44,10 @@ typedef struct {
     size_t                       scratch_size;
     ngx_uint_t                   rows;
 
+    ngx_event_t                  tick;      /* partial flush, watchdog */
+    ngx_msec_t                   pg_timeout;
+    ngx_msec_t                   pg_active; /* last data from PostgreSQL */
+
     unsigned                     gzip:1;
     unsigned                     fhir:1;
     unsigned                     head:1;
@@ -77,6 +81,7 @@ static void ngx_http_bulk_dump_finish(ngx_http_bulk_dump_ctx_t *ctx,
 static void ngx_http_bulk_dump_abort(ngx_http_bulk_dump_ctx_t *ctx,
     const char *reason);
 static void ngx_http_bulk_dump_cleanup(void *data);
+static void ngx_http_bulk_dump_tick(ngx_event_t *ev);
 
 
 static ngx_str_t  ngx_http_bulk_dump_top_skip[] = {
@@ -190,6 +195,18 @@ ngx_http_bulk_dump_handler(ngx_http_request_t *r)
     cln->data = ctx;
 
     ngx_http_set_ctx(r, ctx, ngx_http_bulk_module);
+
+    /*
+     * a periodic timer flushes a partly filled buffer when PostgreSQL is
+     * slow, and ends a query that sends nothing for bulk_pg_timeout;
+     * being not cancelable, it also lets a graceful shutdown wait for the
+     * dump to finish
+     */
+
+    ctx->pg_timeout = blcf->pg_timeout;
+    ctx->tick.handler = ngx_http_bulk_dump_tick;
+    ctx->tick.data = ctx;
+    ctx->tick.log = r->connection->log;
 
     ctx->waiter.pool = blcf->pool;
     ctx->waiter.ready = ngx_http_bulk_dump_ready;
@@ -370,6 +387,8 @@ ngx_http_bulk_dump_ready(ngx_http_bulk_pg_waiter_t *w, ngx_int_t rc)
     }
 
     ctx->state = ngx_http_bulk_dump_result;
+    ctx->pg_active = ngx_current_msec;
+    ngx_add_timer(&ctx->tick, NGX_HTTP_BULK_TICK);
 
     ngx_http_run_posted_requests(c);
 }
@@ -384,9 +403,69 @@ ngx_http_bulk_dump_pg_handler(ngx_http_bulk_pg_conn_t *pc)
     ctx = pc->data;
     c = ctx->request->connection;
 
+    ctx->pg_active = ngx_current_msec;
+
     ngx_http_bulk_dump_process(ctx);
 
     ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_http_bulk_dump_tick(ngx_event_t *ev)
+{
+    ngx_connection_t          *c;
+    ngx_http_bulk_dump_ctx_t  *ctx;
+
+    ctx = ev->data;
+    c = ctx->request->connection;
+
+    if (ctx->state == ngx_http_bulk_dump_done) {
+        return;
+    }
+
+    if (ctx->paused) {
+        /* waiting for the client, not for the database */
+        ctx->pg_active = ngx_current_msec;
+
+    } else if (ngx_current_msec - ctx->pg_active >= ctx->pg_timeout) {
+
+        if (ctx->state == ngx_http_bulk_dump_copy
+            || ctx->state == ngx_http_bulk_dump_drain)
+        {
+            ngx_http_bulk_dump_abort(ctx, "PostgreSQL sent nothing for "
+                                          "bulk_pg_timeout");
+
+        } else {
+            if (ctx->pc) {
+                ngx_http_bulk_pg_release(ctx->pc, 0);
+                ctx->pc = NULL;
+            }
+
+            ngx_http_bulk_dump_finish(ctx,
+                ngx_http_bulk_send_error(ctx->request,
+                                         NGX_HTTP_GATEWAY_TIME_OUT,
+                                         "timeout", "PostgreSQL did not "
+                                         "answer within bulk_pg_timeout"));
+        }
+
+        ngx_http_run_posted_requests(c);
+        return;
+
+    } else if (ctx->state == ngx_http_bulk_dump_copy && ctx->out.busy == NULL
+               && ((ctx->out.cur && ctx->out.cur->last > ctx->out.cur->pos)
+                   || ctx->out.unflushed))
+    {
+        /* the database is slow: the client gets what there is */
+
+        if (ngx_http_bulk_out_send(&ctx->out, 1, 0) == NGX_ERROR) {
+            ngx_http_bulk_dump_abort(ctx, NULL);
+            ngx_http_run_posted_requests(c);
+            return;
+        }
+    }
+
+    ngx_add_timer(&ctx->tick, NGX_HTTP_BULK_TICK);
 }
 
 
@@ -551,12 +630,17 @@ ngx_http_bulk_dump_rows(ngx_http_bulk_dump_ctx_t *ctx)
     int                   n;
     char                 *buf;
     ngx_int_t             rc;
+    ngx_uint_t            reads;
     ngx_http_bulk_out_t  *o;
 
     o = &ctx->out;
 
+    reads = 0;
+
     for ( ;; ) {
         n = PQgetCopyData(ctx->pc->pg, &buf, 1);
+
+    got:
 
         if (n > 0) {
             rc = ngx_http_bulk_dump_row(ctx, (u_char *) buf, n);
@@ -596,15 +680,15 @@ ngx_http_bulk_dump_rows(ngx_http_bulk_dump_ctx_t *ctx)
 
         if (n == 0) {
 
-            /* the database is slower than the client: send what we have */
+            /*
+             * the socket may hold more than one read took: a few more
+             * reads here save event loop turns
+             */
 
-            if (o->busy == NULL
-                && ((o->cur && o->cur->last > o->cur->pos)
-                    || o->unflushed > NGX_HTTP_BULK_BUF_SIZE))
+            if (reads++ < 8 && PQconsumeInput(ctx->pc->pg)
+                && (n = PQgetCopyData(ctx->pc->pg, &buf, 1)) != 0)
             {
-                if (ngx_http_bulk_out_send(o, 1, 0) == NGX_ERROR) {
-                    ngx_http_bulk_dump_abort(ctx, NULL);
-                }
+                goto got;
             }
 
             return;
@@ -1053,6 +1137,10 @@ ngx_http_bulk_dump_finish(ngx_http_bulk_dump_ctx_t *ctx, ngx_int_t rc)
         ctx->pc = NULL;
     }
 
+    if (ctx->tick.timer_set) {
+        ngx_del_timer(&ctx->tick);
+    }
+
     ctx->state = ngx_http_bulk_dump_done;
 
     ngx_http_finalize_request(ctx->request, rc);
@@ -1090,6 +1178,10 @@ ngx_http_bulk_dump_abort(ngx_http_bulk_dump_ctx_t *ctx, const char *reason)
         ctx->pc = NULL;
     }
 
+    if (ctx->tick.timer_set) {
+        ngx_del_timer(&ctx->tick);
+    }
+
     ctx->state = ngx_http_bulk_dump_done;
 
     r->connection->error = 1;
@@ -1101,6 +1193,10 @@ static void
 ngx_http_bulk_dump_cleanup(void *data)
 {
     ngx_http_bulk_dump_ctx_t  *ctx = data;
+
+    if (ctx->tick.timer_set) {
+        ngx_del_timer(&ctx->tick);
+    }
 
     ngx_http_bulk_pg_cancel(&ctx->waiter);
 

@@ -53,6 +53,13 @@ static ngx_command_t  ngx_http_bulk_commands[] = {
       0,
       NULL },
 
+    { ngx_string("bulk_pg_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_bulk_loc_conf_t, pg_timeout),
+      NULL },
+
     { ngx_string("bulk_dump"),
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_bulk_dump,
@@ -592,6 +599,7 @@ ngx_http_bulk_create_loc_conf(ngx_conf_t *cf)
 
     blcf->pool_max = NGX_CONF_UNSET_UINT;
     blcf->pool_timeout = NGX_CONF_UNSET_MSEC;
+    blcf->pg_timeout = NGX_CONF_UNSET_MSEC;
     blcf->dump_sql_timeout = NGX_CONF_UNSET_MSEC;
     blcf->line_max = NGX_CONF_UNSET_SIZE;
 
@@ -608,6 +616,7 @@ ngx_http_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->conninfo, prev->conninfo, "");
     ngx_conf_merge_uint_value(conf->pool_max, prev->pool_max, 8);
     ngx_conf_merge_msec_value(conf->pool_timeout, prev->pool_timeout, 10000);
+    ngx_conf_merge_msec_value(conf->pg_timeout, prev->pg_timeout, 60000);
     ngx_conf_merge_msec_value(conf->dump_sql_timeout, prev->dump_sql_timeout,
                               0);
     ngx_conf_merge_str_value(conf->fetch_uri, prev->fetch_uri, "/_bulk_fetch");

@@ -31,6 +31,7 @@
 /* output buffers of a streaming response */
 #define NGX_HTTP_BULK_BUF_SIZE       65536
 #define NGX_HTTP_BULK_BUSY_MAX       4
+#define NGX_HTTP_BULK_TICK           100
 
 #define NGX_HTTP_BULK_RETRY_AFTER    "5"
 #define NGX_HTTP_BULK_UNPROCESSABLE  422
@@ -125,6 +126,7 @@ typedef struct {
     ngx_str_t                     conninfo;
     ngx_uint_t                    pool_max;
     ngx_msec_t                    pool_timeout;
+    ngx_msec_t                    pg_timeout;
     ngx_http_bulk_pg_pool_t      *pool;
 
     ngx_uint_t                    op;

@@ -185,3 +185,51 @@ ok(defined BulkTest::wait_backends(sub { $_[0] == 0 }, 1), "gzip too");
 $r = bulk_http_request(GET => '/Basic/$dump', timeout => 60);
 ok($r->{status} == 200 && $r->{complete}, "the next request works");
 is(($r->{body} =~ tr/\n//), 100000, "with every row");
+
+
+
+=== TEST 7: a query that sends nothing for bulk_pg_timeout is 504 before the body
+--- init
+BulkTest::fill_table('Basic', 10, 10);
+BulkTest::sql(q{CREATE OR REPLACE VIEW "slowtype" AS SELECT b.* FROM basic b
+    CROSS JOIN LATERAL (SELECT pg_sleep(3)) s});
+--- config
+    bulk_pg "$TEST_NGINX_PG_CONNINFO";
+    bulk_pg_timeout 1s;
+    location ~ ^/(?<t>[A-Z][A-Za-z0-9]*)/\$dump$ { bulk_dump $t; }
+--- perl_test
+my $t0 = time;
+my $r = bulk_http_request(GET => '/Slowtype/$dump');
+my $dt = time - $t0;
+is($r->{status}, 504, "504");
+like($r->{body}, qr/"code":"timeout".*bulk_pg_timeout/, "timeout OperationOutcome");
+ok($dt >= 0.9 && $dt < 2.5, "after about a second (${dt}s)");
+ok(defined BulkTest::wait_backends(sub { $_[0] == 0 }, 3), "the backend is released");
+$r = bulk_http_request(GET => '/Basic/$dump');
+is($r->{status}, 200, "the next dump works");
+BulkTest::sql(q{DROP VIEW "slowtype"});
+
+
+
+=== TEST 8: a database that stalls mid-stream ends the stream without its last chunk
+--- init
+BulkTest::sql(q{CREATE OR REPLACE VIEW "stalltype" AS
+    SELECT 's' || g AS id, 1::bigint AS txid, now() AS cts, now() AS ts,
+           jsonb_build_object('n', g, 'p', pg_sleep(CASE WHEN g = 3000 THEN 4 ELSE 0 END)::text) AS resource
+    FROM generate_series(1, 6000) g});
+--- config
+    bulk_pg "$TEST_NGINX_PG_CONNINFO";
+    bulk_pg_timeout 1s;
+    location ~ ^/(?<t>[A-Z][A-Za-z0-9]*)/\$dump$ { bulk_dump $t; }
+--- perl_test
+my $r = bulk_http_request(GET => '/Stalltype/$dump', timeout => 10);
+is($r->{status}, 200, "the stream started");
+ok(!$r->{complete}, "and ends without the last chunk");
+my $n = () = $r->{body} =~ /\n/g;
+ok($n > 0 && $n < 6000, "some rows arrived ($n)");
+BulkTest::sql(q{DROP VIEW "stalltype"});
+--- error_log
+PostgreSQL sent nothing for bulk_pg_timeout
+--- no_error_log
+[alert]
+[crit]
