@@ -316,11 +316,13 @@ is(BulkTest::sql_one(q{SELECT count(*) FROM patient}), 0, "nothing loaded");
 
 
 
-=== TEST 15: a source that closes mid-body: 502, nothing committed
+=== TEST 15: a 50 MB source that dies halfway: 502, nothing committed
 --- init
 BulkTest::reset_type('Patient');
-$::src = BulkTest::source_start($ENV{TEST_NGINX_SOURCE_PORT}, body => main::pats(20000),
-                                cut_after => 300000, life => 20);
+my $big = main::pats(600000, ',"text":{"status":"generated","div":"' . ('x' x 20) . '"}');
+$::src = BulkTest::source_start($ENV{TEST_NGINX_SOURCE_PORT}, body => $big,
+                                cut_after => int(length($big) / 2), life => 60);
+--- timeout: 60
 --- request eval
 qq|POST /Patient/\$load\n{"source": "http://127.0.0.1:$ENV{TEST_NGINX_SOURCE_PORT}/cut.ndjson"}|
 --- error_code: 502
