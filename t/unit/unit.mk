@@ -74,3 +74,33 @@ build/unit/test_ndjson: t/unit/test_ndjson.c ngx_bulk_module/ngx_bulk_ndjson.c \
 	@mkdir -p $(@D)
 	$(UNIT_CC) $(UNIT_CFLAGS) $(FORMAT_INC) -o $@ $< \
 		ngx_bulk_module/ngx_bulk_ndjson.c -lz
+
+build/fuzz/fuzz_ndjson: fuzz/fuzz_ndjson.c ngx_bulk_module/ngx_bulk_ndjson.c \
+		ngx_bulk_module/ngx_bulk_ndjson.h
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FORMAT_INC) -o $@ $< \
+		ngx_bulk_module/ngx_bulk_ndjson.c -lz
+
+build/fuzz/fuzz_since: fuzz/fuzz_since.c ngx_bulk_module/ngx_bulk_time.c \
+		ngx_bulk_module/ngx_bulk_time.h
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FORMAT_INC) -o $@ $< \
+		ngx_bulk_module/ngx_bulk_time.c
+
+# fuzz-<name>: the target for $(FUZZ_TIME) seconds on a scratch copy of
+# its seed corpus t/fuzz/<name>/
+fuzz-ndjson fuzz-since: fuzz-%: build/fuzz/fuzz_%
+	rm -rf build/fuzz/corpus-$*
+	mkdir -p build/fuzz/corpus-$* build/fuzz/artifacts-$*
+	cp t/fuzz/$*/* build/fuzz/corpus-$*/
+	./build/fuzz/fuzz_$* -max_total_time=$(FUZZ_TIME) \
+		-max_len=65536 -timeout=10 -print_final_stats=1 \
+		-artifact_prefix=build/fuzz/artifacts-$*/ build/fuzz/corpus-$*
+
+.PHONY: fuzz fuzz-ndjson fuzz-since
+
+# every fuzzer, one after the other
+fuzz:
+	$(MAKE) fuzz-format
+	$(MAKE) fuzz-ndjson
+	$(MAKE) fuzz-since
