@@ -3,12 +3,14 @@
 #
 #   make unit-test              test_format + roundtrip (ASan/UBSan)
 #   make fuzz-format            libFuzzer for $(FUZZ_TIME) seconds
+#   make fuzz-body              libFuzzer of YAML/JSON bodies, as long
 #   make bench-format           MB/s against yajl parse + yajl_gen
 
 UNIT_CC ?= cc
 FUZZ_CC ?= clang
 FUZZ_TIME ?= 300
 FUZZ_FORMAT_ARGS ?=
+FUZZ_BODY_ARGS ?=
 UNIT_SAMPLE ?= ../shared/data/synthea-10
 
 UNIT_WARN = -Wall -Wextra -Werror -std=gnu99
@@ -63,3 +65,26 @@ build/unit/test_time: t/unit/test_time.c ngx_bulk_module/ngx_bulk_time.c \
 	@mkdir -p $(@D)
 	$(UNIT_CC) $(UNIT_CFLAGS) $(FORMAT_INC) -o $@ $< \
 		ngx_bulk_module/ngx_bulk_time.c
+
+BODY_DEPS = ngx_bulk_module/ngx_bulk_body.c ngx_bulk_module/ngx_bulk_body.h
+
+build/unit/test_body: t/unit/test_body.c $(BODY_DEPS)
+	@mkdir -p $(@D)
+	$(UNIT_CC) $(UNIT_CFLAGS) $(FORMAT_INC) -o $@ $< \
+		ngx_bulk_module/ngx_bulk_body.c -lyaml
+
+build/fuzz/fuzz_body: fuzz/fuzz_body.c $(BODY_DEPS)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FORMAT_INC) -o $@ $< \
+		ngx_bulk_module/ngx_bulk_body.c -lyaml -lyajl
+
+.PHONY: fuzz-body
+
+fuzz-body: build/fuzz/fuzz_body
+	rm -rf build/fuzz/corpus-body
+	mkdir -p build/fuzz/corpus-body build/fuzz/artifacts-body
+	cp t/fuzz/body/* build/fuzz/corpus-body/
+	./build/fuzz/fuzz_body -max_total_time=$(FUZZ_TIME) \
+		-max_len=4096 -timeout=10 -print_final_stats=1 \
+		-artifact_prefix=build/fuzz/artifacts-body/ \
+		$(FUZZ_BODY_ARGS) build/fuzz/corpus-body
