@@ -516,7 +516,7 @@ ngx_bulk_yaml_bool(const unsigned char *s, size_t len)
 }
 
 
-/* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?, a subset of core int|float */
+/* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?: within core int|float */
 
 static int
 ngx_bulk_json_number(const unsigned char *s, size_t len, int integer)

@@ -341,7 +341,8 @@ ngx_http_bulk_dump_sql_pg_handler(ngx_http_bulk_pg_conn_t *pc)
 static void
 ngx_http_bulk_dump_sql_process(ngx_http_bulk_sql_ctx_t *ctx)
 {
-    ngx_int_t  rc;
+    ngx_int_t   rc;
+    ngx_uint_t  copy;
 
     switch (ctx->state) {
 
@@ -357,8 +358,9 @@ ngx_http_bulk_dump_sql_process(ngx_http_bulk_sql_ctx_t *ctx)
         break;
     }
 
-    rc = ngx_http_bulk_dump_sql_results(ctx,
-                                        ctx->state == ngx_http_bulk_sql_result);
+    copy = (ctx->state == ngx_http_bulk_sql_result);
+
+    rc = ngx_http_bulk_dump_sql_results(ctx, copy);
 
     if (rc == NGX_AGAIN) {
         return;
@@ -744,16 +746,17 @@ ngx_http_bulk_dump_sql_row(ngx_http_bulk_sql_ctx_t *ctx, u_char *data,
 static ngx_int_t
 ngx_http_bulk_dump_sql_start(ngx_http_bulk_sql_ctx_t *ctx)
 {
+    char                *type;
     ngx_int_t            rc;
     ngx_http_request_t  *r;
 
     r = ctx->request;
 
     r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_type.data =
-                                (u_char *) ngx_http_bulk_sql_types[ctx->format];
-    r->headers_out.content_type.len =
-                                ngx_strlen(ngx_http_bulk_sql_types[ctx->format]);
+    type = ngx_http_bulk_sql_types[ctx->format];
+
+    r->headers_out.content_type.data = (u_char *) type;
+    r->headers_out.content_type.len = ngx_strlen(type);
     r->headers_out.content_type_len = r->headers_out.content_type.len;
     r->headers_out.content_length_n = -1;
 

@@ -162,7 +162,7 @@ ok(main::pool_idle_one(), "ndjson: connection idle");
 main::seed_values();
 my $r = main::post({ query => 'select id from sqlt where id = 1',
                      format => 'ndjson' }, path => '/$dump-sql?_format=csv');
-is($r->{status}, 200, "200");
+is($r->{status}, 200, "status 200");
 is($r->{headers}{'content-type'}, 'text/csv', "query string format wins");
 is($r->{body}, "id\n1\n", "csv");
 
