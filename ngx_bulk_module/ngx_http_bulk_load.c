@@ -86,7 +86,8 @@ typedef struct {
 } ngx_http_bulk_load_ctx_t;
 
 
-static void ngx_http_bulk_load_body(ngx_http_request_t *r, yajl_val root);
+static ngx_int_t ngx_http_bulk_load_body(ngx_http_request_t *r,
+    yajl_val root);
 static ngx_int_t ngx_http_bulk_load_options(ngx_http_bulk_load_ctx_t *ctx,
     yajl_val root);
 static void ngx_http_bulk_load_ready(ngx_http_bulk_pg_waiter_t *w,
@@ -144,7 +145,7 @@ ngx_http_bulk_load_handler(ngx_http_request_t *r)
 }
 
 
-static void
+static ngx_int_t
 ngx_http_bulk_load_body(ngx_http_request_t *r, yajl_val root)
 {
     u_char                     *p, *end;
@@ -157,8 +158,7 @@ ngx_http_bulk_load_body(ngx_http_request_t *r, yajl_val root)
 
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_bulk_load_ctx_t));
     if (ctx == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     ctx->request = r;
@@ -169,8 +169,7 @@ ngx_http_bulk_load_body(ngx_http_request_t *r, yajl_val root)
         if (blcf->load_type_var) {
             vv = ngx_http_get_indexed_variable(r, blcf->load_type_index);
             if (vv == NULL || vv->not_found) {
-                ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-                return;
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
             }
 
             ctx->type.data = vv->data;
@@ -195,11 +194,17 @@ ngx_http_bulk_load_body(ngx_http_request_t *r, yajl_val root)
         }
     }
 
-    if (ngx_http_bulk_load_options(ctx, root) != NGX_OK) {
-        ngx_http_finalize_request(r,
-            ngx_http_bulk_send_error(r, NGX_HTTP_BAD_REQUEST, "invalid",
-                                     "%s", ctx->err));
-        return;
+    switch (ngx_http_bulk_load_options(ctx, root)) {
+
+    case NGX_OK:
+        break;
+
+    case NGX_DECLINED:
+        return ngx_http_bulk_send_error(r, NGX_HTTP_BAD_REQUEST, "invalid",
+                                        "%s", ctx->err);
+
+    default:
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     if (ngx_array_init(&ctx->types, r->pool, 8,
@@ -209,8 +214,7 @@ ngx_http_bulk_load_body(ngx_http_request_t *r, yajl_val root)
         || ngx_array_init(&ctx->tables, r->pool, 256, sizeof(ngx_str_t))
            != NGX_OK)
     {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     ctx->fmt = ngx_http_bulk_fmt();
@@ -219,8 +223,7 @@ ngx_http_bulk_load_body(ngx_http_request_t *r, yajl_val root)
     cln = ngx_pool_cleanup_add(r->pool, 0);
     if (cln == NULL || ctx->fmt == NULL || ctx->nd == NULL) {
         ngx_bulk_nd_destroy(ctx->nd);
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     cln->handler = ngx_http_bulk_load_cleanup;
@@ -237,8 +240,7 @@ ngx_http_bulk_load_body(ngx_http_request_t *r, yajl_val root)
     ctx->waiter.data = ctx;
     ctx->waiter.log = r->connection->log;
 
-    /* the body reading's reference to the request is the load's */
-
+    r->main->count++;
     r->read_event_handler = ngx_http_test_reading;
     r->write_event_handler = ngx_http_bulk_load_wake;
 
@@ -259,14 +261,13 @@ ngx_http_bulk_load_body(ngx_http_request_t *r, yajl_val root)
         break;
     }
 
-    return;
+    return NGX_DONE;
 
 unknown:
 
-    ngx_http_finalize_request(r,
-        ngx_http_bulk_send_error(r, NGX_HTTP_NOT_FOUND, "not-found",
-                                 "unknown resource type \"%V\"",
-                                 &ctx->type));
+    return ngx_http_bulk_send_error(r, NGX_HTTP_NOT_FOUND, "not-found",
+                                    "unknown resource type \"%V\"",
+                                    &ctx->type);
 }
 
 

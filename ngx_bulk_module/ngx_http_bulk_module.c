@@ -18,6 +18,7 @@ static ngx_bulk_fmt_t  *ngx_http_bulk_fmt_worker;
 static ngx_int_t ngx_http_bulk_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_bulk_add_variables(ngx_conf_t *cf);
 static void ngx_http_bulk_exit_process(ngx_cycle_t *cycle);
+static ngx_int_t ngx_http_bulk_postconfiguration(ngx_conf_t *cf);
 static yajl_gen_status ngx_http_bulk_json_gen(yajl_gen g, yajl_val v);
 static void *ngx_http_bulk_create_main_conf(ngx_conf_t *cf);
 static void *ngx_http_bulk_create_loc_conf(ngx_conf_t *cf);
@@ -124,7 +125,7 @@ static ngx_command_t  ngx_http_bulk_commands[] = {
 
 static ngx_http_module_t  ngx_http_bulk_module_ctx = {
     ngx_http_bulk_add_variables,           /* preconfiguration */
-    ngx_http_bulk_fetch_init,              /* postconfiguration */
+    ngx_http_bulk_postconfiguration,       /* postconfiguration */
 
     ngx_http_bulk_create_main_conf,        /* create main configuration */
     NULL,                                  /* init main configuration */
@@ -151,6 +152,17 @@ ngx_module_t  ngx_http_bulk_module = {
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
+
+
+static ngx_int_t
+ngx_http_bulk_postconfiguration(ngx_conf_t *cf)
+{
+    if (ngx_http_bulk_fetch_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_bulk_body_init(cf);
+}
 
 
 static void
@@ -597,6 +609,8 @@ ngx_http_bulk_create_loc_conf(ngx_conf_t *cf)
      *     blcf->dump_type = NULL;
      */
 
+    blcf->body_max = -1;
+
     blcf->pool_max = NGX_CONF_UNSET_UINT;
     blcf->pool_timeout = NGX_CONF_UNSET_MSEC;
     blcf->pg_timeout = NGX_CONF_UNSET_MSEC;
@@ -613,6 +627,8 @@ ngx_http_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_bulk_loc_conf_t  *prev = parent;
     ngx_http_bulk_loc_conf_t  *conf = child;
 
+    ngx_http_core_loc_conf_t  *clcf;
+
     ngx_conf_merge_str_value(conf->conninfo, prev->conninfo, "");
     ngx_conf_merge_uint_value(conf->pool_max, prev->pool_max, 8);
     ngx_conf_merge_msec_value(conf->pool_timeout, prev->pool_timeout, 10000);
@@ -625,6 +641,21 @@ ngx_http_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (conf->op == NGX_HTTP_BULK_OP_NONE) {
         return NGX_CONF_OK;
+    }
+
+    /*
+     * A location that reads bodies enforces client_max_body_size itself,
+     * to answer 413 with an OperationOutcome (ngx_http_bulk_body.c): the
+     * core module's limit, merged before this module's, moves here.
+     */
+
+    if (conf->op == NGX_HTTP_BULK_OP_DUMP_SQL
+        || conf->op == NGX_HTTP_BULK_OP_LOAD
+        || conf->op == NGX_HTTP_BULK_OP_IMPORT)
+    {
+        clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+        conf->body_max = clcf->client_max_body_size;
+        clcf->client_max_body_size = 0;
     }
 
     if (conf->conninfo.len == 0) {

@@ -15,8 +15,8 @@
 #include <ngx_http.h>
 #include <libpq-fe.h>
 #include <zlib.h>
-#include "ngx_bulk_format.h"
 #include <yajl/yajl_tree.h>
+#include "ngx_bulk_format.h"
 
 
 #define NGX_HTTP_BULK_OP_NONE        0
@@ -44,6 +44,10 @@ typedef struct ngx_http_bulk_pg_waiter_s  ngx_http_bulk_pg_waiter_t;
 typedef void (*ngx_http_bulk_pg_handler_pt)(ngx_http_bulk_pg_conn_t *pc);
 typedef void (*ngx_http_bulk_pg_ready_pt)(ngx_http_bulk_pg_waiter_t *w,
     ngx_int_t rc);
+
+/* gets the parsed body object; returns as a content handler does */
+typedef ngx_int_t (*ngx_http_bulk_body_pt)(ngx_http_request_t *r,
+    yajl_val root);
 
 
 struct ngx_http_bulk_pg_pool_s {
@@ -139,6 +143,7 @@ typedef struct {
     ngx_uint_t                    load_type_var;
     ngx_int_t                     load_type_index;
     ngx_str_t                     load_type;
+    off_t                         body_max; /* -1: reads no body, 0: any */
 
     ngx_str_t                     op_file;  /* where the operation is set */
     ngx_uint_t                    op_line;
@@ -176,10 +181,6 @@ ngx_int_t ngx_http_bulk_str_cmp(const void *a, const void *b);
 ngx_str_t *ngx_http_bulk_bsearch(ngx_str_t *key, ngx_str_t *base,
     ngx_uint_t n);
 
-/* ngx_http_bulk_body.c */
-typedef void (*ngx_http_bulk_body_pt)(ngx_http_request_t *r, yajl_val root);
-ngx_int_t ngx_http_bulk_read_body(ngx_http_request_t *r,
-    ngx_http_bulk_body_pt done);
 ngx_int_t ngx_http_bulk_add_header(ngx_http_request_t *r, const char *key,
     const char *value);
 
@@ -191,6 +192,8 @@ void ngx_http_bulk_pg_cancel(ngx_http_bulk_pg_waiter_t *w);
 void ngx_http_bulk_pg_release(ngx_http_bulk_pg_conn_t *pc,
     ngx_uint_t reusable);
 ngx_int_t ngx_http_bulk_pg_send(ngx_http_bulk_pg_conn_t *pc, const char *sql);
+ngx_int_t ngx_http_bulk_pg_send_one(ngx_http_bulk_pg_conn_t *pc,
+    const char *sql);
 ngx_int_t ngx_http_bulk_pg_read(ngx_http_bulk_pg_conn_t *pc, ngx_uint_t on);
 ngx_int_t ngx_http_bulk_pg_write(ngx_http_bulk_pg_conn_t *pc, ngx_uint_t on);
 void ngx_http_bulk_pg_exit(ngx_cycle_t *cycle);
@@ -221,6 +224,18 @@ ngx_int_t ngx_http_bulk_load_handler(ngx_http_request_t *r);
 
 /* ngx_http_bulk_dump.c */
 ngx_int_t ngx_http_bulk_dump_handler(ngx_http_request_t *r);
+
+/* ngx_http_bulk_body.c */
+ngx_int_t ngx_http_bulk_read_body(ngx_http_request_t *r,
+    ngx_http_bulk_body_pt handler);
+ngx_int_t ngx_http_bulk_body_init(ngx_conf_t *cf);
+yajl_val ngx_http_bulk_body_member(yajl_val obj, const char *name);
+ngx_int_t ngx_http_bulk_body_string(yajl_val obj, const char *name,
+    ngx_str_t *value);
+ngx_int_t ngx_http_bulk_body_bool(yajl_val obj, const char *name,
+    ngx_uint_t *value);
+ngx_int_t ngx_http_bulk_body_object(yajl_val obj, const char *name,
+    yajl_val *value);
 
 /* ngx_http_bulk_dump_sql.c */
 ngx_int_t ngx_http_bulk_dump_sql_handler(ngx_http_request_t *r);

@@ -882,6 +882,32 @@ ngx_http_bulk_pg_send(ngx_http_bulk_pg_conn_t *pc, const char *sql)
 }
 
 
+/*
+ * One statement with the extended query protocol: PostgreSQL refuses a
+ * string of several statements there, whatever it holds.
+ */
+
+ngx_int_t
+ngx_http_bulk_pg_send_one(ngx_http_bulk_pg_conn_t *pc, const char *sql)
+{
+    int  rc;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, pc->c->log, 0,
+                   "bulk pg: statement \"%s\"", sql);
+
+    if (!PQsendQueryParams(pc->pg, sql, 0, NULL, NULL, NULL, NULL, 0)) {
+        return NGX_ERROR;
+    }
+
+    rc = PQflush(pc->pg);
+    if (rc == -1) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_bulk_pg_want(pc, 1, rc == 1);
+}
+
+
 ngx_int_t
 ngx_http_bulk_pg_read(ngx_http_bulk_pg_conn_t *pc, ngx_uint_t on)
 {

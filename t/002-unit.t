@@ -1,5 +1,5 @@
-# The C unit tests of the plain-C parts (format converter, round trip on the
-# Synthea sample), built with AddressSanitizer and UBSan.
+# The C unit tests of the plain-C parts (format converter, time, request
+# bodies, round trip on the Synthea sample), built with AddressSanitizer and UBSan.
 use strict;
 use warnings;
 use FindBin;
@@ -9,10 +9,12 @@ my $root = "$FindBin::Bin/..";
 my $sample = "$root/../shared/data/synthea-10";
 
 system("make -s -C $root build/unit/test_format build/unit/roundtrip "
-       . "build/unit/test_time build/unit/test_ndjson >&2") == 0
+       . "build/unit/test_time build/unit/test_ndjson build/unit/test_body "
+       . ">&2") == 0
     or BAIL_OUT("cannot build the unit tests");
 
-for my $t (["test_format"], ["test_time"], ["test_ndjson"], ["roundtrip", $sample]) {
+for my $t (["test_format"], ["test_time"], ["test_ndjson"], ["test_body"],
+           ["roundtrip", $sample]) {
     my ($bin, @args) = @$t;
     my $out = `$root/build/unit/$bin @args 2>&1`;
     my $rc = $?;

@@ -3,6 +3,7 @@
 #
 #   make unit-test              test_format + roundtrip (ASan/UBSan)
 #   make fuzz-format            libFuzzer for $(FUZZ_TIME) seconds
+#   make fuzz-body              libFuzzer of YAML/JSON bodies, as long
 #   make bench-format           MB/s against yajl parse + yajl_gen
 #   make build/fhir2rows        FHIR NDJSON -> COPY rows (make bench)
 
@@ -10,6 +11,7 @@ UNIT_CC ?= cc
 FUZZ_CC ?= clang
 FUZZ_TIME ?= 300
 FUZZ_FORMAT_ARGS ?=
+FUZZ_BODY_ARGS ?=
 UNIT_SAMPLE ?= ../shared/data/synthea-10
 
 UNIT_WARN = -Wall -Wextra -Werror -std=gnu99
@@ -69,6 +71,18 @@ build/unit/test_time: t/unit/test_time.c ngx_bulk_module/ngx_bulk_time.c \
 	$(UNIT_CC) $(UNIT_CFLAGS) $(FORMAT_INC) -o $@ $< \
 		ngx_bulk_module/ngx_bulk_time.c
 
+BODY_DEPS = ngx_bulk_module/ngx_bulk_body.c ngx_bulk_module/ngx_bulk_body.h
+
+build/unit/test_body: t/unit/test_body.c $(BODY_DEPS)
+	@mkdir -p $(@D)
+	$(UNIT_CC) $(UNIT_CFLAGS) $(FORMAT_INC) -o $@ $< \
+		ngx_bulk_module/ngx_bulk_body.c -lyaml
+
+build/fuzz/fuzz_body: fuzz/fuzz_body.c $(BODY_DEPS)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FORMAT_INC) -o $@ $< \
+		ngx_bulk_module/ngx_bulk_body.c -lyaml -lyajl
+
 build/unit/test_ndjson: t/unit/test_ndjson.c ngx_bulk_module/ngx_bulk_ndjson.c \
 		ngx_bulk_module/ngx_bulk_ndjson.h
 	@mkdir -p $(@D)
@@ -89,7 +103,7 @@ build/fuzz/fuzz_since: fuzz/fuzz_since.c ngx_bulk_module/ngx_bulk_time.c \
 
 # fuzz-<name>: the target for $(FUZZ_TIME) seconds on a scratch copy of
 # its seed corpus t/fuzz/<name>/
-fuzz-ndjson fuzz-since: fuzz-%: build/fuzz/fuzz_%
+fuzz-ndjson fuzz-since fuzz-body: fuzz-%: build/fuzz/fuzz_%
 	rm -rf build/fuzz/corpus-$*
 	mkdir -p build/fuzz/corpus-$* build/fuzz/artifacts-$*
 	cp t/fuzz/$*/* build/fuzz/corpus-$*/
@@ -97,10 +111,11 @@ fuzz-ndjson fuzz-since: fuzz-%: build/fuzz/fuzz_%
 		-max_len=65536 -timeout=10 -print_final_stats=1 \
 		-artifact_prefix=build/fuzz/artifacts-$*/ build/fuzz/corpus-$*
 
-.PHONY: fuzz fuzz-ndjson fuzz-since
+.PHONY: fuzz fuzz-ndjson fuzz-since fuzz-body
 
 # every fuzzer, one after the other
 fuzz:
 	$(MAKE) fuzz-format
 	$(MAKE) fuzz-ndjson
 	$(MAKE) fuzz-since
+	$(MAKE) fuzz-body
