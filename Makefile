@@ -4,6 +4,7 @@
 #   make run      sample database + nginx on 127.0.0.1:8080 (Ctrl-C stops)
 #   make test     the whole suite against a private PostgreSQL cluster
 #   make bench    throughput against psql COPY (not part of make test)
+#   make soak     one 2 GiB streamed $load, worker memory watched (SOAK_BYTES)
 
 SHELL    := /bin/bash
 NGX_SRC  ?= /usr/share/nginx/src
@@ -19,7 +20,7 @@ LD_OPT   := -Wl,-z,relro -Wl,-z,now -fPIC
 
 MODULE_SRCS := config $(wildcard ngx_bulk_module/*.c ngx_bulk_module/*.h)
 
-.PHONY: all deps run test bench clean unit-test prove
+.PHONY: all deps run test bench soak clean unit-test prove
 
 all: $(MODULE)
 
@@ -51,6 +52,9 @@ test: deps all
 
 bench: deps all
 	@util/bench.sh
+
+soak: deps all
+	@util/soak.sh
 
 clean:
 	rm -rf $(BUILD) t/servroot

@@ -1,5 +1,5 @@
 #!/bin/bash
-# make bench: $dump throughput against psql COPY on the same table.
+# make bench: $dump and $load throughput against psql COPY on the same table.
 #
 # Starts its own PostgreSQL cluster (<repo>/.pg-bench, port BULK_PGPORT,
 # default 54331) and its own nginx (one worker, 127.0.0.1:BENCH_PORT,
@@ -12,17 +12,33 @@
 #   dump_gzip  GET /<Type>/$dump?gzip=true   vs psql COPY | gzip -1
 #   dump_fhir  GET /<Type>/$dump?fhir=true   vs our own plain $dump
 #   converter  make bench-format (only with the Synthea sample)
+#   load       POST /fhir/$load of BENCH_ROWS FHIR NDJSON resources into the
+#              empty table vs psql \copy of the same resources already
+#              converted to rows (build/fhir2rows), into the empty table
+#   load_gzip  the same with the source gzipped (gzip -BENCH_GZIP_LEVEL,
+#              default 6) vs the same psql \copy of the plain rows
+#
+# BENCH_ONLY="load load_gzip" (names separated by spaces) runs a subset.
 #
 # rss_mb is the nginx worker's peak RSS (VmHWM) over that pair's own runs
 # (nginx is restarted before each pair).  Each side runs twice,
 # interleaved; the better time is kept (the first run also warms the cache
 # and checks that the output is complete).  Lines starting with '#' are
-# detail.
+# detail.  For the loads, BENCH_LOAD_RUNS (default 2) sets the runs per
+# side; the table and its history are truncated (and CHECKPOINTed) before
+# every run, the answer's count and the table's count are both checked, and
+# the '#' line gives the CPU seconds of the nginx worker and of PostgreSQL
+# (all its processes) during each side's runs.  The $load source is served
+# by the bench nginx itself (location /benchsrc/, sendfile), so the
+# worker's CPU includes serving the file.
 #
 # Data: the Synthea MedicationRequest sample (BENCH_SAMPLE, default
 # <repo>/../shared/data/synthea-10) converted with build/fhir2rows, or,
 # without it, util/gen_sample.pl's Observation rows, multiplied in SQL with
-# fresh ids.
+# fresh ids.  The load source is the same template's FHIR lines multiplied
+# with fresh ids (util/fresh-ids.pl), written to build/bench/data/ and kept
+# for the next run with the same BENCH_ROWS and template: for 1M rows about
+# 1.1 GB of NDJSON, 1.1 GB of rows and the .gz (about 0.1 GB at level 6).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -34,14 +50,29 @@ BENCH_PORT=${BENCH_PORT:-18090}
 BENCH_SAMPLE=${BENCH_SAMPLE:-$REPO/../shared/data/synthea-10}
 export BULK_PGDIR=$REPO/.pg-bench
 export BULK_PGPORT=${BULK_PGPORT:-54331}
+BENCH_ONLY=${BENCH_ONLY:-dump dump_gzip dump_fhir converter load load_gzip}
+BENCH_LOAD_RUNS=${BENCH_LOAD_RUNS:-2}
+BENCH_GZIP_LEVEL=${BENCH_GZIP_LEVEL:-6}
 RUNDIR=$REPO/build/bench
 TMP=$RUNDIR/tmp
+DATA=$RUNDIR/data
 BASE=http://127.0.0.1:$BENCH_PORT
 
 die() { echo "bench: error: $*" >&2; exit 1; }
 
 [[ $BENCH_ROWS =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROWS must be a positive integer"
 [[ $BENCH_PORT =~ ^[0-9]+$ ]] || die "BENCH_PORT must be a port number"
+[[ $BENCH_LOAD_RUNS =~ ^[1-9]$ ]] || die "BENCH_LOAD_RUNS must be 1 to 9"
+[[ $BENCH_GZIP_LEVEL =~ ^[1-9]$ ]] || die "BENCH_GZIP_LEVEL must be 1 to 9"
+for b in $BENCH_ONLY; do
+    case $b in
+    dump|dump_gzip|dump_fhir|converter|load|load_gzip) ;;
+    *) die "BENCH_ONLY: unknown name '$b'" ;;
+    esac
+done
+want() { [[ " $BENCH_ONLY " == *" $1 "* ]]; }
+want_dump() { want dump || want dump_gzip || want dump_fhir; }
+want_load() { want load || want load_gzip; }
 
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
@@ -91,6 +122,7 @@ if [ -s "$BENCH_SAMPLE/MedicationRequest.000.ndjson" ]; then
         > "$TMP/tmpl.tsv" 2>"$TMP/fhir2rows.log" ||
         { cat "$TMP/fhir2rows.log" >&2; die "fhir2rows failed"; }
     TMPL_COPY="\\copy tmpl (id, resource_type, resource) from '$TMP/tmpl.tsv'"
+    FHIR_TMPL=$BENCH_SAMPLE/MedicationRequest.000.ndjson
     echo "# template: Synthea $TYPE sample ($BENCH_SAMPLE), converted with build/fhir2rows"
 else
     SAMPLE=0
@@ -98,12 +130,18 @@ else
     perl util/gen_sample.pl --patients 50 --format rows --out "$TMP" >/dev/null 2>&1 ||
         die "gen_sample.pl failed"
     TMPL_COPY="\\copy tmpl (id, txid, cts, ts, resource_type, status, resource) from '$TMP/observation.tsv'"
+    if want_load; then
+        perl util/gen_sample.pl --patients 50 --format fhir --out "$TMP/fhir" >/dev/null 2>&1 ||
+            die "gen_sample.pl --format fhir failed"
+    fi
+    FHIR_TMPL=$TMP/fhir/Observation.ndjson
     echo "# template: util/gen_sample.pl $TYPE rows (no Synthea sample at $BENCH_SAMPLE)"
 fi
 TABLE=$(tr 'A-Z' 'a-z' <<< "$TYPE")
 
-t0=$(now)
-"${PSQL[@]}" <<SQL
+if want_dump; then
+    t0=$(now)
+    "${PSQL[@]}" <<SQL
 CREATE TEMP TABLE tmpl (id text, txid bigint, cts timestamptz, ts timestamptz,
                         resource_type text, status resource_status,
                         resource jsonb);
@@ -118,16 +156,57 @@ FROM generate_series(1, ceil($BENCH_ROWS::numeric
 LIMIT $BENCH_ROWS;
 COMMIT;
 SQL
-"${PSQL[@]}" -c "VACUUM ANALYZE \"$TABLE\""
-t1=$(now)
+    "${PSQL[@]}" -c "VACUUM ANALYZE \"$TABLE\""
+    t1=$(now)
 
-IFS='|' read -r rows tmpl_rows total heap <<< "$("${PSQL[@]}" -Atc "
-    SELECT count(*), (SELECT count(DISTINCT id) FROM \"$TABLE\" WHERE id LIKE '%-1'),
-           pg_total_relation_size('\"$TABLE\"'), pg_relation_size('\"$TABLE\"')
-    FROM \"$TABLE\"")"
-[ "$rows" = "$BENCH_ROWS" ] || die "loaded $rows rows into $TABLE, expected $BENCH_ROWS"
-echo "# table $TABLE: $rows rows ($tmpl_rows template rows), $(mb "$total") MB total," \
-     "$(mb "$heap") MB heap; loaded in $(elapsed "$t0" "$t1") s"
+    IFS='|' read -r rows tmpl_rows total heap <<< "$("${PSQL[@]}" -Atc "
+        SELECT count(*), (SELECT count(DISTINCT id) FROM \"$TABLE\" WHERE id LIKE '%-1'),
+               pg_total_relation_size('\"$TABLE\"'), pg_relation_size('\"$TABLE\"')
+        FROM \"$TABLE\"")"
+    [ "$rows" = "$BENCH_ROWS" ] || die "loaded $rows rows into $TABLE, expected $BENCH_ROWS"
+    echo "# table $TABLE: $rows rows ($tmpl_rows template rows), $(mb "$total") MB total," \
+         "$(mb "$heap") MB heap; loaded in $(elapsed "$t0" "$t1") s"
+fi
+
+# the $load source: FHIR NDJSON, its gzip, and the same as COPY rows, kept
+# in $DATA for the next run when the row count and the template match
+if want_load; then
+    mkdir -p "$DATA"
+    key="rows=$BENCH_ROWS template=$(md5sum < "$FHIR_TMPL" | cut -c1-32)"
+    if [ "$(cat "$DATA/load.stamp" 2>/dev/null)" != "$key" ]; then
+        rm -f "$DATA"/load.*
+        t0=$(now)
+        perl util/fresh-ids.pl "$BENCH_ROWS" < "$FHIR_TMPL" > "$DATA/load.ndjson.tmp" ||
+            die "fresh-ids.pl failed"
+        # fhir2rows: id, resource_type, resource -> + txid 1, status created
+        build/fhir2rows < "$DATA/load.ndjson.tmp" 2>"$TMP/fhir2rows.log" |
+            perl -pe 's/^([^\t]*)\t([^\t]*)\t/$1\t1\t$2\tcreated\t/' > "$DATA/load.tsv" ||
+            { cat "$TMP/fhir2rows.log" >&2; die "fhir2rows failed"; }
+        mv "$DATA/load.ndjson.tmp" "$DATA/load.ndjson"
+        echo "$key" > "$DATA/load.stamp"
+        t1=$(now)
+        echo "# load source generated in $(elapsed "$t0" "$t1") s"
+    fi
+    gzkey="$key level=$BENCH_GZIP_LEVEL"
+    if want load_gzip && [ "$(cat "$DATA/load.gz.stamp" 2>/dev/null)" != "$gzkey" ]; then
+        t0=$(now)
+        gzip -c "-$BENCH_GZIP_LEVEL" "$DATA/load.ndjson" > "$DATA/load.ndjson.gz" ||
+            die "gzip failed"
+        echo "$gzkey" > "$DATA/load.gz.stamp"
+        t1=$(now)
+        echo "# load source gzipped (gzip -$BENCH_GZIP_LEVEL) in $(elapsed "$t0" "$t1") s"
+    fi
+    chmod a+r "$DATA"/load.* 2>/dev/null || true
+    n=$(wc -l < "$DATA/load.ndjson")
+    [ "$n" = "$BENCH_ROWS" ] || die "$DATA/load.ndjson has $n lines, expected $BENCH_ROWS"
+    n=$(wc -l < "$DATA/load.tsv")
+    [ "$n" = "$BENCH_ROWS" ] || die "$DATA/load.tsv has $n rows, expected $BENCH_ROWS"
+    echo "# load source: $DATA: ndjson $(mb "$(stat -c %s "$DATA/load.ndjson")") MB," \
+         "rows $(mb "$(stat -c %s "$DATA/load.tsv")") MB$(
+         [ -e "$DATA/load.ndjson.gz" ] &&
+             echo ", ndjson.gz $(mb "$(stat -c %s "$DATA/load.ndjson.gz")") MB"
+         ); disk use $(du -sh "$DATA" | cut -f1)"
+fi
 
 # ------------------------------------------------------------------ nginx
 cat > "$RUNDIR/nginx.conf" <<CONF
@@ -159,6 +238,11 @@ http {
         bulk_pg_pool 4 timeout=10s;
 
         include $REPO/conf/bulk_api.conf;
+
+        location /benchsrc/ {
+            alias $DATA/;
+            sendfile on;
+        }
     }
 }
 CONF
@@ -246,54 +330,149 @@ report() {    # name ours_t base_t rss
 URL=$BASE/$TYPE/\$dump
 
 # dump: ours and psql COPY, interleaved
-nginx_restart
-run "curl \$dump" curl_check "$URL" cat;    o1=$T
-check_lines "\$dump"
-read -r code dump_bytes < "$TMP/w"
-run "psql COPY" psql_check;                b1=$T
-check_lines "psql COPY"
-run "curl \$dump" curl_plain "$URL";        o2=$T
-run "psql COPY" psql_plain;                b2=$T
-rss=$(worker_hwm)
-dump_o=$(min "$o1" "$o2"); dump_b=$(min "$b1" "$b2")
-echo "# dump: ours $o1 s, $o2 s; psql COPY $b1 s, $b2 s; \$dump output $(mb "$dump_bytes") MB"
-report dump "$dump_o" "$dump_b" "$rss"
+if want dump; then
+    nginx_restart
+    run "curl \$dump" curl_check "$URL" cat;    o1=$T
+    check_lines "\$dump"
+    read -r code dump_bytes < "$TMP/w"
+    run "psql COPY" psql_check;                b1=$T
+    check_lines "psql COPY"
+    run "curl \$dump" curl_plain "$URL";        o2=$T
+    run "psql COPY" psql_plain;                b2=$T
+    rss=$(worker_hwm)
+    dump_o=$(min "$o1" "$o2"); dump_b=$(min "$b1" "$b2")
+    echo "# dump: ours $o1 s, $o2 s; psql COPY $b1 s, $b2 s; \$dump output $(mb "$dump_bytes") MB"
+    report dump "$dump_o" "$dump_b" "$rss"
+fi
 
 # dump_gzip: ours and psql COPY | gzip -1
-nginx_restart
-run "curl \$dump?gzip=true" curl_check "$URL?gzip=true" gunzip; o1=$T
-check_lines "\$dump?gzip=true (gunzipped)"
-read -r code gz_bytes < "$TMP/w"
-run "psql COPY | gzip -1" psql_gzip_check;  b1=$T
-run "curl \$dump?gzip=true" curl_plain "$URL?gzip=true";  o2=$T
-run "psql COPY | gzip -1" psql_gzip;        b2=$T
-rss=$(worker_hwm)
-echo "# dump_gzip: ours $o1 s (with gunzip | wc), $o2 s; psql | gzip -1 $b1 s, $b2 s;" \
-     "ours $(mb "$gz_bytes") MB, gzip -1 $(mb "$(cat "$TMP/gzsize")") MB"
-report dump_gzip "$(min "$o1" "$o2")" "$(min "$b1" "$b2")" "$rss"
+if want dump_gzip; then
+    nginx_restart
+    run "curl \$dump?gzip=true" curl_check "$URL?gzip=true" gunzip; o1=$T
+    check_lines "\$dump?gzip=true (gunzipped)"
+    read -r code gz_bytes < "$TMP/w"
+    run "psql COPY | gzip -1" psql_gzip_check;  b1=$T
+    run "curl \$dump?gzip=true" curl_plain "$URL?gzip=true";  o2=$T
+    run "psql COPY | gzip -1" psql_gzip;        b2=$T
+    rss=$(worker_hwm)
+    echo "# dump_gzip: ours $o1 s (with gunzip | wc), $o2 s; psql | gzip -1 $b1 s, $b2 s;" \
+         "ours $(mb "$gz_bytes") MB, gzip -1 $(mb "$(cat "$TMP/gzsize")") MB"
+    report dump_gzip "$(min "$o1" "$o2")" "$(min "$b1" "$b2")" "$rss"
+fi
 
 # dump_fhir: ours with fhir=true against our own plain $dump
 # (the plain runs share the worker: its peak is reset before each fhir run)
-nginx_restart
-run "curl \$dump?fhir=true" curl_check "$URL?fhir=true" cat; o1=$T
-check_lines "\$dump?fhir=true"
-read -r code fhir_bytes < "$TMP/w"
-rss1=$(worker_hwm)
-run "curl \$dump" curl_plain "$URL";        b1=$T
-worker_hwm_reset
-run "curl \$dump?fhir=true" curl_plain "$URL?fhir=true"; o2=$T
-rss=$(worker_hwm)
-rss=$(awk -v a="$rss1" -v b="$rss" 'BEGIN { print (a > b) ? a : b }')
-run "curl \$dump" curl_plain "$URL";        b2=$T
-echo "# dump_fhir: fhir=true $o1 s, $o2 s; plain $b1 s, $b2 s; fhir output $(mb "$fhir_bytes") MB"
-report dump_fhir "$(min "$o1" "$o2")" "$(min "$b1" "$b2")" "$rss"
+if want dump_fhir; then
+    nginx_restart
+    run "curl \$dump?fhir=true" curl_check "$URL?fhir=true" cat; o1=$T
+    check_lines "\$dump?fhir=true"
+    read -r code fhir_bytes < "$TMP/w"
+    rss1=$(worker_hwm)
+    run "curl \$dump" curl_plain "$URL";        b1=$T
+    worker_hwm_reset
+    run "curl \$dump?fhir=true" curl_plain "$URL?fhir=true"; o2=$T
+    rss=$(worker_hwm)
+    rss=$(awk -v a="$rss1" -v b="$rss" 'BEGIN { print (a > b) ? a : b }')
+    run "curl \$dump" curl_plain "$URL";        b2=$T
+    echo "# dump_fhir: fhir=true $o1 s, $o2 s; plain $b1 s, $b2 s; fhir output $(mb "$fhir_bytes") MB"
+    report dump_fhir "$(min "$o1" "$o2")" "$(min "$b1" "$b2")" "$rss"
+fi
 
 # converter: the format converter alone, on the sample
-if [ "$SAMPLE" = 1 ]; then
+if ! want converter; then
+    :
+elif [ "$SAMPLE" = 1 ]; then
     make -s bench-format UNIT_SAMPLE="$BENCH_SAMPLE" 2>&1 | grep -E '^(BENCH|#)' ||
         die "make bench-format printed no BENCH line"
 else
     echo "# converter: skipped (no Synthea sample)"
+fi
+
+# ------------------------------------------------------------------ loads
+CLK_TCK=$(getconf CLK_TCK)
+
+# cpu_ticks <pid>...: utime + stime + cutime + cstime of the live ones
+cpu_ticks() {
+    local p
+    for p in "$@"; do
+        [ -r "/proc/$p/stat" ] && sed 's/.*) //' "/proc/$p/stat"
+    done | awk '{ s += $12 + $13 + $14 + $15 } END { print s + 0 }'
+}
+
+# CPU ticks of the whole cluster: the postmaster (its cutime/cstime hold
+# the backends it reaped) and its live children
+pg_ticks() {
+    local pm
+    pm=$(head -1 "$BULK_PGDIR/data/postmaster.pid")
+    cpu_ticks "$pm" $(ps -o pid= --ppid "$pm")
+}
+
+worker_ticks() { cpu_ticks "$nginx_worker"; }
+
+secs() { awk -v t="$1" -v h="$CLK_TCK" 'BEGIN { printf "%.1f", t / h }'; }
+
+load_reset() {
+    "${PSQL[@]}" -c "TRUNCATE \"$TABLE\", \"${TABLE}_history\"" -c "CHECKPOINT"
+}
+
+check_table() {
+    local what=$1 n
+    n=$("${PSQL[@]}" -Atc "SELECT count(*) FROM \"$TABLE\"")
+    [ "$n" = "$BENCH_ROWS" ] || die "$what: table $TABLE has $n rows, expected $BENCH_ROWS"
+}
+
+# ours_load <file>: POST /fhir/$load of /benchsrc/<file>; checks the answer
+# {"<Type>": BENCH_ROWS} and the table
+ours_load() {
+    local n
+    curl -sS --fail-with-body -o "$TMP/answer" -H 'Content-Type: application/json' \
+        --data-binary "{\"source\": \"$BASE/benchsrc/$1\"}" "$BASE/fhir/\$load" ||
+        { echo "bench: \$load answered: $(head -c 500 "$TMP/answer")" >&2; return 1; }
+    n=$(perl -ne 'print $1 if /^\{\s*"'"$TYPE"'"\s*:\s*(\d+)\s*\}\s*$/' "$TMP/answer")
+    [ "$n" = "$BENCH_ROWS" ] ||
+        die "\$load of $1 answered '$(head -c 500 "$TMP/answer")', expected {\"$TYPE\":$BENCH_ROWS}"
+}
+
+base_load() {
+    "${PSQL[@]}" -c "\\copy \"$TABLE\" (id, txid, resource_type, status, resource) FROM '$DATA/load.tsv'"
+}
+
+# load_pair <name> <source file>: BENCH_LOAD_RUNS runs of each side,
+# interleaved, each into the truncated table; the best time of each side
+load_pair() {
+    local name=$1 src=$2 i o b os= bs= ot=0 bt=0 owt=0 w0 p0 rss
+    nginx_restart
+    o=; b=
+    for i in $(seq "$BENCH_LOAD_RUNS"); do
+        load_reset
+        w0=$(worker_ticks); p0=$(pg_ticks)
+        run "\$load $src" ours_load "$src"
+        owt=$((owt + $(worker_ticks) - w0)); ot=$((ot + $(pg_ticks) - p0))
+        check_table "\$load $src"
+        os="$os $T"; o=$(min "${o:-$T}" "$T")
+
+        load_reset
+        p0=$(pg_ticks)
+        run "psql \\copy" base_load
+        sleep 0.2    # let the postmaster reap psql's backend
+        bt=$((bt + $(pg_ticks) - p0))
+        check_table "psql \\copy"
+        bs="$bs $T"; b=$(min "${b:-$T}" "$T")
+    done
+    rss=$(worker_hwm)
+    echo "# $name: ours$os s; psql \\copy$bs s; ours $(rate "$o") resources/s," \
+         "psql \\copy $(rate "$b") rows/s"
+    echo "# $name: CPU over $BENCH_LOAD_RUNS run(s): ours nginx worker $(secs "$owt") s," \
+         "PostgreSQL $(secs "$ot") s; psql \\copy PostgreSQL $(secs "$bt") s"
+    report "$name" "$o" "$b" "$rss"
+}
+
+if want load; then
+    load_pair load load.ndjson
+fi
+
+if want load_gzip; then
+    load_pair load_gzip load.ndjson.gz
 fi
 
 if grep -q '\[\(alert\|crit\|emerg\)\]' "$RUNDIR/logs/error.log" 2>/dev/null; then
