@@ -29,6 +29,7 @@ typedef enum {
     ngx_http_bulk_load_prepare,
     ngx_http_bulk_load_copy,
     ngx_http_bulk_load_copy_end,
+    ngx_http_bulk_load_check,
     ngx_http_bulk_load_upsert,
     ngx_http_bulk_load_done
 } ngx_http_bulk_load_state_e;
@@ -38,6 +39,7 @@ typedef struct {
     ngx_str_t                    name;      /* as in the documents */
     ngx_uint_t                   lines;
     ngx_uint_t                   written;
+    ngx_uint_t                   dups;      /* an id comes twice */
 } ngx_http_bulk_load_type_t;
 
 
@@ -101,7 +103,6 @@ static void ngx_http_bulk_load_consume(ngx_http_bulk_fetch_t *f);
 static void ngx_http_bulk_load_held(ngx_http_bulk_load_ctx_t *ctx);
 static ngx_int_t ngx_http_bulk_load_line(ngx_http_bulk_load_ctx_t *ctx,
     ngx_bulk_nd_line_t *l);
-static ngx_uint_t ngx_http_bulk_load_has_nul(const u_char *p, size_t len);
 static ngx_int_t ngx_http_bulk_load_issue(ngx_http_bulk_load_ctx_t *ctx,
     uint64_t line, const char *fmt, ...);
 static ngx_int_t ngx_http_bulk_load_known(ngx_http_bulk_load_ctx_t *ctx,
@@ -112,6 +113,8 @@ static void ngx_http_bulk_load_wake(ngx_http_request_t *r);
 static void ngx_http_bulk_load_end_copy(ngx_http_bulk_load_ctx_t *ctx);
 static void ngx_http_bulk_load_upserts(ngx_http_bulk_load_ctx_t *ctx);
 static void ngx_http_bulk_load_results(ngx_http_bulk_load_ctx_t *ctx);
+static void ngx_http_bulk_load_dups(ngx_http_bulk_load_ctx_t *ctx,
+    PGresult *res);
 static void ngx_http_bulk_load_answer(ngx_http_bulk_load_ctx_t *ctx);
 static void ngx_http_bulk_load_fail(ngx_http_bulk_load_ctx_t *ctx,
     ngx_uint_t status, const char *code, const char *fmt, ...);
@@ -399,6 +402,7 @@ ngx_http_bulk_load_ready(ngx_http_bulk_pg_waiter_t *w, ngx_int_t rc)
 
     if (ngx_http_bulk_pg_send(ctx->pc,
             "BEGIN;"
+            "SET LOCAL work_mem = '64MB';"
             "SELECT nextval('transaction_id_seq'),"
             " (SELECT string_agg(c.relname, ' ') FROM pg_class c"
             " WHERE c.relkind IN ('r', 'p')"
@@ -485,6 +489,7 @@ ngx_http_bulk_load_process(ngx_http_bulk_load_ctx_t *ctx)
         return;
 
     case ngx_http_bulk_load_copy_end:
+    case ngx_http_bulk_load_check:
     case ngx_http_bulk_load_upsert:
         ngx_http_bulk_load_results(ctx);
         return;
@@ -764,6 +769,7 @@ ngx_http_bulk_load_held(ngx_http_bulk_load_ctx_t *ctx)
 {
     size_t                  pending;
     ngx_buf_t              *b;
+    ngx_chain_t            *cl;
     ngx_http_bulk_fetch_t  *f;
 
     f = &ctx->fetch;
@@ -782,42 +788,14 @@ ngx_http_bulk_load_held(ngx_http_bulk_load_ctx_t *ctx)
 
     b->pos = b->last;
     ctx->nd_input = 0;
-    f->held = f->held->next;
+
+    cl = f->held;
+    f->held = cl->next;
+    ngx_free_chain(ctx->request->pool, cl);
 
     if (f->held == NULL) {
         f->held_last = &f->held;
     }
-}
-
-
-/*
- * A NUL character, which the converter writes as "\u0000" (a backslash
- * it escaped itself comes out as "\\"): jsonb refuses it.
- */
-
-static ngx_uint_t
-ngx_http_bulk_load_has_nul(const u_char *p, size_t len)
-{
-    const u_char  *end, *q, *b;
-
-    end = p + len;
-
-    while ((q = ngx_strlchr((u_char *) p, (u_char *) end, '\\')) != NULL) {
-        b = q;
-
-        while (q < end && *q == '\\') {
-            q++;
-        }
-
-        if (((q - b) & 1) && end - q >= 5 && ngx_strncmp(q, "u0000", 5) == 0)
-        {
-            return 1;
-        }
-
-        p = q;
-    }
-
-    return 0;
 }
 
 
@@ -826,7 +804,7 @@ ngx_http_bulk_load_has_nul(const u_char *p, size_t len)
 static ngx_int_t
 ngx_http_bulk_load_line(ngx_http_bulk_load_ctx_t *ctx, ngx_bulk_nd_line_t *l)
 {
-    u_char                     *p, *s, *end;
+    u_char                     *p, *s, *q, *end;
     size_t                      need;
     const u_char               *rt;
     size_t                      rt_len;
@@ -894,12 +872,6 @@ ngx_http_bulk_load_line(ngx_http_bulk_load_ctx_t *ctx, ngx_bulk_nd_line_t *l)
                                         ngx_min(rt_len, 64), rt);
     }
 
-    if (ngx_http_bulk_load_has_nul(job.out, job.out_len)) {
-        return ngx_http_bulk_load_issue(ctx, l->lineno,
-                                        "\\u0000 in a string: PostgreSQL's "
-                                        "jsonb cannot store it");
-    }
-
     /* "<line>\t<type>\t<id>\t<document>\n", COPY text escaping */
 
     need = NGX_INT64_LEN + rt_len + job.doc_id_len + 2 * job.out_len + 4;
@@ -924,31 +896,39 @@ ngx_http_bulk_load_line(ngx_http_bulk_load_ctx_t *ctx, ngx_bulk_nd_line_t *l)
     p = ngx_cpymem(p, job.doc_id, job.doc_id_len);
     *p++ = '\t';
 
-    for (s = (u_char *) job.out, end = s + job.out_len; s < end; s++) {
-        switch (*s) {
+    /*
+     * The converter's compact JSON holds no raw control characters (they
+     * are escaped in strings), so COPY's text format only needs the
+     * backslashes doubled; a run of them followed by "u0000" with an odd
+     * length is a NUL character, which jsonb refuses.
+     */
 
-        case '\\':
-            *p++ = '\\';
-            *p++ = '\\';
+    s = (u_char *) job.out;
+    end = s + job.out_len;
+
+    while (s < end) {
+        q = ngx_strlchr(s, end, '\\');
+
+        if (q == NULL) {
+            p = ngx_cpymem(p, s, end - s);
             break;
+        }
 
-        case '\n':
+        p = ngx_cpymem(p, s, q - s);
+        s = q;
+
+        while (s < end && *s == '\\') {
             *p++ = '\\';
-            *p++ = 'n';
-            break;
-
-        case '\r':
             *p++ = '\\';
-            *p++ = 'r';
-            break;
+            s++;
+        }
 
-        case '\t':
-            *p++ = '\\';
-            *p++ = 't';
-            break;
-
-        default:
-            *p++ = *s;
+        if (((s - q) & 1) && end - s >= 5 && ngx_strncmp(s, "u0000", 5) == 0)
+        {
+            return ngx_http_bulk_load_issue(ctx, l->lineno,
+                                            "\\u0000 in a string: "
+                                            "PostgreSQL's jsonb cannot "
+                                            "store it");
         }
     }
 
@@ -1258,17 +1238,19 @@ ngx_http_bulk_load_upserts(ngx_http_bulk_load_ctx_t *ctx)
         p = ngx_sprintf(p,
                 "INSERT INTO \"%*s\" AS t (id, txid, cts, ts, resource_type,"
                 " status, resource)"
-                " SELECT DISTINCT ON (id) id, %L, now(), now(), '%V',"
+                " SELECT %s id, %L, now(), now(), '%V',"
                 " 'created', %s"
-                " FROM bulk_load_stage WHERE rt = '%V' ORDER BY id, ln DESC"
+                " FROM bulk_load_stage WHERE rt = '%V'%s"
                 " ON CONFLICT (id) DO UPDATE SET txid = excluded.txid,"
                 " ts = excluded.ts, resource_type = excluded.resource_type,"
                 " status = CASE WHEN t.status = 'deleted'"
                 " THEN 'recreated'::resource_status"
                 " ELSE 'updated'::resource_status END,"
                 " resource = excluded.resource;",
-                t[i].name.len, low, ctx->txid, &t[i].name, expr,
-                &t[i].name);
+                t[i].name.len, low,
+                t[i].dups ? "DISTINCT ON (id)" : "",
+                ctx->txid, &t[i].name, expr, &t[i].name,
+                t[i].dups ? " ORDER BY id, ln DESC" : "");
     }
 
     p = ngx_sprintf(p, "COMMIT");
@@ -1293,7 +1275,33 @@ ngx_http_bulk_load_upserts(ngx_http_bulk_load_ctx_t *ctx)
 }
 
 
-/* results of the end of COPY and of the upserts */
+static void
+ngx_http_bulk_load_dups(ngx_http_bulk_load_ctx_t *ctx, PGresult *res)
+{
+    int                         i;
+    size_t                      len;
+    ngx_uint_t                  j;
+    const char                 *rt;
+    ngx_http_bulk_load_type_t  *t;
+
+    t = ctx->types.elts;
+
+    for (i = 0; i < PQntuples(res); i++) {
+        rt = PQgetvalue(res, i, 0);
+        len = PQgetlength(res, i, 0);
+
+        for (j = 0; j < ctx->types.nelts; j++) {
+            if (t[j].name.len == len
+                && ngx_strncmp(t[j].name.data, rt, len) == 0)
+            {
+                t[j].dups = 1;
+            }
+        }
+    }
+}
+
+
+/* results of the end of COPY, of the duplicate check and of the upserts */
 
 static void
 ngx_http_bulk_load_results(ngx_http_bulk_load_ctx_t *ctx)
@@ -1319,6 +1327,14 @@ ngx_http_bulk_load_results(ngx_http_bulk_load_ctx_t *ctx)
 
         if (res == NULL) {
             break;
+        }
+
+        if (ctx->state == ngx_http_bulk_load_check
+            && PQresultStatus(res) == PGRES_TUPLES_OK)
+        {
+            ngx_http_bulk_load_dups(ctx, res);
+            PQclear(res);
+            continue;
         }
 
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
@@ -1367,6 +1383,30 @@ ngx_http_bulk_load_results(ngx_http_bulk_load_ctx_t *ctx)
     }
 
     if (ctx->state == ngx_http_bulk_load_copy_end) {
+
+        /*
+         * which types have an id twice: only those pay for sorting the
+         * staged documents to keep the later line
+         */
+
+        if (ngx_http_bulk_pg_send(ctx->pc,
+                "SELECT DISTINCT rt FROM (SELECT rt, id FROM bulk_load_stage"
+                " GROUP BY rt, id HAVING count(*) > 1) d")
+            != NGX_OK)
+        {
+            ngx_http_bulk_load_fail(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                    "transient", "the database connection "
+                                    "was lost: %*s",
+                                    ngx_http_bulk_msg_len(PQerrorMessage(pg)),
+                                    PQerrorMessage(pg));
+            return;
+        }
+
+        ctx->state = ngx_http_bulk_load_check;
+        return;
+    }
+
+    if (ctx->state == ngx_http_bulk_load_check) {
         ngx_http_bulk_load_upserts(ctx);
         return;
     }
@@ -1495,6 +1535,7 @@ ngx_http_bulk_load_fail(ngx_http_bulk_load_ctx_t *ctx, ngx_uint_t status,
 {
     u_char              *p;
     va_list              args;
+    ngx_chain_t         *cl;
     ngx_http_request_t  *r;
 
     r = ctx->request;
@@ -1525,8 +1566,10 @@ ngx_http_bulk_load_fail(ngx_http_bulk_load_ctx_t *ctx, ngx_uint_t status,
     /* drop what the source still holds back, and stop it */
 
     while (ctx->fetch.held) {
-        ctx->fetch.held->buf->pos = ctx->fetch.held->buf->last;
-        ctx->fetch.held = ctx->fetch.held->next;
+        cl = ctx->fetch.held;
+        cl->buf->pos = cl->buf->last;
+        ctx->fetch.held = cl->next;
+        ngx_free_chain(r->pool, cl);
     }
 
     ctx->fetch.held_last = &ctx->fetch.held;
