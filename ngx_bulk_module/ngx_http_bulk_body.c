@@ -21,6 +21,7 @@
 
 
 typedef struct {
+    ngx_http_bulk_stats_t   stats;      /* first: the log variables */
     ngx_http_bulk_body_pt   handler;
     off_t                   received;
     unsigned                yaml:1;

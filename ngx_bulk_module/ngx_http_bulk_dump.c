@@ -27,6 +27,7 @@ typedef enum {
 
 
 typedef struct {
+    ngx_http_bulk_stats_t        stats;     /* first: the log variables */
     ngx_http_request_t          *request;
     ngx_http_bulk_pg_waiter_t    waiter;
     ngx_http_bulk_pg_conn_t     *pc;
@@ -211,6 +212,7 @@ ngx_http_bulk_dump_handler(ngx_http_request_t *r)
     ctx->waiter.pool = blcf->pool;
     ctx->waiter.ready = ngx_http_bulk_dump_ready;
     ctx->waiter.data = ctx;
+    ctx->waiter.stats = &ctx->stats;
     ctx->waiter.log = r->connection->log;
 
     r->main->count++;
@@ -952,6 +954,8 @@ ngx_http_bulk_dump_row(ngx_http_bulk_dump_ctx_t *ctx, u_char *data,
     }
 
     ctx->rows++;
+    ctx->stats.rows = ctx->rows;
+    ctx->stats.bytes = ctx->out.bytes;
 
     return NGX_OK;
 }
@@ -1001,6 +1005,8 @@ ngx_http_bulk_dump_fhir_row(ngx_http_bulk_dump_ctx_t *ctx, u_char **f,
     }
 
     ctx->rows++;
+    ctx->stats.rows = ctx->rows;
+    ctx->stats.bytes = ctx->out.bytes;
 
     return NGX_OK;
 }

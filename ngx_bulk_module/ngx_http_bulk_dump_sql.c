@@ -55,6 +55,7 @@ typedef enum {
 
 
 typedef struct {
+    ngx_http_bulk_stats_t        stats;     /* first: the log variables */
     ngx_http_request_t          *request;
     ngx_http_bulk_pg_waiter_t    waiter;
     ngx_http_bulk_pg_conn_t     *pc;
@@ -199,6 +200,7 @@ ngx_http_bulk_dump_sql_body(ngx_http_request_t *r, yajl_val root)
     ctx->waiter.pool = blcf->pool;
     ctx->waiter.ready = ngx_http_bulk_dump_sql_ready;
     ctx->waiter.data = ctx;
+    ctx->waiter.stats = &ctx->stats;
     ctx->waiter.log = r->connection->log;
 
     r->main->count++;
@@ -710,6 +712,10 @@ ngx_http_bulk_dump_sql_row(ngx_http_bulk_sql_ctx_t *ctx, u_char *data,
         }
 
         ctx->rows++;
+    ctx->stats.rows = ctx->rows;
+    ctx->stats.bytes = ctx->out.bytes;
+        ctx->stats.rows = ctx->rows;
+        ctx->stats.bytes = ctx->out.bytes;
 
         if (ngx_http_bulk_out_put(&ctx->out, p, end - p) != NGX_OK
             || ngx_http_bulk_out_put(&ctx->out, (u_char *) "\n", 1) != NGX_OK)
@@ -738,6 +744,8 @@ ngx_http_bulk_dump_sql_row(ngx_http_bulk_sql_ctx_t *ctx, u_char *data,
     }
 
     ctx->rows++;
+    ctx->stats.rows = ctx->rows;
+    ctx->stats.bytes = ctx->out.bytes;
 
     return ngx_http_bulk_out_put(&ctx->out, data, len);
 }

@@ -50,7 +50,8 @@ typedef struct {
 
 
 typedef struct {
-    ngx_http_bulk_fetch_t        fetch;     /* first: the filters see it */
+    ngx_http_bulk_stats_t        stats;     /* first: the log variables */
+    ngx_http_bulk_fetch_t        fetch;
     ngx_http_request_t          *request;
     ngx_http_bulk_loc_conf_t    *conf;
     ngx_http_bulk_pg_waiter_t    waiter;
@@ -241,6 +242,7 @@ ngx_http_bulk_load_body(ngx_http_request_t *r, yajl_val root)
     ctx->waiter.pool = blcf->pool;
     ctx->waiter.ready = ngx_http_bulk_load_ready;
     ctx->waiter.data = ctx;
+    ctx->waiter.stats = &ctx->stats;
     ctx->waiter.log = r->connection->log;
 
     r->main->count++;
@@ -1588,6 +1590,21 @@ ngx_http_bulk_load_fail(ngx_http_bulk_load_ctx_t *ctx, ngx_uint_t status,
 static void
 ngx_http_bulk_load_finish(ngx_http_bulk_load_ctx_t *ctx, ngx_int_t rc)
 {
+    ngx_uint_t                  i;
+    ngx_http_bulk_load_type_t  *t;
+
+    ctx->stats.errors = ctx->errors;
+    ctx->stats.bytes = ctx->nd ? (off_t) ngx_bulk_nd_bytes(ctx->nd) : 0;
+    ctx->stats.rows = 0;
+
+    if (!ctx->failed) {
+        t = ctx->types.elts;
+
+        for (i = 0; i < ctx->types.nelts; i++) {
+            ctx->stats.rows += t[i].written;
+        }
+    }
+
     ctx->answered = 1;
     ctx->state = ngx_http_bulk_load_done;
     ctx->request->write_event_handler = ngx_http_request_empty_handler;

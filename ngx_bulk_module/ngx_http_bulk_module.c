@@ -20,6 +20,8 @@ static ngx_int_t ngx_http_bulk_add_variables(ngx_conf_t *cf);
 static void ngx_http_bulk_exit_process(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_bulk_postconfiguration(ngx_conf_t *cf);
 static yajl_gen_status ngx_http_bulk_json_gen(yajl_gen g, yajl_val v);
+static ngx_int_t ngx_http_bulk_stats_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
 static void *ngx_http_bulk_create_main_conf(ngx_conf_t *cf);
 static void *ngx_http_bulk_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent,
@@ -199,6 +201,18 @@ static ngx_http_variable_t  ngx_http_bulk_vars[] = {
       ngx_http_bulk_source_url_variable, 0,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
+    { ngx_string("bulk_rows"), NULL, ngx_http_bulk_stats_variable,
+      offsetof(ngx_http_bulk_stats_t, rows), NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("bulk_errors"), NULL, ngx_http_bulk_stats_variable,
+      offsetof(ngx_http_bulk_stats_t, errors), NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("bulk_bytes"), NULL, ngx_http_bulk_stats_variable,
+      offsetof(ngx_http_bulk_stats_t, bytes), NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("bulk_db_time"), NULL, ngx_http_bulk_stats_variable,
+      offsetof(ngx_http_bulk_stats_t, db_time), NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
       ngx_http_null_variable
 };
 
@@ -217,6 +231,70 @@ ngx_http_bulk_add_variables(ngx_conf_t *cf)
         var->get_handler = v->get_handler;
         var->data = v->data;
     }
+
+    return NGX_OK;
+}
+
+
+/*
+ * $bulk_rows, $bulk_errors, $bulk_bytes, $bulk_db_time (seconds with
+ * milliseconds, the time the request held a database connection, queueing
+ * for the pool included); empty for requests of other modules
+ */
+
+static ngx_int_t
+ngx_http_bulk_stats_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    u_char                    *p;
+    ngx_msec_t                 ms;
+    ngx_http_bulk_stats_t     *st;
+    ngx_http_bulk_loc_conf_t  *blcf;
+
+    blcf = ngx_http_get_module_loc_conf(r->main, ngx_http_bulk_module);
+    st = ngx_http_get_module_ctx(r->main, ngx_http_bulk_module);
+
+    if (st == NULL || blcf->op == NGX_HTTP_BULK_OP_NONE) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, NGX_OFF_T_LEN + 2);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    v->data = p;
+
+    switch (data) {
+
+    case offsetof(ngx_http_bulk_stats_t, rows):
+        p = ngx_sprintf(p, "%ui", st->rows);
+        break;
+
+    case offsetof(ngx_http_bulk_stats_t, errors):
+        p = ngx_sprintf(p, "%ui", st->errors);
+        break;
+
+    case offsetof(ngx_http_bulk_stats_t, bytes):
+        p = ngx_sprintf(p, "%O", st->bytes);
+        break;
+
+    default:
+        ms = st->db_time;
+
+        if (st->db_held) {
+            ms += ngx_current_msec - st->db_start;
+        }
+
+        p = ngx_sprintf(p, "%T.%03M", (time_t) ms / 1000, ms % 1000);
+        break;
+    }
+
+    v->len = p - v->data;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
 
     return NGX_OK;
 }

@@ -37,6 +37,21 @@
 #define NGX_HTTP_BULK_UNPROCESSABLE  422
 
 
+/*
+ * The first member of every request context of the module: what the log
+ * variables $bulk_rows, $bulk_bytes, $bulk_db_time and $bulk_errors show.
+ */
+
+typedef struct {
+    ngx_uint_t                    rows;     /* streamed or loaded */
+    ngx_uint_t                    errors;   /* bad lines */
+    off_t                         bytes;    /* uncompressed body bytes */
+    ngx_msec_t                    db_start; /* a connection held since */
+    ngx_msec_t                    db_time;  /* connections held, total */
+    unsigned                      db_held:1;
+} ngx_http_bulk_stats_t;
+
+
 typedef struct ngx_http_bulk_pg_pool_s    ngx_http_bulk_pg_pool_t;
 typedef struct ngx_http_bulk_pg_conn_s    ngx_http_bulk_pg_conn_t;
 typedef struct ngx_http_bulk_pg_waiter_s  ngx_http_bulk_pg_waiter_t;
@@ -75,6 +90,7 @@ struct ngx_http_bulk_pg_conn_s {
     ngx_log_t                     log;
 
     ngx_http_bulk_pg_waiter_t    *waiter;   /* who a new connection is for */
+    ngx_http_bulk_stats_t        *stats;    /* of the request holding it */
     ngx_http_bulk_pg_handler_pt   handler;  /* owner's event handler */
     void                         *data;     /* owner */
 
@@ -93,6 +109,7 @@ struct ngx_http_bulk_pg_waiter_s {
     ngx_http_bulk_pg_conn_t      *pending;  /* a connection opened for us */
     ngx_http_bulk_pg_ready_pt     ready;
     void                         *data;
+    ngx_http_bulk_stats_t        *stats;
     ngx_log_t                    *log;
     u_char                        err[256];
     unsigned                      queued:1;
@@ -189,6 +206,7 @@ ngx_http_bulk_pg_pool_t *ngx_http_bulk_pg_pool_get(ngx_conf_t *cf,
     ngx_str_t *conninfo, ngx_uint_t max, ngx_msec_t timeout);
 ngx_int_t ngx_http_bulk_pg_acquire(ngx_http_bulk_pg_waiter_t *w);
 void ngx_http_bulk_pg_cancel(ngx_http_bulk_pg_waiter_t *w);
+void ngx_http_bulk_stats_release(ngx_http_bulk_stats_t *st);
 void ngx_http_bulk_pg_release(ngx_http_bulk_pg_conn_t *pc,
     ngx_uint_t reusable);
 ngx_int_t ngx_http_bulk_pg_send(ngx_http_bulk_pg_conn_t *pc, const char *sql);

@@ -249,6 +249,11 @@ ngx_http_bulk_pg_acquire(ngx_http_bulk_pg_waiter_t *w)
     w->conn = NULL;
     w->pending = NULL;
     w->err[0] = '\0';
+
+    if (w->stats && !w->stats->db_held) {
+        w->stats->db_start = ngx_current_msec;
+        w->stats->db_held = 1;
+    }
     w->ev.handler = ngx_http_bulk_pg_waiter_event;
     w->ev.data = w;
     w->ev.log = w->log;
@@ -268,6 +273,7 @@ ngx_http_bulk_pg_acquire(ngx_http_bulk_pg_waiter_t *w)
             ngx_log_debug1(NGX_LOG_DEBUG_HTTP, w->log, 0,
                            "bulk pg: reuse connection %p", pc);
             pc->handler = NULL;
+            pc->stats = w->stats;
             w->conn = pc;
             return NGX_OK;
         }
@@ -296,6 +302,18 @@ ngx_http_bulk_pg_acquire(ngx_http_bulk_pg_waiter_t *w)
 }
 
 
+/* the clock of $bulk_db_time stops when the request lets go */
+
+void
+ngx_http_bulk_stats_release(ngx_http_bulk_stats_t *st)
+{
+    if (st->db_held) {
+        st->db_time += ngx_current_msec - st->db_start;
+        st->db_held = 0;
+    }
+}
+
+
 void
 ngx_http_bulk_pg_cancel(ngx_http_bulk_pg_waiter_t *w)
 {
@@ -321,6 +339,10 @@ ngx_http_bulk_pg_cancel(ngx_http_bulk_pg_waiter_t *w)
         ngx_http_bulk_pg_release(w->conn, 1);
         w->conn = NULL;
     }
+
+    if (w->stats) {
+        ngx_http_bulk_stats_release(w->stats);
+    }
 }
 
 
@@ -334,6 +356,11 @@ ngx_http_bulk_pg_release(ngx_http_bulk_pg_conn_t *pc, ngx_uint_t reusable)
     pool = pc->pool;
     pc->handler = NULL;
     pc->data = NULL;
+
+    if (pc->stats) {
+        ngx_http_bulk_stats_release(pc->stats);
+        pc->stats = NULL;
+    }
 
     if (reusable
         && !ngx_exiting && !ngx_terminate && !ngx_quit
@@ -421,6 +448,7 @@ ngx_http_bulk_pg_give(ngx_http_bulk_pg_waiter_t *w,
     pc->idle = 0;
     pc->c->idle = 0;
     pc->handler = NULL;
+    pc->stats = w->stats;
 
     ngx_post_event(&w->ev, &ngx_posted_events);
 }
