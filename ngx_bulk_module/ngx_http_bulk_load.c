@@ -67,6 +67,7 @@ typedef struct {
     unsigned                     pg_blocked:1;
     unsigned                     nd_input:1;
     unsigned                     answered:1;
+    unsigned                     copy_header:1;
 
     ngx_bulk_nd_t               *nd;
     ngx_bulk_fmt_t              *fmt;
@@ -79,8 +80,7 @@ typedef struct {
     ngx_array_t                  issues;    /* ngx_http_bulk_load_issue_t */
     ngx_uint_t                   result;    /* upsert results taken */
 
-    u_char                      *buf;       /* one COPY row */
-    size_t                       buf_size;
+    u_char                       tuple[64 + 2 * NGX_HTTP_BULK_TYPE_MAX];
     size_t                       unflushed;
 
     ngx_uint_t                   status;    /* of a failure */
@@ -411,7 +411,7 @@ ngx_http_bulk_load_ready(ngx_http_bulk_pg_waiter_t *w, ngx_int_t rc)
             " AND c.relnamespace = current_schema()::regnamespace);"
             "CREATE TEMP TABLE bulk_load_stage"
             " (ln bigint, rt text, id text, doc text) ON COMMIT DROP;"
-            "COPY bulk_load_stage FROM STDIN")
+            "COPY bulk_load_stage FROM STDIN (FORMAT binary)")
         != NGX_OK)
     {
         ngx_http_bulk_load_fail(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
@@ -801,13 +801,34 @@ ngx_http_bulk_load_held(ngx_http_bulk_load_ctx_t *ctx)
 }
 
 
+static ngx_inline u_char *
+ngx_http_bulk_put16(u_char *p, uint16_t v)
+{
+    *p++ = (u_char) (v >> 8);
+    *p++ = (u_char) v;
+
+    return p;
+}
+
+
+static ngx_inline u_char *
+ngx_http_bulk_put32(u_char *p, uint32_t v)
+{
+    *p++ = (u_char) (v >> 24);
+    *p++ = (u_char) (v >> 16);
+    *p++ = (u_char) (v >> 8);
+    *p++ = (u_char) v;
+
+    return p;
+}
+
+
 /* one line: checked, converted, staged; a bad line is an issue */
 
 static ngx_int_t
 ngx_http_bulk_load_line(ngx_http_bulk_load_ctx_t *ctx, ngx_bulk_nd_line_t *l)
 {
     u_char                     *p, *s, *q, *end;
-    size_t                      need;
     const u_char               *rt;
     size_t                      rt_len;
     ngx_uint_t                  i;
@@ -874,59 +895,17 @@ ngx_http_bulk_load_line(ngx_http_bulk_load_ctx_t *ctx, ngx_bulk_nd_line_t *l)
                                         ngx_min(rt_len, 64), rt);
     }
 
-    /* "<line>\t<type>\t<id>\t<document>\n", COPY text escaping */
+    /* a NUL character, written "\u0000" by the converter: jsonb refuses it */
 
-    need = NGX_INT64_LEN + rt_len + job.doc_id_len + 2 * job.out_len + 4;
-
-    if (need > ctx->buf_size) {
-        if (ctx->buf) {
-            ngx_free(ctx->buf);
+    for (s = (u_char *) job.out, end = s + job.out_len;
+         (q = memmem(s, end - s, "\\u0000", 6)) != NULL;
+         s = q + 1)
+    {
+        for (p = q; p > (u_char *) job.out && p[-1] == '\\'; p--) {
+            /* void */
         }
 
-        ctx->buf_size = ngx_max(need, 65536);
-        ctx->buf = ngx_alloc(ctx->buf_size, ctx->request->connection->log);
-        if (ctx->buf == NULL) {
-            ngx_http_bulk_load_fail(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                    "exception", "out of memory");
-            return NGX_ERROR;
-        }
-    }
-
-    p = ngx_sprintf(ctx->buf, "%uL\t", (uint64_t) l->lineno);
-    p = ngx_cpymem(p, rt, rt_len);
-    *p++ = '\t';
-    p = ngx_cpymem(p, job.doc_id, job.doc_id_len);
-    *p++ = '\t';
-
-    /*
-     * The converter's compact JSON holds no raw control characters (they
-     * are escaped in strings), so COPY's text format only needs the
-     * backslashes doubled; a run of them followed by "u0000" with an odd
-     * length is a NUL character, which jsonb refuses.
-     */
-
-    s = (u_char *) job.out;
-    end = s + job.out_len;
-
-    while (s < end) {
-        q = ngx_strlchr(s, end, '\\');
-
-        if (q == NULL) {
-            p = ngx_cpymem(p, s, end - s);
-            break;
-        }
-
-        p = ngx_cpymem(p, s, q - s);
-        s = q;
-
-        while (s < end && *s == '\\') {
-            *p++ = '\\';
-            *p++ = '\\';
-            s++;
-        }
-
-        if (((s - q) & 1) && end - s >= 5 && ngx_strncmp(s, "u0000", 5) == 0)
-        {
+        if (((q - p) & 1) == 0) {
             return ngx_http_bulk_load_issue(ctx, l->lineno,
                                             "\\u0000 in a string: "
                                             "PostgreSQL's jsonb cannot "
@@ -934,9 +913,31 @@ ngx_http_bulk_load_line(ngx_http_bulk_load_ctx_t *ctx, ngx_bulk_nd_line_t *l)
         }
     }
 
-    *p++ = '\n';
+    /*
+     * a binary COPY tuple (ln int8, rt text, id text, doc text): no
+     * escaping on either side; the document goes in its own piece
+     */
 
-    if (PQputCopyData(ctx->pc->pg, (char *) ctx->buf, p - ctx->buf) != 1) {
+    p = ctx->tuple;
+
+    if (!ctx->copy_header) {
+        p = ngx_cpymem(p, "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0", 19);
+        ctx->copy_header = 1;
+    }
+
+    p = ngx_http_bulk_put16(p, 4);
+    p = ngx_http_bulk_put32(p, 8);
+    p = ngx_http_bulk_put32(p, (uint32_t) (l->lineno >> 32));
+    p = ngx_http_bulk_put32(p, (uint32_t) l->lineno);
+    p = ngx_http_bulk_put32(p, rt_len);
+    p = ngx_cpymem(p, rt, rt_len);
+    p = ngx_http_bulk_put32(p, job.doc_id_len);
+    p = ngx_cpymem(p, job.doc_id, job.doc_id_len);
+    p = ngx_http_bulk_put32(p, job.out_len);
+
+    if (PQputCopyData(ctx->pc->pg, (char *) ctx->tuple, p - ctx->tuple) != 1
+        || PQputCopyData(ctx->pc->pg, (char *) job.out, job.out_len) != 1)
+    {
         ngx_http_bulk_load_fail(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
                                 "transient", "COPY to the database failed: "
                                 "%*s",
@@ -946,7 +947,7 @@ ngx_http_bulk_load_line(ngx_http_bulk_load_ctx_t *ctx, ngx_bulk_nd_line_t *l)
         return NGX_ERROR;
     }
 
-    ctx->unflushed += p - ctx->buf;
+    ctx->unflushed += (p - ctx->tuple) + job.out_len;
 
     t = ctx->types.elts;
 
@@ -1110,6 +1111,7 @@ static void
 ngx_http_bulk_load_end_copy(ngx_http_bulk_load_ctx_t *ctx)
 {
     int                 rc;
+    u_char             *p;
     ngx_bulk_nd_line_t  l;
 
     rc = ngx_bulk_nd_end(ctx->nd, &l);
@@ -1125,7 +1127,20 @@ ngx_http_bulk_load_end_copy(ngx_http_bulk_load_ctx_t *ctx)
         return;
     }
 
-    if (PQputCopyEnd(ctx->pc->pg, NULL) == -1) {
+    /* the header when no line was good, and the trailer */
+
+    p = ctx->tuple;
+
+    if (!ctx->copy_header) {
+        p = ngx_cpymem(p, "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0", 19);
+        ctx->copy_header = 1;
+    }
+
+    p = ngx_http_bulk_put16(p, 0xffff);
+
+    if (PQputCopyData(ctx->pc->pg, (char *) ctx->tuple, p - ctx->tuple) != 1
+        || PQputCopyEnd(ctx->pc->pg, NULL) == -1)
+    {
         ngx_http_bulk_load_fail(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
                                 "transient", "the database connection was "
                                 "lost: %*s",
@@ -1628,9 +1643,4 @@ ngx_http_bulk_load_cleanup(void *data)
 
     ngx_bulk_nd_destroy(ctx->nd);
     ctx->nd = NULL;
-
-    if (ctx->buf) {
-        ngx_free(ctx->buf);
-        ctx->buf = NULL;
-    }
 }
