@@ -5,6 +5,8 @@
 #   make test     the whole suite against a private PostgreSQL cluster
 #   make bench    throughput against psql COPY (not part of make test)
 #   make soak     one 2 GiB streamed $load, worker memory watched (SOAK_BYTES)
+#   make deb      build/deb/libnginx-mod-http-bulk_<VERSION>_<arch>.deb
+#   make test-deb installs that package, tries it, removes it (t/090-deb.t)
 
 SHELL    := /bin/bash
 NGX_SRC  ?= /usr/share/nginx/src
@@ -20,7 +22,7 @@ LD_OPT   := -Wl,-z,relro -Wl,-z,now -fPIC
 
 MODULE_SRCS := config $(wildcard ngx_bulk_module/*.c ngx_bulk_module/*.h)
 
-.PHONY: all deps run test bench soak clean unit-test prove
+.PHONY: all deps run test bench soak clean unit-test prove deb test-deb
 
 all: $(MODULE)
 
@@ -55,6 +57,13 @@ bench: deps all
 
 soak: deps all
 	@util/soak.sh
+
+deb:
+	@util/deb.sh
+
+# installs a system package (and removes it again): not part of make test
+test-deb: deps deb
+	@BULK_TEST_DEB=1 TESTS="$${TESTS:-t/090-deb.t}" util/run-tests.sh
 
 clean:
 	rm -rf $(BUILD) t/servroot
