@@ -5,7 +5,7 @@ set -euo pipefail
 pkgs=(nginx-core nginx-dev libpq-dev libyajl-dev zlib1g-dev libyaml-dev
       postgresql-15 postgresql-client-15 libtest-base-perl libdbd-pg-perl
       libio-compress-perl curl gzip make gcc clang libclang-rt-14-dev
-      valgrind procps)
+      valgrind procps openssl)
 
 missing=()
 for p in "${pkgs[@]}"; do
