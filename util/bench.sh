@@ -50,7 +50,7 @@ BENCH_PORT=${BENCH_PORT:-18090}
 BENCH_SAMPLE=${BENCH_SAMPLE:-$REPO/../shared/data/synthea-10}
 export BULK_PGDIR=$REPO/.pg-bench
 export BULK_PGPORT=${BULK_PGPORT:-54331}
-BENCH_ONLY=${BENCH_ONLY:-dump dump_gzip dump_fhir converter load load_gzip}
+BENCH_ONLY=${BENCH_ONLY:-dump dump_gzip dump_fhir dump_sql_tsv dump_sql_csv dump_sql_ndjson converter load load_gzip}
 BENCH_LOAD_RUNS=${BENCH_LOAD_RUNS:-2}
 BENCH_GZIP_LEVEL=${BENCH_GZIP_LEVEL:-6}
 RUNDIR=$REPO/build/bench
@@ -66,12 +66,16 @@ die() { echo "bench: error: $*" >&2; exit 1; }
 [[ $BENCH_GZIP_LEVEL =~ ^[1-9]$ ]] || die "BENCH_GZIP_LEVEL must be 1 to 9"
 for b in $BENCH_ONLY; do
     case $b in
-    dump|dump_gzip|dump_fhir|converter|load|load_gzip) ;;
+    dump|dump_gzip|dump_fhir|dump_sql_tsv|dump_sql_csv|dump_sql_ndjson) ;;
+    converter|load|load_gzip) ;;
     *) die "BENCH_ONLY: unknown name '$b'" ;;
     esac
 done
 want() { [[ " $BENCH_ONLY " == *" $1 "* ]]; }
-want_dump() { want dump || want dump_gzip || want dump_fhir; }
+want_dump() {
+    want dump || want dump_gzip || want dump_fhir || want dump_sql_tsv \
+        || want dump_sql_csv || want dump_sql_ndjson
+}
 want_load() { want load || want load_gzip; }
 
 now() { date +%s.%N; }
@@ -379,6 +383,47 @@ if want dump_fhir; then
 fi
 
 # converter: the format converter alone, on the sample
+# dump_sql_<format>: POST /$dump-sql against psql COPY of the same query
+# (ndjson against COPY of row_to_json); csv has one header line more
+SQL_QUERY="SELECT id, txid, ts, resource FROM \"$TABLE\""
+
+curl_sql() {    # format filter...
+    local fmt=$1
+    shift
+    curl -sS --fail -X POST -H 'Content-Type: application/json' \
+        --data "{\"query\": \"$(sed 's/"/\\"/g' <<< "$SQL_QUERY")\", \"format\": \"$fmt\"}" \
+        -w '%{stderr}%{http_code} %{size_download}\n' "$BASE/\$dump-sql" \
+        2>"$TMP/w" | "$@" | wc -l > "$TMP/lines"
+}
+
+psql_sql() {    # copy-sql filter...
+    local q=$1
+    shift
+    "${PSQL[@]}" -c "$q" | "$@" | wc -l > "$TMP/lines"
+}
+
+for fmt in tsv csv ndjson; do
+    want "dump_sql_$fmt" || continue
+
+    case $fmt in
+    tsv)    base="COPY ($SQL_QUERY) TO STDOUT" ;;
+    csv)    base="COPY ($SQL_QUERY) TO STDOUT (FORMAT csv, HEADER)" ;;
+    ndjson) base="COPY (SELECT row_to_json(q) FROM ($SQL_QUERY) q) TO STDOUT" ;;
+    esac
+
+    nginx_restart
+    run "\$dump-sql $fmt" curl_sql "$fmt" cat;      o1=$T
+    [ "$fmt" = csv ] && echo "$(( $(cat "$TMP/lines") - 1 ))" > "$TMP/lines"
+    check_lines "\$dump-sql $fmt"
+    read -r code sql_bytes < "$TMP/w"
+    run "psql $fmt" psql_sql "$base" cat;            b1=$T
+    run "\$dump-sql $fmt" curl_sql "$fmt" cat;      o2=$T
+    run "psql $fmt" psql_sql "$base" cat;            b2=$T
+    rss=$(worker_hwm)
+    echo "# dump_sql_$fmt: ours $o1 s, $o2 s; psql $b1 s, $b2 s; output $(mb "$sql_bytes") MB"
+    report "dump_sql_$fmt" "$(min "$o1" "$o2")" "$(min "$b1" "$b2")" "$rss"
+done
+
 if ! want converter; then
     :
 elif [ "$SAMPLE" = 1 ]; then
