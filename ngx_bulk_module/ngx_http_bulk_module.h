@@ -119,6 +119,7 @@ struct ngx_http_bulk_fetch_s {
 
 typedef struct {
     ngx_array_t                   pools;    /* ngx_http_bulk_pg_pool_t * */
+    ngx_shm_zone_t               *import_zone;
 } ngx_http_bulk_main_conf_t;
 
 
@@ -138,6 +139,8 @@ typedef struct {
     ngx_uint_t                    load_type_var;
     ngx_int_t                     load_type_index;
     ngx_str_t                     load_type;
+    ngx_uint_t                    import_concurrency;
+    ngx_http_complex_value_t     *status_id;
 
     ngx_str_t                     op_file;  /* where the operation is set */
     ngx_uint_t                    op_line;
@@ -294,6 +297,17 @@ ngx_int_t ngx_http_bulk_load_init(ngx_http_bulk_load_ctx_t *ctx);
 void ngx_http_bulk_load_run(ngx_http_bulk_load_ctx_t *ctx);
 void ngx_http_bulk_load_abort(ngx_http_bulk_load_ctx_t *ctx,
     const char *reason);
+
+/* ngx_http_bulk_import.c */
+typedef struct ngx_http_bulk_import_zone_s  ngx_http_bulk_import_zone_t;
+
+ngx_int_t ngx_http_bulk_import_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
+extern const size_t  ngx_http_bulk_import_zone_size;
+void ngx_http_bulk_import_init_process(ngx_cycle_t *cycle);
+void ngx_http_bulk_import_exit_process(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_bulk_import_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_bulk_import_status_handler(ngx_http_request_t *r);
 
 /* ngx_http_bulk_dump.c */
 ngx_int_t ngx_http_bulk_dump_handler(ngx_http_request_t *r);
