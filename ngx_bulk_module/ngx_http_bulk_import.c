@@ -6,7 +6,7 @@
  * started by a timer, and outlives the client.  Each input is a $load
  * (ngx_http_bulk_load.c) on a fake connection (fd -1) and a fake main
  * request of its own, with the configuration of the kick-off request,
- * committing every NGX_HTTP_BULK_IMPORT_BATCH staged bytes.  One fake
+ * committing every bulk_import_batch (default 8m) staged bytes.  One fake
  * request per input keeps pools bounded (a subrequest leaves 24-45 KB in
  * its parent's pool) and lets inputs run side by side without the
  * postponed-subrequest ordering of a shared parent.
@@ -22,7 +22,6 @@
 #include "ngx_bulk_fhir_schema.h"
 
 
-#define NGX_HTTP_BULK_IMPORT_BATCH       (8 * 1024 * 1024)
 #define NGX_HTTP_BULK_IMPORT_ISSUES      10
 #define NGX_HTTP_BULK_IMPORT_ISSUE_LEN   200
 #define NGX_HTTP_BULK_IMPORT_ERR_LEN     256
@@ -1271,7 +1270,7 @@ ngx_http_bulk_import_start_input(ngx_http_bulk_import_job_t *job,
     ctx->merge = job->merge;
     ctx->type = in->type;
     ctx->fetch.url = in->url;
-    ctx->batch = NGX_HTTP_BULK_IMPORT_BATCH;
+    ctx->batch = ngx_max(job->conf->import_batch, 1);
     ctx->done = ngx_http_bulk_import_input_done;
     ctx->data = in;
 

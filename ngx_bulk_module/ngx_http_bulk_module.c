@@ -124,6 +124,13 @@ static ngx_command_t  ngx_http_bulk_commands[] = {
       0,
       NULL },
 
+    { ngx_string("bulk_import_batch"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_bulk_loc_conf_t, import_batch),
+      NULL },
+
     { ngx_string("bulk_import_concurrency"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_num_slot,
@@ -631,6 +638,7 @@ ngx_http_bulk_create_loc_conf(ngx_conf_t *cf)
     blcf->dump_sql_timeout = NGX_CONF_UNSET_MSEC;
     blcf->line_max = NGX_CONF_UNSET_SIZE;
     blcf->import_concurrency = NGX_CONF_UNSET_UINT;
+    blcf->import_batch = NGX_CONF_UNSET_SIZE;
 
     return blcf;
 }
@@ -652,6 +660,8 @@ ngx_http_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               64 * 1024 * 1024);
     ngx_conf_merge_uint_value(conf->import_concurrency,
                               prev->import_concurrency, 2);
+    ngx_conf_merge_size_value(conf->import_batch, prev->import_batch,
+                              8 * 1024 * 1024);
 
     if (conf->import_concurrency == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

@@ -140,6 +140,7 @@ typedef struct {
     ngx_int_t                     load_type_index;
     ngx_str_t                     load_type;
     ngx_uint_t                    import_concurrency;
+    size_t                        import_batch;
     ngx_http_complex_value_t     *status_id;
 
     ngx_str_t                     op_file;  /* where the operation is set */

@@ -296,3 +296,33 @@ my ($s, $j) = main::status('z1');
 is($s->{status}, 200, "z1 still answers");
 is($j->{status}, 'finished', "z1 finished");
 is($j->{id}, 'z1', "id");
+
+
+
+=== TEST 9: batches: each commit is durable, one txid per batch, cancel keeps them
+--- config
+    bulk_pg "$TEST_NGINX_PG_CONNINFO";
+    bulk_import_batch 16k;
+    include $TEST_NGINX_REPO/conf/bulk_api.conf;
+    location /src/ { alias $TEST_NGINX_HTML_DIR/; }
+--- init
+BulkTest::reset_type('Patient');
+BulkTest::write_file(main::html('b.ndjson'), main::pats(3000));
+$::src = BulkTest::source_start($ENV{TEST_NGINX_SOURCE_PORT}, body => main::pats(20000, 's'),
+                                rate => 200000, life => 30);
+--- perl_test
+my $r = main::post_import('/$import', qq|{"id":"batches","inputs":[{"resourceType":"Patient","url":"$ENV{TEST_NGINX_SRC}/b.ndjson"}]}|);
+my $j = main::wait_done('batches');
+is($j->{status}, 'finished', "finished");
+is($j->{inputs}[0]{total}, 3000, "3000");
+ok(BulkTest::sql_one(q{SELECT count(DISTINCT txid) FROM patient}) > 5, "several batches, one txid each");
+$r = main::post_import('/$import', qq|{"id":"cut","inputs":[{"resourceType":"Patient","url":"http://127.0.0.1:$ENV{TEST_NGINX_SOURCE_PORT}/s.ndjson"}]}|);
+sleep 2;
+main::status('cut', 'DELETE');
+$j = main::wait_done('cut', 5);
+sleep 1.2;
+(undef, $j) = main::status('cut');
+my $n = BulkTest::sql_one(q{SELECT count(*) FROM patient WHERE id LIKE 's%'});
+ok($n > 0 && $n < 20000, "committed batches stay after cancel ($n)");
+is($j->{inputs}[0]{total}, $n, "the status counts what was committed");
+BulkTest::proxy_stop($::src);
