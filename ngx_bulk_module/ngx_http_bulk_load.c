@@ -563,7 +563,12 @@ ngx_http_bulk_load_prepared(ngx_http_bulk_load_ctx_t *ctx)
 
             if (ctx->fetching) {
 
-                /* the next batch: the lines held back go on */
+                /*
+                 * the next batch: the lines held back go on; the server
+                 * answered, so what the last batch left unflushed is gone
+                 */
+
+                ctx->pg_blocked = 0;
 
                 ctx->fetch.consuming = 1;
                 ngx_http_bulk_load_consume(&ctx->fetch);
