@@ -24,69 +24,6 @@
 #define NGX_HTTP_BULK_LOAD_FLUSH       65536
 
 
-typedef enum {
-    ngx_http_bulk_load_wait = 0,
-    ngx_http_bulk_load_prepare,
-    ngx_http_bulk_load_copy,
-    ngx_http_bulk_load_copy_end,
-    ngx_http_bulk_load_check,
-    ngx_http_bulk_load_upsert,
-    ngx_http_bulk_load_done
-} ngx_http_bulk_load_state_e;
-
-
-typedef struct {
-    ngx_str_t                    name;      /* as in the documents */
-    ngx_uint_t                   lines;
-    ngx_uint_t                   written;
-    ngx_uint_t                   dups;      /* an id comes twice */
-} ngx_http_bulk_load_type_t;
-
-
-typedef struct {
-    uint64_t                     line;
-    ngx_str_t                    text;
-} ngx_http_bulk_load_issue_t;
-
-
-typedef struct {
-    ngx_http_bulk_stats_t        stats;     /* first: the log variables */
-    ngx_http_bulk_fetch_t        fetch;
-    ngx_http_request_t          *request;
-    ngx_http_bulk_loc_conf_t    *conf;
-    ngx_http_bulk_pg_waiter_t    waiter;
-    ngx_http_bulk_pg_conn_t     *pc;
-    ngx_http_bulk_load_state_e   state;
-
-    ngx_str_t                    type;      /* typed routes */
-    ngx_str_t                    merge;     /* JSON text of "merge" */
-    unsigned                     fhir:1;
-    unsigned                     update:1;
-    unsigned                     strip_nulls:1;
-    unsigned                     failed:1;
-    unsigned                     pg_blocked:1;
-    unsigned                     nd_input:1;
-    unsigned                     answered:1;
-    unsigned                     copy_header:1;
-
-    ngx_bulk_nd_t               *nd;
-    ngx_bulk_fmt_t              *fmt;
-
-    int64_t                      txid;
-    ngx_array_t                  tables;    /* ngx_str_t, lower case */
-    ngx_array_t                  types;     /* ngx_http_bulk_load_type_t */
-    ngx_uint_t                   total;
-    ngx_uint_t                   errors;
-    ngx_array_t                  issues;    /* ngx_http_bulk_load_issue_t */
-    ngx_uint_t                   result;    /* upsert results taken */
-
-    u_char                       tuple[64 + 2 * NGX_HTTP_BULK_TYPE_MAX];
-    size_t                       unflushed;
-
-    ngx_uint_t                   status;    /* of a failure */
-    const char                  *code;
-    u_char                       err[512];
-} ngx_http_bulk_load_ctx_t;
 
 
 static ngx_int_t ngx_http_bulk_load_body(ngx_http_request_t *r,
@@ -96,7 +33,10 @@ static ngx_int_t ngx_http_bulk_load_options(ngx_http_bulk_load_ctx_t *ctx,
 static void ngx_http_bulk_load_ready(ngx_http_bulk_pg_waiter_t *w,
     ngx_int_t rc);
 static void ngx_http_bulk_load_pg_handler(ngx_http_bulk_pg_conn_t *pc);
+static void ngx_http_bulk_load_begin(ngx_http_bulk_load_ctx_t *ctx);
 static void ngx_http_bulk_load_process(ngx_http_bulk_load_ctx_t *ctx);
+static void ngx_http_bulk_load_end_batch(ngx_http_bulk_load_ctx_t *ctx);
+static void ngx_http_bulk_load_end(ngx_http_bulk_load_ctx_t *ctx);
 static void ngx_http_bulk_load_prepared(ngx_http_bulk_load_ctx_t *ctx);
 static ngx_int_t ngx_http_bulk_load_tables(ngx_http_bulk_load_ctx_t *ctx,
     PGresult *res);
@@ -112,6 +52,7 @@ static ngx_int_t ngx_http_bulk_load_flush(ngx_http_bulk_load_ctx_t *ctx);
 static void ngx_http_bulk_load_fetched(ngx_http_bulk_fetch_t *f);
 static void ngx_http_bulk_load_wake(ngx_http_request_t *r);
 static void ngx_http_bulk_load_end_copy(ngx_http_bulk_load_ctx_t *ctx);
+static ngx_int_t ngx_http_bulk_load_copy_done(ngx_http_bulk_load_ctx_t *ctx);
 static void ngx_http_bulk_load_upserts(ngx_http_bulk_load_ctx_t *ctx);
 static void ngx_http_bulk_load_results(ngx_http_bulk_load_ctx_t *ctx);
 static void ngx_http_bulk_load_dups(ngx_http_bulk_load_ctx_t *ctx,
@@ -153,7 +94,6 @@ static ngx_int_t
 ngx_http_bulk_load_body(ngx_http_request_t *r, yajl_val root)
 {
     u_char                     *p, *end;
-    ngx_pool_cleanup_t         *cln;
     ngx_http_variable_value_t  *vv;
     ngx_http_bulk_loc_conf_t   *blcf;
     ngx_http_bulk_load_ctx_t   *ctx;
@@ -211,6 +151,38 @@ ngx_http_bulk_load_body(ngx_http_request_t *r, yajl_val root)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    if (ngx_http_bulk_load_init(ctx) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "bulk load from \"%V\" started", &ctx->fetch.url);
+
+    ngx_http_bulk_load_run(ctx);
+
+    return NGX_DONE;
+
+unknown:
+
+    return ngx_http_bulk_send_error(r, NGX_HTTP_NOT_FOUND, "not-found",
+                                    "unknown resource type \"%V\"",
+                                    &ctx->type);
+}
+
+
+/*
+ * Everything a load needs besides its options: $load's request, or the
+ * fake request of an $import input (ctx->done set, ctx->batch maybe).
+ */
+
+ngx_int_t
+ngx_http_bulk_load_init(ngx_http_bulk_load_ctx_t *ctx)
+{
+    ngx_pool_cleanup_t  *cln;
+    ngx_http_request_t  *r;
+
+    r = ctx->request;
+
     if (ngx_array_init(&ctx->types, r->pool, 8,
                        sizeof(ngx_http_bulk_load_type_t)) != NGX_OK
         || ngx_array_init(&ctx->issues, r->pool, 8,
@@ -218,16 +190,17 @@ ngx_http_bulk_load_body(ngx_http_request_t *r, yajl_val root)
         || ngx_array_init(&ctx->tables, r->pool, 256, sizeof(ngx_str_t))
            != NGX_OK)
     {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_ERROR;
     }
 
     ctx->fmt = ngx_http_bulk_fmt();
-    ctx->nd = ngx_bulk_nd_create(blcf->line_max);
+    ctx->nd = ngx_bulk_nd_create(ctx->conf->line_max);
 
     cln = ngx_pool_cleanup_add(r->pool, 0);
     if (cln == NULL || ctx->fmt == NULL || ctx->nd == NULL) {
         ngx_bulk_nd_destroy(ctx->nd);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        ctx->nd = NULL;
+        return NGX_ERROR;
     }
 
     cln->handler = ngx_http_bulk_load_cleanup;
@@ -239,7 +212,7 @@ ngx_http_bulk_load_body(ngx_http_request_t *r, yajl_val root)
 
     ngx_http_set_ctx(r, ctx, ngx_http_bulk_module);
 
-    ctx->waiter.pool = blcf->pool;
+    ctx->waiter.pool = ctx->conf->pool;
     ctx->waiter.ready = ngx_http_bulk_load_ready;
     ctx->waiter.data = ctx;
     ctx->waiter.stats = &ctx->stats;
@@ -249,9 +222,13 @@ ngx_http_bulk_load_body(ngx_http_request_t *r, yajl_val root)
     r->read_event_handler = ngx_http_test_reading;
     r->write_event_handler = ngx_http_bulk_load_wake;
 
-    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                  "bulk load from \"%V\" started", &ctx->fetch.url);
+    return NGX_OK;
+}
 
+
+void
+ngx_http_bulk_load_run(ngx_http_bulk_load_ctx_t *ctx)
+{
     switch (ngx_http_bulk_pg_acquire(&ctx->waiter)) {
 
     case NGX_OK:
@@ -265,14 +242,28 @@ ngx_http_bulk_load_body(ngx_http_request_t *r, yajl_val root)
     default:
         break;
     }
+}
 
-    return NGX_DONE;
 
-unknown:
+/* $import: the job was cancelled or nginx shuts down */
 
-    return ngx_http_bulk_send_error(r, NGX_HTTP_NOT_FOUND, "not-found",
-                                    "unknown resource type \"%V\"",
-                                    &ctx->type);
+void
+ngx_http_bulk_load_abort(ngx_http_bulk_load_ctx_t *ctx, const char *reason)
+{
+    ngx_connection_t  *c;
+
+    if (ctx->failed || ctx->answered) {
+        return;
+    }
+
+    c = ctx->request->connection;
+
+    ngx_http_bulk_pg_cancel(&ctx->waiter);
+
+    ngx_http_bulk_load_fail(ctx, NGX_HTTP_SERVICE_UNAVAILABLE, "exception",
+                            "%s", reason);
+
+    ngx_http_run_posted_requests(c);
 }
 
 
@@ -397,11 +388,21 @@ ngx_http_bulk_load_ready(ngx_http_bulk_pg_waiter_t *w, ngx_int_t rc)
 
     ngx_http_bulk_pg_set_handler(ctx->pc, ngx_http_bulk_load_pg_handler, ctx);
 
-    /*
-     * one round trip: the transaction, its txid, the tables that exist,
-     * the staging table, and COPY into it
-     */
+    ngx_http_bulk_load_begin(ctx);
 
+    ngx_http_run_posted_requests(c);
+}
+
+
+/*
+ * One round trip: the transaction, its txid, the tables that exist,
+ * the staging table, and COPY into it.  $import sends it again after
+ * each committed batch.
+ */
+
+static void
+ngx_http_bulk_load_begin(ngx_http_bulk_load_ctx_t *ctx)
+{
     if (ngx_http_bulk_pg_send(ctx->pc,
             "BEGIN;"
             "SET LOCAL work_mem = '64MB';"
@@ -419,13 +420,10 @@ ngx_http_bulk_load_ready(ngx_http_bulk_pg_waiter_t *w, ngx_int_t rc)
                                 ngx_http_bulk_msg_len(
                                     PQerrorMessage(ctx->pc->pg)),
                                 PQerrorMessage(ctx->pc->pg));
-        ngx_http_run_posted_requests(c);
         return;
     }
 
     ctx->state = ngx_http_bulk_load_prepare;
-
-    ngx_http_run_posted_requests(c);
 }
 
 
@@ -570,6 +568,30 @@ ngx_http_bulk_load_prepared(ngx_http_bulk_load_ctx_t *ctx)
 
             ctx->state = ngx_http_bulk_load_copy;
 
+            if (ctx->fetching) {
+
+                /*
+                 * the next batch: the lines held back go on; the server
+                 * answered, so what the last batch left unflushed is gone
+                 */
+
+                ctx->pg_blocked = 0;
+
+                ctx->fetch.consuming = 1;
+                ngx_http_bulk_load_consume(&ctx->fetch);
+                ctx->fetch.consuming = 0;
+
+                if (!ctx->failed && ctx->state == ngx_http_bulk_load_copy
+                    && ctx->fetch.held == NULL)
+                {
+                    ngx_http_bulk_fetch_resume(&ctx->fetch);
+                }
+
+                return;
+            }
+
+            ctx->fetching = 1;
+
             if (ngx_http_bulk_fetch_start(ctx->request, &ctx->fetch,
                                           &ctx->conf->fetch_uri)
                 != NGX_OK)
@@ -610,6 +632,8 @@ ngx_http_bulk_load_tables(ngx_http_bulk_load_ctx_t *ctx, PGresult *res)
 
     ctx->txid = ngx_atoof((u_char *) PQgetvalue(res, 0, 0),
                           PQgetlength(res, 0, 0));
+
+    ctx->tables.nelts = 0;
 
     p = ngx_pstrdup(ctx->request->pool, &(ngx_str_t) {
                         PQgetlength(res, 0, 1),
@@ -703,7 +727,9 @@ ngx_http_bulk_load_consume(ngx_http_bulk_fetch_t *f)
     ctx = f->data;
 
     for ( ;; ) {
-        if (ctx->failed || ctx->pg_blocked) {
+        if (ctx->failed || ctx->pg_blocked
+            || ctx->state != ngx_http_bulk_load_copy)
+        {
             return;
         }
 
@@ -726,6 +752,13 @@ ngx_http_bulk_load_consume(ngx_http_bulk_fetch_t *f)
 
         if (rc == 1) {
             if (ngx_http_bulk_load_line(ctx, &l) != NGX_OK) {
+                return;
+            }
+
+            if (ctx->batch && ctx->staged >= ctx->batch) {
+                /* the rest waits in the source's buffers */
+                ngx_http_bulk_load_held(ctx);
+                ngx_http_bulk_load_end_batch(ctx);
                 return;
             }
 
@@ -948,6 +981,7 @@ ngx_http_bulk_load_line(ngx_http_bulk_load_ctx_t *ctx, ngx_bulk_nd_line_t *l)
     }
 
     ctx->unflushed += (p - ctx->tuple) + job.out_len;
+    ctx->staged += (p - ctx->tuple) + job.out_len;
 
     t = ctx->types.elts;
 
@@ -1091,6 +1125,11 @@ ngx_http_bulk_load_wake(ngx_http_request_t *r)
     }
 
     if (ctx->failed) {
+        if (ctx->done) {
+            ngx_http_bulk_load_end(ctx);
+            return;
+        }
+
         ngx_http_bulk_load_finish(ctx,
             ngx_http_bulk_send_error(r, ctx->status, ctx->code, "%s",
                                      ctx->err));
@@ -1111,7 +1150,6 @@ static void
 ngx_http_bulk_load_end_copy(ngx_http_bulk_load_ctx_t *ctx)
 {
     int                 rc;
-    u_char             *p;
     ngx_bulk_nd_line_t  l;
 
     rc = ngx_bulk_nd_end(ctx->nd, &l);
@@ -1127,13 +1165,31 @@ ngx_http_bulk_load_end_copy(ngx_http_bulk_load_ctx_t *ctx)
         return;
     }
 
-    /* the header when no line was good, and the trailer */
+    if (ngx_http_bulk_load_copy_done(ctx) != NGX_OK) {
+        return;
+    }
+
+    ctx->state = ngx_http_bulk_load_copy_end;
+
+    if (ngx_http_bulk_load_flush(ctx) != NGX_OK) {
+        return;
+    }
+
+    ngx_http_bulk_load_results(ctx);
+}
+
+
+/* the end of a binary COPY: the header if no line was good, the trailer */
+
+static ngx_int_t
+ngx_http_bulk_load_copy_done(ngx_http_bulk_load_ctx_t *ctx)
+{
+    u_char  *p;
 
     p = ctx->tuple;
 
     if (!ctx->copy_header) {
         p = ngx_cpymem(p, "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0", 19);
-        ctx->copy_header = 1;
     }
 
     p = ngx_http_bulk_put16(p, 0xffff);
@@ -1147,10 +1203,28 @@ ngx_http_bulk_load_end_copy(ngx_http_bulk_load_ctx_t *ctx)
                                 ngx_http_bulk_msg_len(
                                     PQerrorMessage(ctx->pc->pg)),
                                 PQerrorMessage(ctx->pc->pg));
+        return NGX_ERROR;
+    }
+
+    /* a next batch starts a new COPY */
+    ctx->copy_header = 0;
+
+    return NGX_OK;
+}
+
+
+/* $import: this batch is staged, upsert and commit it, then go on */
+
+static void
+ngx_http_bulk_load_end_batch(ngx_http_bulk_load_ctx_t *ctx)
+{
+    if (ngx_http_bulk_load_copy_done(ctx) != NGX_OK) {
         return;
     }
 
     ctx->state = ngx_http_bulk_load_copy_end;
+    ctx->batching = 1;
+    ctx->staged = 0;
 
     if (ngx_http_bulk_load_flush(ctx) != NGX_OK) {
         return;
@@ -1380,7 +1454,7 @@ ngx_http_bulk_load_results(ngx_http_bulk_load_ctx_t *ctx)
             /* with update the _history INSERT comes first for each type */
 
             if (!ctx->update || ctx->result % 2 == 1) {
-                t[ctx->result / (ctx->update ? 2 : 1)].written =
+                t[ctx->result / (ctx->update ? 2 : 1)].written +=
                                        ngx_atoi((u_char *) n, ngx_strlen(n));
             }
 
@@ -1430,6 +1504,20 @@ ngx_http_bulk_load_results(ngx_http_bulk_load_ctx_t *ctx)
 
     /* committed */
 
+    if (ctx->batching) {
+        ctx->batching = 0;
+        ctx->batches++;
+
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ctx->request->connection->log, 0,
+                       "bulk load: batch %ui of \"%V\" committed",
+                       ctx->batches, &ctx->fetch.url);
+
+        ngx_http_bulk_load_begin(ctx);
+        return;
+    }
+
+    ctx->batches++;
+
     ngx_http_bulk_pg_release(ctx->pc, 1);
     ctx->pc = NULL;
     ctx->state = ngx_http_bulk_load_done;
@@ -1455,6 +1543,11 @@ ngx_http_bulk_load_answer(ngx_http_bulk_load_ctx_t *ctx)
 
     if (ctx->fetch.sr) {
         /* the subrequest is still finishing: answer when it is over */
+        return;
+    }
+
+    if (ctx->done) {
+        ngx_http_bulk_load_end(ctx);
         return;
     }
 
@@ -1572,8 +1665,9 @@ ngx_http_bulk_load_fail(ngx_http_bulk_load_ctx_t *ctx, ngx_uint_t status,
     *p = '\0';
 
     ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                  "bulk load from \"%V\" failed, nothing loaded: %s",
-                  &ctx->fetch.url, ctx->err);
+                  "bulk load from \"%V\" failed, %s: %s", &ctx->fetch.url,
+                  ctx->batch ? "committed batches stay" : "nothing loaded",
+                  ctx->err);
 
     if (ctx->pc) {
         ngx_http_bulk_pg_release(ctx->pc, 0);
@@ -1597,8 +1691,26 @@ ngx_http_bulk_load_fail(ngx_http_bulk_load_ctx_t *ctx, ngx_uint_t status,
         return;
     }
 
+    if (ctx->done) {
+        ngx_http_bulk_load_end(ctx);
+        return;
+    }
+
     ngx_http_bulk_load_finish(ctx,
         ngx_http_bulk_send_error(r, status, code, "%s", ctx->err));
+}
+
+
+/* $import: the input is over (ctx->failed tells how); no HTTP answer */
+
+static void
+ngx_http_bulk_load_end(ngx_http_bulk_load_ctx_t *ctx)
+{
+    ctx->answered = 1;
+    ctx->state = ngx_http_bulk_load_done;
+    ctx->request->write_event_handler = ngx_http_request_empty_handler;
+
+    ctx->done(ctx);
 }
 
 

@@ -17,12 +17,20 @@ static ngx_bulk_fmt_t  *ngx_http_bulk_fmt_worker;
 
 static ngx_int_t ngx_http_bulk_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_bulk_add_variables(ngx_conf_t *cf);
+static ngx_int_t ngx_http_bulk_init_process(ngx_cycle_t *cycle);
 static void ngx_http_bulk_exit_process(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_bulk_postconfiguration(ngx_conf_t *cf);
 static yajl_gen_status ngx_http_bulk_json_gen(yajl_gen g, yajl_val v);
 static ngx_int_t ngx_http_bulk_stats_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static void *ngx_http_bulk_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_bulk_init_main_conf(ngx_conf_t *cf, void *conf);
+static char *ngx_http_bulk_import_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_bulk_import_status(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_shm_zone_t *ngx_http_bulk_add_zone(ngx_conf_t *cf,
+    ngx_str_t *name, size_t size);
 static void *ngx_http_bulk_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
@@ -105,8 +113,6 @@ static ngx_command_t  ngx_http_bulk_commands[] = {
       offsetof(ngx_http_bulk_loc_conf_t, line_max),
       NULL },
 
-    /* operations of later milestones: parsed, answered 501 for now */
-
     { ngx_string("bulk_import"),
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_bulk_op,
@@ -116,9 +122,30 @@ static ngx_command_t  ngx_http_bulk_commands[] = {
 
     { ngx_string("bulk_import_status"),
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_bulk_op,
+      ngx_http_bulk_import_status,
       NGX_HTTP_LOC_CONF_OFFSET,
-      NGX_HTTP_BULK_OP_STATUS,
+      0,
+      NULL },
+
+    { ngx_string("bulk_import_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      ngx_http_bulk_import_zone,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("bulk_import_batch"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_bulk_loc_conf_t, import_batch),
+      NULL },
+
+    { ngx_string("bulk_import_concurrency"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_bulk_loc_conf_t, import_concurrency),
       NULL },
 
       ngx_null_command
@@ -130,7 +157,7 @@ static ngx_http_module_t  ngx_http_bulk_module_ctx = {
     ngx_http_bulk_postconfiguration,       /* postconfiguration */
 
     ngx_http_bulk_create_main_conf,        /* create main configuration */
-    NULL,                                  /* init main configuration */
+    ngx_http_bulk_init_main_conf,          /* init main configuration */
 
     NULL,                                  /* create server configuration */
     NULL,                                  /* merge server configuration */
@@ -147,7 +174,7 @@ ngx_module_t  ngx_http_bulk_module = {
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
     NULL,                                  /* init module */
-    NULL,                                  /* init process */
+    ngx_http_bulk_init_process,            /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
     ngx_http_bulk_exit_process,            /* exit process */
@@ -167,9 +194,19 @@ ngx_http_bulk_postconfiguration(ngx_conf_t *cf)
 }
 
 
+static ngx_int_t
+ngx_http_bulk_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_bulk_import_init_process(cycle);
+
+    return NGX_OK;
+}
+
+
 static void
 ngx_http_bulk_exit_process(ngx_cycle_t *cycle)
 {
+    ngx_http_bulk_import_exit_process(cycle);
     ngx_http_bulk_pg_exit(cycle);
 
     if (ngx_http_bulk_fmt_worker) {
@@ -318,6 +355,12 @@ ngx_http_bulk_handler(ngx_http_request_t *r)
 
     case NGX_HTTP_BULK_OP_LOAD:
         return ngx_http_bulk_load_handler(r);
+
+    case NGX_HTTP_BULK_OP_IMPORT:
+        return ngx_http_bulk_import_handler(r);
+
+    case NGX_HTTP_BULK_OP_STATUS:
+        return ngx_http_bulk_import_status_handler(r);
 
     default:
         rc = ngx_http_discard_request_body(r);
@@ -694,6 +737,8 @@ ngx_http_bulk_create_loc_conf(ngx_conf_t *cf)
     blcf->pg_timeout = NGX_CONF_UNSET_MSEC;
     blcf->dump_sql_timeout = NGX_CONF_UNSET_MSEC;
     blcf->line_max = NGX_CONF_UNSET_SIZE;
+    blcf->import_concurrency = NGX_CONF_UNSET_UINT;
+    blcf->import_batch = NGX_CONF_UNSET_SIZE;
 
     return blcf;
 }
@@ -716,6 +761,16 @@ ngx_http_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->fetch_uri, prev->fetch_uri, "/_bulk_fetch");
     ngx_conf_merge_size_value(conf->line_max, prev->line_max,
                               64 * 1024 * 1024);
+    ngx_conf_merge_uint_value(conf->import_concurrency,
+                              prev->import_concurrency, 2);
+    ngx_conf_merge_size_value(conf->import_batch, prev->import_batch,
+                              8 * 1024 * 1024);
+
+    if (conf->import_concurrency == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"bulk_import_concurrency\" must be at least 1");
+        return NGX_CONF_ERROR;
+    }
 
     if (conf->op == NGX_HTTP_BULK_OP_NONE) {
         return NGX_CONF_OK;
@@ -918,7 +973,129 @@ ngx_http_bulk_op(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    if (cmd->offset == NGX_HTTP_BULK_OP_IMPORT
+        && ngx_strcmp(value[1].data, "fhir") == 0)
+    {
+        blcf->load_fhir = 1;
+    }
+
     return ngx_http_bulk_set_op(cf, blcf, cmd->offset);
+}
+
+
+static char *
+ngx_http_bulk_import_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_bulk_loc_conf_t  *blcf = conf;
+
+    char                              *rv;
+    ngx_str_t                         *value;
+    ngx_http_compile_complex_value_t   ccv;
+
+    rv = ngx_http_bulk_set_op(cf, blcf, NGX_HTTP_BULK_OP_STATUS);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    value = cf->args->elts;
+
+    blcf->status_id = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
+    if (blcf->status_id == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+    ccv.cf = cf;
+    ccv.value = &value[1];
+    ccv.complex_value = blcf->status_id;
+
+    if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_shm_zone_t *
+ngx_http_bulk_add_zone(ngx_conf_t *cf, ngx_str_t *name, size_t size)
+{
+    ngx_shm_zone_t               *shm_zone;
+    ngx_http_bulk_import_zone_t  *z;
+
+    shm_zone = ngx_shared_memory_add(cf, name, size, &ngx_http_bulk_module);
+    if (shm_zone == NULL) {
+        return NULL;
+    }
+
+    if (shm_zone->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "duplicate zone \"%V\"", name);
+        return NULL;
+    }
+
+    z = ngx_pcalloc(cf->pool, ngx_http_bulk_import_zone_size);
+    if (z == NULL) {
+        return NULL;
+    }
+
+    shm_zone->init = ngx_http_bulk_import_init_zone;
+    shm_zone->data = z;
+
+    return shm_zone;
+}
+
+
+static char *
+ngx_http_bulk_import_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_bulk_main_conf_t  *bmcf = conf;
+
+    ssize_t     size;
+    ngx_str_t  *value;
+
+    if (bmcf->import_zone) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    size = ngx_parse_size(&value[2]);
+
+    if (size == NGX_ERROR || size < (ssize_t) (8 * ngx_pagesize)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone size \"%V\" (at least %uz)",
+                           &value[2], 8 * ngx_pagesize);
+        return NGX_CONF_ERROR;
+    }
+
+    bmcf->import_zone = ngx_http_bulk_add_zone(cf, &value[1], size);
+    if (bmcf->import_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* without bulk_import_zone: a 1 MB zone "bulk_import" */
+
+static char *
+ngx_http_bulk_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_bulk_main_conf_t  *bmcf = conf;
+
+    ngx_str_t  name = ngx_string("bulk_import");
+
+    if (bmcf->import_zone == NULL) {
+        bmcf->import_zone = ngx_http_bulk_add_zone(cf, &name, 1024 * 1024);
+        if (bmcf->import_zone == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
 }
 
 

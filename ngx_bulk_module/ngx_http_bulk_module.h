@@ -17,6 +17,7 @@
 #include <zlib.h>
 #include <yajl/yajl_tree.h>
 #include "ngx_bulk_format.h"
+#include "ngx_bulk_ndjson.h"
 
 
 #define NGX_HTTP_BULK_OP_NONE        0
@@ -140,6 +141,7 @@ struct ngx_http_bulk_fetch_s {
 
 typedef struct {
     ngx_array_t                   pools;    /* ngx_http_bulk_pg_pool_t * */
+    ngx_shm_zone_t               *import_zone;
 } ngx_http_bulk_main_conf_t;
 
 
@@ -161,10 +163,89 @@ typedef struct {
     ngx_int_t                     load_type_index;
     ngx_str_t                     load_type;
     off_t                         body_max; /* -1: reads no body, 0: any */
+    ngx_uint_t                    import_concurrency;
+    size_t                        import_batch;
+    ngx_http_complex_value_t     *status_id;
 
     ngx_str_t                     op_file;  /* where the operation is set */
     ngx_uint_t                    op_line;
 } ngx_http_bulk_loc_conf_t;
+
+
+typedef enum {
+    ngx_http_bulk_load_wait = 0,
+    ngx_http_bulk_load_prepare,
+    ngx_http_bulk_load_copy,
+    ngx_http_bulk_load_copy_end,
+    ngx_http_bulk_load_check,
+    ngx_http_bulk_load_upsert,
+    ngx_http_bulk_load_done
+} ngx_http_bulk_load_state_e;
+
+
+typedef struct {
+    ngx_str_t                    name;      /* as in the documents */
+    ngx_uint_t                   lines;
+    ngx_uint_t                   written;
+    ngx_uint_t                   dups;      /* an id comes twice */
+} ngx_http_bulk_load_type_t;
+
+
+typedef struct {
+    uint64_t                     line;
+    ngx_str_t                    text;
+} ngx_http_bulk_load_issue_t;
+
+
+typedef struct ngx_http_bulk_load_ctx_s  ngx_http_bulk_load_ctx_t;
+
+struct ngx_http_bulk_load_ctx_s {
+    ngx_http_bulk_stats_t        stats;     /* first: the log variables */
+    ngx_http_bulk_fetch_t        fetch;
+    ngx_http_request_t          *request;
+    ngx_http_bulk_loc_conf_t    *conf;
+    ngx_http_bulk_pg_waiter_t    waiter;
+    ngx_http_bulk_pg_conn_t     *pc;
+    ngx_http_bulk_load_state_e   state;
+
+    ngx_str_t                    type;      /* typed routes */
+    ngx_str_t                    merge;     /* JSON text of "merge" */
+    unsigned                     fhir:1;
+    unsigned                     update:1;
+    unsigned                     strip_nulls:1;
+    unsigned                     failed:1;
+    unsigned                     pg_blocked:1;
+    unsigned                     nd_input:1;
+    unsigned                     answered:1;
+    unsigned                     copy_header:1;
+
+    ngx_bulk_nd_t               *nd;
+    ngx_bulk_fmt_t              *fmt;
+
+    int64_t                      txid;
+    ngx_array_t                  tables;    /* ngx_str_t, lower case */
+    ngx_array_t                  types;     /* ngx_http_bulk_load_type_t */
+    ngx_uint_t                   total;
+    ngx_uint_t                   errors;
+    ngx_array_t                  issues;    /* ngx_http_bulk_load_issue_t */
+    ngx_uint_t                   result;    /* upsert results taken */
+
+    u_char                       tuple[64 + 2 * NGX_HTTP_BULK_TYPE_MAX];
+    size_t                       unflushed;
+
+    size_t                       batch;     /* $import: commit every batch
+                                               bytes staged; 0: at the end */
+    size_t                       staged;
+    ngx_uint_t                   batches;   /* committed */
+    void                       (*done)(ngx_http_bulk_load_ctx_t *ctx);
+    void                        *data;      /* of done */
+    unsigned                     fetching:1;
+    unsigned                     batching:1;
+
+    ngx_uint_t                   status;    /* of a failure */
+    const char                  *code;
+    u_char                       err[512];
+};
 
 
 /* the streaming writer shared by $dump and $dump-sql */
@@ -239,6 +320,21 @@ ngx_int_t ngx_http_bulk_source_url_variable(ngx_http_request_t *r,
 
 /* ngx_http_bulk_load.c */
 ngx_int_t ngx_http_bulk_load_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_bulk_load_init(ngx_http_bulk_load_ctx_t *ctx);
+void ngx_http_bulk_load_run(ngx_http_bulk_load_ctx_t *ctx);
+void ngx_http_bulk_load_abort(ngx_http_bulk_load_ctx_t *ctx,
+    const char *reason);
+
+/* ngx_http_bulk_import.c */
+typedef struct ngx_http_bulk_import_zone_s  ngx_http_bulk_import_zone_t;
+
+ngx_int_t ngx_http_bulk_import_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
+extern const size_t  ngx_http_bulk_import_zone_size;
+void ngx_http_bulk_import_init_process(ngx_cycle_t *cycle);
+void ngx_http_bulk_import_exit_process(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_bulk_import_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_bulk_import_status_handler(ngx_http_request_t *r);
 
 /* ngx_http_bulk_dump.c */
 ngx_int_t ngx_http_bulk_dump_handler(ngx_http_request_t *r);

@@ -1,0 +1,2130 @@
+
+/*
+ * ngx_bulk: POST /$import, /fhir/$import and the BulkImportStatus routes.
+ *
+ * The kick-off answers 202 at once; the job lives in its own pool,
+ * started by a timer, and outlives the client.  Each input is a $load
+ * (ngx_http_bulk_load.c) on a fake connection (fd -1) and a fake main
+ * request of its own, with the configuration of the kick-off request,
+ * committing every bulk_import_batch (default 8m) staged bytes.  One fake
+ * request per input keeps pools bounded (a subrequest leaves 24-45 KB in
+ * its parent's pool) and lets inputs run side by side without the
+ * postponed-subrequest ordering of a shared parent.
+ *
+ * Job records live in a shared-memory zone (any worker answers a status
+ * GET, a DELETE sets the cancel flag the job reads every second) and in
+ * table bulkimportstatus (after a restart).
+ */
+
+
+#include "ngx_http_bulk_module.h"
+#include "ngx_bulk_json.h"
+#include "ngx_bulk_fhir_schema.h"
+
+
+#define NGX_HTTP_BULK_IMPORT_ISSUES      10
+#define NGX_HTTP_BULK_IMPORT_ISSUE_LEN   200
+#define NGX_HTTP_BULK_IMPORT_ERR_LEN     256
+#define NGX_HTTP_BULK_IMPORT_HEARTBEAT   1000
+#define NGX_HTTP_BULK_IMPORT_DEAD        10
+
+#define NGX_HTTP_BULK_IMPORT_WAITING     0
+#define NGX_HTTP_BULK_IMPORT_ACTIVE      1
+#define NGX_HTTP_BULK_IMPORT_FINISHED    2
+#define NGX_HTTP_BULK_IMPORT_FAILED      3
+#define NGX_HTTP_BULK_IMPORT_CANCELLED   4
+
+
+typedef struct {
+    uint64_t                      line;
+    size_t                        len;
+    u_char                        text[NGX_HTTP_BULK_IMPORT_ISSUE_LEN];
+} ngx_http_bulk_import_issue_t;
+
+
+/* in shared memory: no pool pointers */
+
+typedef struct {
+    u_char                        type[NGX_HTTP_BULK_TYPE_MAX];
+    size_t                        type_len;
+    u_char                       *url;      /* slab memory */
+    size_t                        url_len;
+    ngx_uint_t                    status;
+    uint64_t                      total;
+    uint64_t                      errors;
+    off_t                         bytes;
+    off_t                         length;   /* Content-Length or -1 */
+    ngx_msec_t                    start;    /* ms since the epoch */
+    ngx_msec_t                    duration;
+    ngx_uint_t                    nissues;
+    ngx_http_bulk_import_issue_t  issues[NGX_HTTP_BULK_IMPORT_ISSUES];
+    u_char                        err[NGX_HTTP_BULK_IMPORT_ERR_LEN];
+} ngx_http_bulk_import_input_rec_t;
+
+
+typedef struct {
+    ngx_rbtree_node_t             node;     /* key: crc32 of the id */
+    ngx_queue_t                   queue;    /* oldest first */
+    u_char                        id[NGX_HTTP_BULK_TYPE_MAX];
+    size_t                        id_len;
+    u_char                        encoding[16];
+    size_t                        encoding_len;
+    ngx_uint_t                    status;
+    ngx_msec_t                    start;
+    ngx_msec_t                    end;
+    ngx_pid_t                     pid;
+    time_t                        pid_start;
+    time_t                        heartbeat;
+    u_char                        err[NGX_HTTP_BULK_IMPORT_ERR_LEN];
+    unsigned                      fhir:1;
+    unsigned                      update:1;
+    unsigned                      cancel:1;
+    ngx_uint_t                    ninputs;
+    ngx_http_bulk_import_input_rec_t  inputs[1];
+} ngx_http_bulk_import_rec_t;
+
+
+typedef struct {
+    ngx_rbtree_t                  rbtree;
+    ngx_rbtree_node_t             sentinel;
+    ngx_queue_t                   queue;
+} ngx_http_bulk_import_sh_t;
+
+
+struct ngx_http_bulk_import_zone_s {
+    ngx_http_bulk_import_sh_t    *sh;
+    ngx_slab_pool_t              *shpool;
+};
+
+
+typedef struct ngx_http_bulk_import_job_s  ngx_http_bulk_import_job_t;
+
+typedef struct {
+    ngx_http_bulk_import_job_t   *job;
+    ngx_uint_t                    index;
+    ngx_str_t                     type;
+    ngx_str_t                     url;
+    ngx_pool_t                   *pool;     /* of the fake request */
+    ngx_http_bulk_load_ctx_t     *load;
+} ngx_http_bulk_import_input_t;
+
+
+struct ngx_http_bulk_import_job_s {
+    ngx_pool_t                   *pool;
+    ngx_log_t                    *log;
+    ngx_queue_t                   queue;    /* the worker's jobs */
+    ngx_str_t                     id;
+    ngx_http_bulk_import_zone_t  *zone;
+    ngx_http_bulk_import_rec_t   *rec;
+
+    void                        **main_conf;
+    void                        **srv_conf;
+    void                        **loc_conf;
+    ngx_http_bulk_loc_conf_t     *conf;
+
+    ngx_str_t                     merge;
+    unsigned                      fhir:1;
+    unsigned                      update:1;
+    unsigned                      strip_nulls:1;
+    unsigned                      started:1;
+    unsigned                      cancelled:1;
+    unsigned                      ending:1;
+    unsigned                      writing:1;
+    unsigned                      dirty:1;
+
+    ngx_uint_t                    ninputs;
+    ngx_uint_t                    next;
+    ngx_uint_t                    running;
+    ngx_http_bulk_import_input_t *inputs;
+    ngx_array_t                   dead;     /* ngx_pool_t *: to destroy */
+
+    ngx_event_t                   timer;
+    ngx_event_t                   reap;
+
+    ngx_http_bulk_pg_waiter_t     waiter;   /* status writes */
+    ngx_http_bulk_pg_conn_t      *pc;
+};
+
+
+/* GET/DELETE of a status the zone does not have: asked of the table */
+
+typedef struct {
+    ngx_http_request_t           *request;
+    ngx_str_t                     id;
+    ngx_http_bulk_pg_waiter_t     waiter;
+    ngx_http_bulk_pg_conn_t      *pc;
+} ngx_http_bulk_import_lookup_t;
+
+
+static ngx_int_t ngx_http_bulk_import_body(ngx_http_request_t *r,
+    yajl_val root);
+static ngx_int_t ngx_http_bulk_import_url_ok(u_char *p, size_t len);
+static ngx_int_t ngx_http_bulk_import_type_ok(u_char *p, size_t len);
+static ngx_http_bulk_import_rec_t *ngx_http_bulk_import_lookup(
+    ngx_http_bulk_import_zone_t *z, u_char *id, size_t len);
+static void ngx_http_bulk_import_free_rec(ngx_http_bulk_import_zone_t *z,
+    ngx_http_bulk_import_rec_t *rec);
+static void *ngx_http_bulk_import_alloc(ngx_http_bulk_import_zone_t *z,
+    size_t size);
+static ngx_uint_t ngx_http_bulk_import_check_owner(
+    ngx_http_bulk_import_rec_t *rec);
+static u_char *ngx_http_bulk_import_render(ngx_pool_t *pool,
+    ngx_http_bulk_import_rec_t *rec, ngx_uint_t full, size_t *len);
+static ngx_int_t ngx_http_bulk_import_send(ngx_http_request_t *r,
+    ngx_uint_t status, u_char *p, size_t len, ngx_str_t *progress);
+static void ngx_http_bulk_import_timer(ngx_event_t *ev);
+static void ngx_http_bulk_import_next(ngx_http_bulk_import_job_t *job);
+static ngx_int_t ngx_http_bulk_import_start_input(
+    ngx_http_bulk_import_job_t *job, ngx_http_bulk_import_input_t *in);
+static ngx_http_request_t *ngx_http_bulk_import_fake(
+    ngx_http_bulk_import_job_t *job, ngx_pool_t *pool);
+static u_char *ngx_http_bulk_import_log_error(ngx_log_t *log, u_char *buf,
+    size_t len);
+static void ngx_http_bulk_import_progress(ngx_http_bulk_import_input_t *in,
+    ngx_uint_t status);
+static void ngx_http_bulk_import_input_done(ngx_http_bulk_load_ctx_t *ctx);
+static void ngx_http_bulk_import_reap(ngx_event_t *ev);
+static void ngx_http_bulk_import_end(ngx_http_bulk_import_job_t *job);
+static void ngx_http_bulk_import_save(ngx_http_bulk_import_job_t *job);
+static void ngx_http_bulk_import_save_ready(ngx_http_bulk_pg_waiter_t *w,
+    ngx_int_t rc);
+static void ngx_http_bulk_import_saved(ngx_http_bulk_pg_conn_t *pc);
+static void ngx_http_bulk_import_save_done(ngx_http_bulk_import_job_t *job);
+static void ngx_http_bulk_import_free(ngx_http_bulk_import_job_t *job);
+static ngx_int_t ngx_http_bulk_import_table(ngx_http_request_t *r,
+    ngx_str_t *id);
+static void ngx_http_bulk_import_table_ready(ngx_http_bulk_pg_waiter_t *w,
+    ngx_int_t rc);
+static void ngx_http_bulk_import_table_result(ngx_http_bulk_pg_conn_t *pc);
+static void ngx_http_bulk_import_table_cleanup(void *data);
+static ngx_msec_t ngx_http_bulk_import_now(void);
+
+
+const size_t  ngx_http_bulk_import_zone_size =
+                                           sizeof(ngx_http_bulk_import_zone_t);
+
+static ngx_queue_t  ngx_http_bulk_import_jobs;
+static ngx_uint_t   ngx_http_bulk_import_jobs_init;
+static time_t       ngx_http_bulk_import_worker_start;
+
+static const char  *ngx_http_bulk_import_status_names[] = {
+    "waiting", "active", "finished", "failed", "cancelled"
+};
+
+
+/* zone */
+
+ngx_int_t
+ngx_http_bulk_import_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_http_bulk_import_zone_t  *ozone = data;
+
+    size_t                        len;
+    ngx_http_bulk_import_zone_t  *z;
+
+    z = shm_zone->data;
+
+    if (ozone) {
+        /* a reload with the same size: the jobs stay */
+        z->sh = ozone->sh;
+        z->shpool = ozone->shpool;
+        return NGX_OK;
+    }
+
+    z->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (shm_zone->shm.exists) {
+        z->sh = z->shpool->data;
+        return NGX_OK;
+    }
+
+    z->sh = ngx_slab_alloc(z->shpool, sizeof(ngx_http_bulk_import_sh_t));
+    if (z->sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    z->shpool->data = z->sh;
+
+    ngx_rbtree_init(&z->sh->rbtree, &z->sh->sentinel,
+                    ngx_str_rbtree_insert_value);
+    ngx_queue_init(&z->sh->queue);
+
+    len = sizeof(" in bulk import zone \"\"") + shm_zone->shm.name.len;
+
+    z->shpool->log_ctx = ngx_slab_alloc(z->shpool, len);
+    if (z->shpool->log_ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(z->shpool->log_ctx, " in bulk import zone \"%V\"%Z",
+                &shm_zone->shm.name);
+
+    z->shpool->log_nomem = 0;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_bulk_import_init_process(ngx_cycle_t *cycle)
+{
+    ngx_queue_init(&ngx_http_bulk_import_jobs);
+    ngx_http_bulk_import_jobs_init = 1;
+    ngx_http_bulk_import_worker_start = ngx_time();
+}
+
+
+/*
+ * The worker exits (SIGTERM, or a graceful exit cut short): jobs still
+ * running here are marked failed, so none stays active forever.
+ * Committed batches stay in the database.
+ */
+
+void
+ngx_http_bulk_import_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                   i;
+    ngx_queue_t                 *q;
+    ngx_http_bulk_import_job_t  *job;
+    ngx_http_bulk_import_rec_t  *rec;
+
+    if (!ngx_http_bulk_import_jobs_init) {
+        return;
+    }
+
+    for (q = ngx_queue_head(&ngx_http_bulk_import_jobs);
+         q != ngx_queue_sentinel(&ngx_http_bulk_import_jobs);
+         q = ngx_queue_next(q))
+    {
+        job = ngx_queue_data(q, ngx_http_bulk_import_job_t, queue);
+        rec = job->rec;
+
+        ngx_shmtx_lock(&job->zone->shpool->mutex);
+
+        if (rec->status == NGX_HTTP_BULK_IMPORT_ACTIVE) {
+            rec->status = NGX_HTTP_BULK_IMPORT_FAILED;
+            rec->end = ngx_http_bulk_import_now();
+            ngx_cpystrn(rec->err, (u_char *) "interrupted by nginx shutdown",
+                        NGX_HTTP_BULK_IMPORT_ERR_LEN);
+
+            for (i = 0; i < rec->ninputs; i++) {
+                if (rec->inputs[i].status <= NGX_HTTP_BULK_IMPORT_ACTIVE) {
+                    rec->inputs[i].status = NGX_HTTP_BULK_IMPORT_FAILED;
+                    ngx_cpystrn(rec->inputs[i].err,
+                                (u_char *) "interrupted by nginx shutdown",
+                                NGX_HTTP_BULK_IMPORT_ERR_LEN);
+                }
+            }
+        }
+
+        ngx_shmtx_unlock(&job->zone->shpool->mutex);
+
+        ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                      "bulk import \"%V\" interrupted by nginx shutdown",
+                      &job->id);
+    }
+}
+
+
+static ngx_msec_t
+ngx_http_bulk_import_now(void)
+{
+    ngx_time_t  *tp;
+
+    tp = ngx_timeofday();
+
+    return (ngx_msec_t) tp->sec * 1000 + tp->msec;
+}
+
+
+static ngx_http_bulk_import_rec_t *
+ngx_http_bulk_import_lookup(ngx_http_bulk_import_zone_t *z, u_char *id,
+    size_t len)
+{
+    uint32_t                     hash;
+    ngx_rbtree_node_t           *node, *sentinel;
+    ngx_http_bulk_import_rec_t  *rec;
+    ngx_int_t                    rc;
+
+    hash = ngx_crc32_short(id, len);
+
+    node = z->sh->rbtree.root;
+    sentinel = z->sh->rbtree.sentinel;
+
+    while (node != sentinel) {
+        if (hash != node->key) {
+            node = (hash < node->key) ? node->left : node->right;
+            continue;
+        }
+
+        rec = (ngx_http_bulk_import_rec_t *) node;
+
+        rc = ngx_memn2cmp(id, rec->id, len, rec->id_len);
+
+        if (rc == 0) {
+            return rec;
+        }
+
+        node = (rc < 0) ? node->left : node->right;
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_http_bulk_import_free_rec(ngx_http_bulk_import_zone_t *z,
+    ngx_http_bulk_import_rec_t *rec)
+{
+    ngx_uint_t  i;
+
+    ngx_rbtree_delete(&z->sh->rbtree, &rec->node);
+    ngx_queue_remove(&rec->queue);
+
+    for (i = 0; i < rec->ninputs; i++) {
+        if (rec->inputs[i].url) {
+            ngx_slab_free_locked(z->shpool, rec->inputs[i].url);
+        }
+    }
+
+    ngx_slab_free_locked(z->shpool, rec);
+}
+
+
+/* slab memory, evicting the oldest jobs that are over when needed */
+
+static void *
+ngx_http_bulk_import_alloc(ngx_http_bulk_import_zone_t *z, size_t size)
+{
+    void                        *p;
+    ngx_queue_t                 *q, *next;
+    ngx_http_bulk_import_rec_t  *rec;
+
+    p = ngx_slab_alloc_locked(z->shpool, size);
+    if (p) {
+        return p;
+    }
+
+    for (q = ngx_queue_head(&z->sh->queue);
+         q != ngx_queue_sentinel(&z->sh->queue);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        rec = ngx_queue_data(q, ngx_http_bulk_import_rec_t, queue);
+
+        if (rec->status == NGX_HTTP_BULK_IMPORT_ACTIVE) {
+            continue;
+        }
+
+        ngx_http_bulk_import_free_rec(z, rec);
+
+        p = ngx_slab_alloc_locked(z->shpool, size);
+        if (p) {
+            return p;
+        }
+    }
+
+    return NULL;
+}
+
+
+/*
+ * An active job whose worker is gone (killed) or silent for too long is
+ * failed; called with the zone locked.  Returns 1 when the job is active.
+ */
+
+static ngx_uint_t
+ngx_http_bulk_import_check_owner(ngx_http_bulk_import_rec_t *rec)
+{
+    ngx_uint_t  i, dead;
+
+    if (rec->status != NGX_HTTP_BULK_IMPORT_ACTIVE) {
+        return 0;
+    }
+
+    dead = 0;
+
+    if (kill(rec->pid, 0) == -1 && ngx_errno == NGX_ESRCH) {
+        dead = 1;
+
+    } else if (ngx_time() - rec->heartbeat > NGX_HTTP_BULK_IMPORT_DEAD) {
+        dead = 1;
+    }
+
+    if (!dead) {
+        return 1;
+    }
+
+    rec->status = NGX_HTTP_BULK_IMPORT_FAILED;
+    rec->end = ngx_http_bulk_import_now();
+    ngx_snprintf(rec->err, NGX_HTTP_BULK_IMPORT_ERR_LEN - 1,
+                 "the nginx worker process %P running the import died%Z",
+                 rec->pid);
+
+    for (i = 0; i < rec->ninputs; i++) {
+        if (rec->inputs[i].status <= NGX_HTTP_BULK_IMPORT_ACTIVE) {
+            rec->inputs[i].status = NGX_HTTP_BULK_IMPORT_FAILED;
+            ngx_cpystrn(rec->inputs[i].err, rec->err,
+                        NGX_HTTP_BULK_IMPORT_ERR_LEN);
+        }
+    }
+
+    return 0;
+}
+
+
+/* kick-off */
+
+ngx_int_t
+ngx_http_bulk_import_handler(ngx_http_request_t *r)
+{
+    ngx_int_t  rc;
+
+    if (r->method != NGX_HTTP_POST) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        if (ngx_http_bulk_add_header(r, "Allow", "POST") != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_bulk_send_error(r, NGX_HTTP_NOT_ALLOWED,
+                                        "not-supported",
+                                        "method %V is not allowed on $import, "
+                                        "use POST", &r->method_name);
+    }
+
+    return ngx_http_bulk_read_body(r, ngx_http_bulk_import_body);
+}
+
+
+static ngx_int_t
+ngx_http_bulk_import_url_ok(u_char *p, size_t len)
+{
+    u_char  *end;
+
+    if (!((len > 7 && ngx_strncasecmp(p, (u_char *) "http://", 7) == 0)
+          || (len > 8 && ngx_strncasecmp(p, (u_char *) "https://", 8) == 0)))
+    {
+        return NGX_DECLINED;
+    }
+
+    for (end = p + len; p < end; p++) {
+        if (*p <= ' ' || *p == 0x7f) {
+            return NGX_DECLINED;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_bulk_import_type_ok(u_char *p, size_t len)
+{
+    size_t  i;
+
+    if (len == 0 || len > NGX_HTTP_BULK_TYPE_MAX || p[0] < 'A' || p[0] > 'Z')
+    {
+        return NGX_DECLINED;
+    }
+
+    for (i = 0; i < len; i++) {
+        if (!((p[i] >= 'A' && p[i] <= 'Z') || (p[i] >= 'a' && p[i] <= 'z')
+              || (p[i] >= '0' && p[i] <= '9')))
+        {
+            return NGX_DECLINED;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+#define ngx_http_bulk_import_bad(r, ...)                                     \
+    ngx_http_bulk_send_error(r, NGX_HTTP_BAD_REQUEST, "invalid", __VA_ARGS__)
+
+
+static ngx_int_t
+ngx_http_bulk_import_body(ngx_http_request_t *r, yajl_val root)
+{
+    u_char                         *p, *json;
+    size_t                          i, j, n, size, len;
+    yajl_val                        v, inputs, in, iv;
+    ngx_str_t                       id, enc, s, type, url;
+    ngx_pool_t                     *pool;
+    ngx_uint_t                      update, strip, fhir;
+    ngx_shm_zone_t                 *shm_zone;
+    ngx_http_core_loc_conf_t       *clcf;
+    ngx_http_bulk_loc_conf_t       *blcf;
+    ngx_http_bulk_main_conf_t      *bmcf;
+    ngx_http_bulk_import_job_t     *job;
+    ngx_http_bulk_import_rec_t     *rec;
+    ngx_http_bulk_import_zone_t    *z;
+    ngx_http_bulk_import_input_t   *ji;
+    ngx_http_bulk_import_input_rec_t  *ir;
+    ngx_str_t                       merge, location;
+    u_char                          idbuf[NGX_HTTP_BULK_TYPE_MAX];
+
+    blcf = ngx_http_get_module_loc_conf(r, ngx_http_bulk_module);
+    bmcf = ngx_http_get_module_main_conf(r, ngx_http_bulk_module);
+    shm_zone = bmcf->import_zone;
+
+    ngx_str_null(&id);
+    ngx_str_null(&enc);
+    ngx_str_null(&merge);
+    inputs = NULL;
+    update = 0;
+    strip = 0;
+    fhir = blcf->load_fhir;
+
+    for (i = 0; i < root->u.object.len; i++) {
+        v = root->u.object.values[i];
+        p = (u_char *) root->u.object.keys[i];
+
+        if (ngx_strcmp(p, "id") == 0) {
+            if (!YAJL_IS_STRING(v)) {
+                goto bad_id;
+            }
+
+            id.data = (u_char *) YAJL_GET_STRING(v);
+            id.len = ngx_strlen(id.data);
+
+            if (!ngx_bulk_fhir_id_valid((const char *) id.data, id.len)) {
+                goto bad_id;
+            }
+
+        } else if (ngx_strcmp(p, "inputs") == 0) {
+            inputs = v;
+
+        } else if (ngx_strcmp(p, "contentEncoding") == 0) {
+            enc.data = YAJL_IS_STRING(v) ? (u_char *) v->u.string : NULL;
+
+            if (enc.data == NULL
+                || (ngx_strcmp(enc.data, "gzip") != 0
+                    && ngx_strcmp(enc.data, "plain") != 0))
+            {
+                return ngx_http_bulk_import_bad(r, "\"contentEncoding\" must be "
+                                         "\"gzip\" or \"plain\"");
+            }
+
+            enc.len = ngx_strlen(enc.data);
+
+        } else if (ngx_strcmp(p, "update") == 0
+                   || ngx_strcmp(p, "strip-nulls") == 0)
+        {
+            if (!YAJL_IS_TRUE(v) && !YAJL_IS_FALSE(v)) {
+                return ngx_http_bulk_import_bad(r, "\"%s\" must be true or false",
+                                         p);
+            }
+
+            if (p[0] == 'u') {
+                update = YAJL_IS_TRUE(v);
+
+            } else {
+                strip = YAJL_IS_TRUE(v);
+            }
+
+        } else if (ngx_strcmp(p, "merge") == 0) {
+            if (YAJL_IS_NULL(v)) {
+                continue;
+            }
+
+            if (!YAJL_IS_OBJECT(v)) {
+                return ngx_http_bulk_import_bad(r, "\"merge\" must be an object");
+            }
+
+            if (ngx_http_bulk_json_text(r->pool, v, &merge) != NGX_OK) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
+
+        /* inputFormat, mode and anything else: accepted and ignored */
+    }
+
+    if (inputs == NULL || !YAJL_IS_ARRAY(inputs)
+        || inputs->u.array.len == 0)
+    {
+        return ngx_http_bulk_import_bad(r, "\"inputs\" must be a non-empty array "
+                                 "of {\"resourceType\", \"url\"}");
+    }
+
+    n = inputs->u.array.len;
+    size = sizeof(ngx_http_bulk_import_rec_t)
+           + (n - 1) * sizeof(ngx_http_bulk_import_input_rec_t);
+
+    for (i = 0; i < n; i++) {
+        in = inputs->u.array.values[i];
+
+        if (!YAJL_IS_OBJECT(in)) {
+            return ngx_http_bulk_import_bad(r, "inputs[%uz] is not an object", i);
+        }
+
+        ngx_str_null(&type);
+        ngx_str_null(&url);
+
+        for (j = 0; j < in->u.object.len; j++) {
+            iv = in->u.object.values[j];
+
+            if (!YAJL_IS_STRING(iv)) {
+                continue;
+            }
+
+            s.data = (u_char *) YAJL_GET_STRING(iv);
+            s.len = ngx_strlen(s.data);
+
+            if (ngx_strcmp(in->u.object.keys[j], "resourceType") == 0) {
+                type = s;
+
+            } else if (ngx_strcmp(in->u.object.keys[j], "url") == 0) {
+                url = s;
+            }
+        }
+
+        if (ngx_http_bulk_import_type_ok(type.data, type.len) != NGX_OK) {
+            return ngx_http_bulk_import_bad(r, "inputs[%uz]: \"resourceType\" must "
+                                     "be a resource type name", i);
+        }
+
+        if (ngx_http_bulk_import_url_ok(url.data, url.len) != NGX_OK) {
+            return ngx_http_bulk_import_bad(r, "inputs[%uz]: \"url\" must be an "
+                                     "http or https URL", i);
+        }
+    }
+
+    if (id.len == 0) {
+        p = ngx_sprintf(idbuf, "%xT-%08xD", ngx_time(),
+                        (uint32_t) ngx_random());
+        id.data = idbuf;
+        id.len = p - idbuf;
+    }
+
+    z = shm_zone->data;
+
+    /* the zone record */
+
+    ngx_shmtx_lock(&z->shpool->mutex);
+
+    rec = ngx_http_bulk_import_lookup(z, id.data, id.len);
+
+    if (rec) {
+        if (ngx_http_bulk_import_check_owner(rec)) {
+            ngx_shmtx_unlock(&z->shpool->mutex);
+            return ngx_http_bulk_send_error(r, NGX_HTTP_CONFLICT, "conflict",
+                                         "the import \"%V\" is active", &id);
+        }
+
+        ngx_http_bulk_import_free_rec(z, rec);
+    }
+
+    rec = ngx_http_bulk_import_alloc(z, size);
+
+    if (rec == NULL) {
+        ngx_shmtx_unlock(&z->shpool->mutex);
+        return ngx_http_bulk_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                     "transient", "the bulk import zone "
+                                     "\"%V\" is full", &shm_zone->shm.name);
+    }
+
+    ngx_memzero(rec, size);
+
+    for (i = 0; i < n; i++) {
+        in = inputs->u.array.values[i];
+        ir = &rec->inputs[i];
+        ir->length = -1;
+        rec->ninputs = i + 1;
+
+        for (j = 0; j < in->u.object.len; j++) {
+            iv = in->u.object.values[j];
+
+            if (!YAJL_IS_STRING(iv)) {
+                continue;
+            }
+
+            s.data = (u_char *) YAJL_GET_STRING(iv);
+            s.len = ngx_strlen(s.data);
+
+            if (ngx_strcmp(in->u.object.keys[j], "resourceType") == 0) {
+                ngx_memcpy(ir->type, s.data, s.len);
+                ir->type_len = s.len;
+
+            } else if (ngx_strcmp(in->u.object.keys[j], "url") == 0) {
+                ir->url = ngx_http_bulk_import_alloc(z, s.len);
+                if (ir->url == NULL) {
+                    goto full;
+                }
+
+                ngx_memcpy(ir->url, s.data, s.len);
+                ir->url_len = s.len;
+            }
+        }
+    }
+
+    ngx_memcpy(rec->id, id.data, id.len);
+    rec->id_len = id.len;
+    rec->node.key = ngx_crc32_short(id.data, id.len);
+    len = ngx_min(enc.len, sizeof(rec->encoding));
+    ngx_memcpy(rec->encoding, enc.data, len);
+    rec->encoding_len = len;
+    rec->status = NGX_HTTP_BULK_IMPORT_ACTIVE;
+    rec->fhir = fhir;
+    rec->update = update;
+    rec->start = ngx_http_bulk_import_now();
+    rec->pid = ngx_pid;
+    rec->pid_start = ngx_http_bulk_import_worker_start;
+    rec->heartbeat = ngx_time();
+
+    ngx_rbtree_insert(&z->sh->rbtree, &rec->node);
+    ngx_queue_insert_tail(&z->sh->queue, &rec->queue);
+
+    json = ngx_http_bulk_import_render(r->pool, rec, 1, &len);
+
+    ngx_shmtx_unlock(&z->shpool->mutex);
+
+    /* the job */
+
+    pool = ngx_create_pool(NGX_DEFAULT_POOL_SIZE, ngx_cycle->log);
+    if (pool == NULL) {
+        goto failed;
+    }
+
+    job = ngx_pcalloc(pool, sizeof(ngx_http_bulk_import_job_t));
+    if (job == NULL) {
+        ngx_destroy_pool(pool);
+        goto failed;
+    }
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    job->pool = pool;
+    job->log = clcf->error_log;
+    job->zone = z;
+    job->rec = rec;
+    job->main_conf = r->main_conf;
+    job->srv_conf = r->srv_conf;
+    job->loc_conf = r->loc_conf;
+    job->conf = blcf;
+    job->fhir = fhir;
+    job->update = update;
+    job->strip_nulls = strip;
+    job->ninputs = n;
+
+    job->id.data = ngx_pstrdup(pool, &id);
+    job->id.len = id.len;
+
+    job->merge.len = merge.len;
+    job->merge.data = merge.len ? ngx_pstrdup(pool, &merge) : NULL;
+
+    job->inputs = ngx_pcalloc(pool, n * sizeof(ngx_http_bulk_import_input_t));
+
+    if (job->id.data == NULL || job->inputs == NULL
+        || (merge.len && job->merge.data == NULL)
+        || ngx_array_init(&job->dead, pool, 4, sizeof(ngx_pool_t *))
+           != NGX_OK)
+    {
+        ngx_destroy_pool(pool);
+        goto failed;
+    }
+
+    for (i = 0; i < n; i++) {
+        ji = &job->inputs[i];
+        ir = &rec->inputs[i];
+        ji->job = job;
+        ji->index = i;
+
+        s.data = ir->type;
+        s.len = ir->type_len;
+        ji->type.data = ngx_pstrdup(pool, &s);
+        ji->type.len = s.len;
+
+        s.data = ir->url;
+        s.len = ir->url_len;
+        ji->url.data = ngx_pstrdup(pool, &s);
+        ji->url.len = s.len;
+
+        if (ji->type.data == NULL || ji->url.data == NULL) {
+            ngx_destroy_pool(pool);
+            goto failed;
+        }
+    }
+
+    job->timer.handler = ngx_http_bulk_import_timer;
+    job->timer.data = job;
+    job->timer.log = job->log;
+    job->timer.cancelable = 0;
+
+    job->reap.handler = ngx_http_bulk_import_reap;
+    job->reap.data = job;
+    job->reap.log = job->log;
+
+    ngx_queue_insert_tail(&ngx_http_bulk_import_jobs, &job->queue);
+
+    ngx_add_timer(&job->timer, 1);
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "bulk import \"%V\" accepted: %uz inputs", &id, n);
+
+    location.len = sizeof("/BulkImportStatus/") + id.len;
+    location.data = ngx_pnalloc(r->pool, location.len);
+
+    if (json == NULL || location.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_sprintf(location.data, "/BulkImportStatus/%V%Z", &id);
+
+    if (ngx_http_bulk_add_header(r, "Content-Location",
+                                 (const char *) location.data)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_bulk_import_send(r, NGX_HTTP_ACCEPTED, json, len, NULL);
+
+full:
+
+    for (i = 0; i < rec->ninputs; i++) {
+        if (rec->inputs[i].url) {
+            ngx_slab_free_locked(z->shpool, rec->inputs[i].url);
+        }
+    }
+
+    ngx_slab_free_locked(z->shpool, rec);
+    ngx_shmtx_unlock(&z->shpool->mutex);
+
+    return ngx_http_bulk_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                 "transient", "the bulk import zone "
+                                 "\"%V\" is full", &shm_zone->shm.name);
+
+failed:
+
+    ngx_shmtx_lock(&z->shpool->mutex);
+    rec->status = NGX_HTTP_BULK_IMPORT_FAILED;
+    ngx_cpystrn(rec->err, (u_char *) "out of memory",
+                NGX_HTTP_BULK_IMPORT_ERR_LEN);
+    ngx_shmtx_unlock(&z->shpool->mutex);
+
+    return NGX_HTTP_INTERNAL_SERVER_ERROR;
+
+bad_id:
+
+    return ngx_http_bulk_import_bad(r, "\"id\" must be a FHIR id "
+                                    "([A-Za-z0-9.-]{1,64})");
+}
+
+
+/* the status resource as JSON; full: with resourceType and id */
+
+static u_char *
+ngx_http_bulk_import_render(ngx_pool_t *pool, ngx_http_bulk_import_rec_t *rec,
+    ngx_uint_t full, size_t *lenp)
+{
+    u_char                            *p, *buf;
+    size_t                             len;
+    ngx_tm_t                           tm;
+    ngx_uint_t                         i, k;
+    ngx_http_bulk_import_input_rec_t  *in;
+
+#define ngx_http_bulk_import_time(p, ms)                                     \
+    ngx_gmtime((time_t) ((ms) / 1000), &tm);                                 \
+    p = ngx_sprintf(p, "\"%4d-%02d-%02dT%02d:%02d:%02d.%03MZ\"",             \
+                    tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday,           \
+                    tm.ngx_tm_hour, tm.ngx_tm_min, tm.ngx_tm_sec,            \
+                    (ngx_msec_t) ((ms) % 1000))
+
+    len = 1024 + 6 * (rec->id_len + NGX_HTTP_BULK_IMPORT_ERR_LEN);
+
+    for (i = 0; i < rec->ninputs; i++) {
+        in = &rec->inputs[i];
+        len += 512 + in->type_len + 6 * (in->url_len
+                                         + NGX_HTTP_BULK_IMPORT_ERR_LEN)
+               + in->nissues * (64 + 6 * NGX_HTTP_BULK_IMPORT_ISSUE_LEN);
+    }
+
+    buf = ngx_pnalloc(pool, len);
+    if (buf == NULL) {
+        return NULL;
+    }
+
+    p = ngx_cpymem(buf, "{", 1);
+
+    if (full) {
+        p = ngx_sprintf(p, "\"resourceType\":\"BulkImportStatus\","
+                        "\"id\":\"%*s\",", rec->id_len, rec->id);
+    }
+
+    p = ngx_sprintf(p, "\"status\":\"%s\",\"type\":\"%s\",",
+                    ngx_http_bulk_import_status_names[rec->status],
+                    rec->fhir ? "fhir" : "aidbox");
+
+    if (rec->encoding_len) {
+        p = ngx_sprintf(p, "\"contentEncoding\":\"%*s\",",
+                        rec->encoding_len, rec->encoding);
+    }
+
+    p = ngx_sprintf(p, "\"update\":%s,\"time\":{\"start\":",
+                    rec->update ? "true" : "false");
+    ngx_http_bulk_import_time(p, rec->start);
+
+    if (rec->end) {
+        p = ngx_cpymem(p, ",\"end\":", sizeof(",\"end\":") - 1);
+        ngx_http_bulk_import_time(p, rec->end);
+    }
+
+    p = ngx_cpymem(p, "},", 2);
+
+    if (rec->err[0]) {
+        p = ngx_cpymem(p, "\"error\":\"", sizeof("\"error\":\"") - 1);
+        p += ngx_bulk_json_escape(p, rec->err, ngx_strlen(rec->err));
+        p = ngx_cpymem(p, "\",", 2);
+    }
+
+    p = ngx_cpymem(p, "\"inputs\":[", sizeof("\"inputs\":[") - 1);
+
+    for (i = 0; i < rec->ninputs; i++) {
+        in = &rec->inputs[i];
+
+        p = ngx_sprintf(p, "%s{\"resourceType\":\"%*s\",\"url\":\"",
+                        i ? "," : "", in->type_len, in->type);
+        p += ngx_bulk_json_escape(p, in->url, in->url_len);
+        p = ngx_sprintf(p, "\",\"status\":\"%s\"",
+                        ngx_http_bulk_import_status_names[in->status]);
+
+        if (in->status != NGX_HTTP_BULK_IMPORT_WAITING) {
+            p = ngx_sprintf(p, ",\"total\":%uL,\"errors\":%uL,\"bytes\":%O",
+                            in->total, in->errors, in->bytes);
+
+            if (in->length >= 0) {
+                p = ngx_sprintf(p, ",\"length\":%O", in->length);
+            }
+
+            if (in->nissues) {
+                p = ngx_cpymem(p, ",\"issues\":[", sizeof(",\"issues\":[") - 1);
+
+                for (k = 0; k < in->nissues; k++) {
+                    p = ngx_sprintf(p, "%s{\"line\":%uL,\"diagnostics\":\"",
+                                    k ? "," : "", in->issues[k].line);
+                    p += ngx_bulk_json_escape(p, in->issues[k].text,
+                                              in->issues[k].len);
+                    p = ngx_cpymem(p, "\"}", 2);
+                }
+
+                *p++ = ']';
+            }
+
+            if (in->start) {
+                p = ngx_cpymem(p, ",\"ts\":", sizeof(",\"ts\":") - 1);
+                ngx_http_bulk_import_time(p, in->start);
+            }
+
+            if (in->status > NGX_HTTP_BULK_IMPORT_ACTIVE) {
+                p = ngx_sprintf(p, ",\"duration\":%M", in->duration);
+            }
+        }
+
+        if (in->err[0]) {
+            p = ngx_cpymem(p, ",\"error\":\"", sizeof(",\"error\":\"") - 1);
+            p += ngx_bulk_json_escape(p, in->err, ngx_strlen(in->err));
+            *p++ = '"';
+        }
+
+        *p++ = '}';
+    }
+
+    p = ngx_cpymem(p, "]}", 2);
+
+    *lenp = p - buf;
+
+    return buf;
+
+#undef ngx_http_bulk_import_time
+}
+
+
+static ngx_int_t
+ngx_http_bulk_import_send(ngx_http_request_t *r, ngx_uint_t status, u_char *p,
+    size_t len, ngx_str_t *progress)
+{
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p[len] = '\n';   /* the renderer's estimate leaves room */
+
+    b->pos = p;
+    b->last = p + len + 1;
+    b->memory = 1;
+    b->last_buf = 1;
+    b->last_in_chain = 1;
+
+    if (progress && progress->len) {
+        if (ngx_http_bulk_add_header(r, "X-Progress",
+                                     (const char *) progress->data)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = len + 1;
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+/* the job */
+
+static void
+ngx_http_bulk_import_timer(ngx_event_t *ev)
+{
+    ngx_uint_t                     i;
+    ngx_core_conf_t               *ccf;
+    ngx_http_bulk_import_job_t    *job;
+    ngx_http_bulk_import_input_t  *in;
+    ngx_http_bulk_import_rec_t    *rec;
+    const char                    *why;
+
+    job = ev->data;
+    rec = job->rec;
+
+    ngx_shmtx_lock(&job->zone->shpool->mutex);
+
+    rec->heartbeat = ngx_time();
+
+    for (i = 0; i < job->ninputs; i++) {
+        if (job->inputs[i].load && !job->inputs[i].load->answered) {
+            ngx_http_bulk_import_progress(&job->inputs[i],
+                                          NGX_HTTP_BULK_IMPORT_ACTIVE);
+        }
+    }
+
+    why = NULL;
+
+    if (rec->cancel && !job->cancelled) {
+        why = "cancelled";
+    }
+
+    ngx_shmtx_unlock(&job->zone->shpool->mutex);
+
+    /*
+     * a graceful shutdown with worker_shutdown_timeout would close the
+     * job's connections under it: stop cleanly first
+     */
+
+    ccf = (ngx_core_conf_t *) ngx_get_conf(ngx_cycle->conf_ctx,
+                                           ngx_core_module);
+
+    if (why == NULL && ngx_exiting && ccf->shutdown_timeout
+        && !job->cancelled)
+    {
+        why = "interrupted by nginx shutdown";
+    }
+
+    if (why) {
+        job->cancelled = 1;
+
+        ngx_log_error(NGX_LOG_NOTICE, job->log, 0, "bulk import \"%V\": %s",
+                      &job->id, why);
+
+        ngx_shmtx_lock(&job->zone->shpool->mutex);
+
+        if (why[0] == 'i') {
+            ngx_cpystrn(rec->err, (u_char *) why,
+                        NGX_HTTP_BULK_IMPORT_ERR_LEN);
+        }
+
+        for (i = job->next; i < job->ninputs; i++) {
+            rec->inputs[i].status = why[0] == 'c'
+                                    ? NGX_HTTP_BULK_IMPORT_CANCELLED
+                                    : NGX_HTTP_BULK_IMPORT_FAILED;
+        }
+
+        ngx_shmtx_unlock(&job->zone->shpool->mutex);
+
+        job->next = job->ninputs;
+
+        for (i = 0; i < job->ninputs; i++) {
+            in = &job->inputs[i];
+
+            if (in->load && !in->load->answered) {
+                ngx_http_bulk_load_abort(in->load, why);
+            }
+        }
+    }
+
+    if (!job->started) {
+        job->started = 1;
+        ngx_http_bulk_import_save(job);
+        ngx_http_bulk_import_next(job);
+    }
+
+    if (!job->ending) {
+        ngx_add_timer(&job->timer, NGX_HTTP_BULK_IMPORT_HEARTBEAT);
+    }
+}
+
+
+static void
+ngx_http_bulk_import_next(ngx_http_bulk_import_job_t *job)
+{
+    ngx_uint_t                     max;
+    ngx_http_bulk_import_input_t  *in;
+
+    if (job->ending) {
+        return;
+    }
+
+    max = job->conf->import_concurrency;
+
+    while (job->running < max && job->next < job->ninputs) {
+        in = &job->inputs[job->next++];
+
+        if (ngx_http_bulk_import_start_input(job, in) != NGX_OK) {
+            ngx_shmtx_lock(&job->zone->shpool->mutex);
+            job->rec->inputs[in->index].status = NGX_HTTP_BULK_IMPORT_FAILED;
+            ngx_cpystrn(job->rec->inputs[in->index].err,
+                        (u_char *) "cannot start the input",
+                        NGX_HTTP_BULK_IMPORT_ERR_LEN);
+            ngx_shmtx_unlock(&job->zone->shpool->mutex);
+        }
+    }
+
+    if (job->running == 0 && job->next == job->ninputs) {
+        ngx_http_bulk_import_end(job);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_bulk_import_start_input(ngx_http_bulk_import_job_t *job,
+    ngx_http_bulk_import_input_t *in)
+{
+    ngx_pool_t                        *pool;
+    ngx_http_request_t                *r;
+    ngx_http_bulk_load_ctx_t          *ctx;
+    ngx_http_bulk_import_input_rec_t  *ir;
+
+    pool = ngx_create_pool(NGX_DEFAULT_POOL_SIZE, job->log);
+    if (pool == NULL) {
+        return NGX_ERROR;
+    }
+
+    r = ngx_http_bulk_import_fake(job, pool);
+    if (r == NULL) {
+        ngx_destroy_pool(pool);
+        return NGX_ERROR;
+    }
+
+    ctx = ngx_pcalloc(pool, sizeof(ngx_http_bulk_load_ctx_t));
+    if (ctx == NULL) {
+        ngx_destroy_pool(pool);
+        return NGX_ERROR;
+    }
+
+    ctx->request = r;
+    ctx->conf = job->conf;
+    ctx->fhir = job->fhir;
+    ctx->update = job->update;
+    ctx->strip_nulls = job->strip_nulls;
+    ctx->merge = job->merge;
+    ctx->type = in->type;
+    ctx->fetch.url = in->url;
+    ctx->batch = ngx_max(job->conf->import_batch, 1);
+    ctx->done = ngx_http_bulk_import_input_done;
+    ctx->data = in;
+
+    if (ngx_http_bulk_load_init(ctx) != NGX_OK) {
+        ngx_destroy_pool(pool);
+        return NGX_ERROR;
+    }
+
+    in->pool = pool;
+    in->load = ctx;
+    job->running++;
+
+    ngx_shmtx_lock(&job->zone->shpool->mutex);
+    ir = &job->rec->inputs[in->index];
+    ir->status = NGX_HTTP_BULK_IMPORT_ACTIVE;
+    ir->start = ngx_http_bulk_import_now();
+    ngx_shmtx_unlock(&job->zone->shpool->mutex);
+
+    ngx_log_error(NGX_LOG_INFO, job->log, 0,
+                  "bulk import \"%V\": input %ui (%V) from \"%V\" started",
+                  &job->id, in->index, &in->type, &in->url);
+
+    ngx_http_bulk_load_run(ctx);
+
+    return NGX_OK;
+}
+
+
+/*
+ * A fake connection (fd -1, write event active and ready, so nginx
+ * neither adds it to epoll nor spools to a temp file) and a fake main
+ * request with the kick-off's configuration, owning the fetch subrequest.
+ * Its count is the job's and is never released through
+ * ngx_http_finalize_request(): the pool is destroyed when the input is over.
+ */
+
+static ngx_http_request_t *
+ngx_http_bulk_import_fake(ngx_http_bulk_import_job_t *job, ngx_pool_t *pool)
+{
+    ngx_log_t                  *log;
+    ngx_time_t                 *tp;
+    ngx_event_t                *rev, *wev;
+    ngx_connection_t           *c;
+    ngx_http_request_t         *r;
+    ngx_http_log_ctx_t         *lctx;
+    ngx_http_conf_ctx_t        *conf_ctx;
+    ngx_http_connection_t      *hc;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    c = ngx_pcalloc(pool, sizeof(ngx_connection_t));
+    rev = ngx_pcalloc(pool, sizeof(ngx_event_t));
+    wev = ngx_pcalloc(pool, sizeof(ngx_event_t));
+    log = ngx_palloc(pool, sizeof(ngx_log_t));
+    lctx = ngx_pcalloc(pool, sizeof(ngx_http_log_ctx_t));
+    hc = ngx_pcalloc(pool, sizeof(ngx_http_connection_t));
+    conf_ctx = ngx_pcalloc(pool, sizeof(ngx_http_conf_ctx_t));
+    r = ngx_pcalloc(pool, sizeof(ngx_http_request_t));
+
+    if (c == NULL || rev == NULL || wev == NULL || log == NULL
+        || lctx == NULL || hc == NULL || conf_ctx == NULL || r == NULL)
+    {
+        return NULL;
+    }
+
+    *log = *job->log;
+    log->data = lctx;
+    log->handler = ngx_http_bulk_import_log_error;
+    log->action = NULL;
+
+    c->fd = (ngx_socket_t) -1;
+    c->pool = pool;
+    c->log = log;
+    c->read = rev;
+    c->write = wev;
+    c->data = r;
+    c->log_error = NGX_ERROR_INFO;
+    c->tcp_nodelay = NGX_TCP_NODELAY_DISABLED;
+    c->tcp_nopush = NGX_TCP_NOPUSH_DISABLED;
+    c->number = ngx_atomic_fetch_add(ngx_connection_counter, 1);
+    ngx_str_set(&c->addr_text, "bulk-import");
+
+    rev->data = c;
+    rev->log = log;
+    wev->data = c;
+    wev->log = log;
+    wev->write = 1;
+    wev->active = 1;
+    wev->ready = 1;
+
+    conf_ctx->main_conf = job->main_conf;
+    conf_ctx->srv_conf = job->srv_conf;
+    conf_ctx->loc_conf = job->loc_conf;
+    hc->conf_ctx = conf_ctx;
+
+    r->pool = pool;
+    r->signature = NGX_HTTP_MODULE;
+    r->connection = c;
+    r->http_connection = hc;
+    r->main_conf = job->main_conf;
+    r->srv_conf = job->srv_conf;
+    r->loc_conf = job->loc_conf;
+
+    r->read_event_handler = ngx_http_block_reading;
+    r->write_event_handler = ngx_http_request_empty_handler;
+
+    if (ngx_list_init(&r->headers_out.headers, pool, 4,
+                      sizeof(ngx_table_elt_t)) != NGX_OK
+        || ngx_list_init(&r->headers_out.trailers, pool, 1,
+                         sizeof(ngx_table_elt_t)) != NGX_OK
+        || ngx_list_init(&r->headers_in.headers, pool, 1,
+                         sizeof(ngx_table_elt_t)) != NGX_OK)
+    {
+        return NULL;
+    }
+
+    r->ctx = ngx_pcalloc(pool, sizeof(void *) * ngx_http_max_module);
+    if (r->ctx == NULL) {
+        return NULL;
+    }
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_core_module);
+
+    r->variables = ngx_pcalloc(pool, cmcf->variables.nelts
+                                     * sizeof(ngx_http_variable_value_t));
+    if (r->variables == NULL) {
+        return NULL;
+    }
+
+    r->main = r;
+    r->count = 1;
+    r->logged = 1;
+
+    tp = ngx_timeofday();
+    r->start_sec = tp->sec;
+    r->start_msec = tp->msec;
+
+    r->method = NGX_HTTP_GET;
+    ngx_str_set(&r->method_name, "GET");
+    ngx_str_set(&r->request_line, "GET /$import");
+    ngx_str_set(&r->uri, "/$import");
+    r->unparsed_uri = r->uri;
+    r->http_version = NGX_HTTP_VERSION_11;
+    ngx_str_set(&r->http_protocol, "HTTP/1.1");
+
+    r->headers_in.content_length_n = -1;
+    r->headers_in.keep_alive_n = -1;
+    r->headers_out.content_length_n = -1;
+    r->headers_out.last_modified_time = -1;
+
+    r->uri_changes = NGX_HTTP_MAX_URI_CHANGES + 1;
+    r->subrequests = NGX_HTTP_MAX_SUBREQUESTS + 1;
+    r->http_state = NGX_HTTP_PROCESS_REQUEST_STATE;
+
+    lctx->connection = c;
+    lctx->request = r;
+    lctx->current_request = r;
+
+    return r;
+}
+
+
+static u_char *
+ngx_http_bulk_import_log_error(ngx_log_t *log, u_char *buf, size_t len)
+{
+    u_char              *p;
+    ngx_http_request_t  *r;
+    ngx_http_log_ctx_t  *ctx;
+
+    p = buf;
+
+    if (log->action) {
+        p = ngx_snprintf(p, len, " while %s", log->action);
+        len -= p - buf;
+        buf = p;
+    }
+
+    ctx = log->data;
+    r = ctx->current_request;
+
+    p = ngx_snprintf(buf, len, ", bulk import job");
+
+    if (r && r != r->main) {
+        len -= p - buf;
+        buf = p;
+        p = ngx_snprintf(buf, len, ", subrequest: \"%V\"", &r->uri);
+    }
+
+    return p;
+}
+
+
+/* an input's counters into the zone record; called with the zone locked */
+
+static void
+ngx_http_bulk_import_progress(ngx_http_bulk_import_input_t *in,
+    ngx_uint_t status)
+{
+    size_t                             n;
+    ngx_uint_t                         i;
+    uint64_t                           total;
+    ngx_http_bulk_load_ctx_t          *ctx;
+    ngx_http_bulk_load_type_t         *t;
+    ngx_http_bulk_load_issue_t        *is;
+    ngx_http_bulk_import_input_rec_t  *ir;
+
+    ctx = in->load;
+    ir = &in->job->rec->inputs[in->index];
+
+    total = 0;
+    t = ctx->types.elts;
+
+    for (i = 0; i < ctx->types.nelts; i++) {
+        total += t[i].written;
+    }
+
+    ir->status = status;
+    ir->total = total;
+    ir->errors = ctx->errors;
+    ir->bytes = ctx->fetch.received;
+    ir->length = ctx->fetch.length;
+
+    is = ctx->issues.elts;
+
+    for (i = ir->nissues;
+         i < ctx->issues.nelts && i < NGX_HTTP_BULK_IMPORT_ISSUES;
+         i++)
+    {
+        n = ngx_min(is[i].text.len, NGX_HTTP_BULK_IMPORT_ISSUE_LEN);
+        ir->issues[i].line = is[i].line;
+        ir->issues[i].len = n;
+        ngx_memcpy(ir->issues[i].text, is[i].text.data, n);
+        ir->nissues = i + 1;
+    }
+
+    if (status > NGX_HTTP_BULK_IMPORT_ACTIVE) {
+        ir->duration = ngx_http_bulk_import_now() - ir->start;
+    }
+}
+
+
+static void
+ngx_http_bulk_import_input_done(ngx_http_bulk_load_ctx_t *ctx)
+{
+    ngx_uint_t                         status;
+    ngx_pool_t                       **pp;
+    ngx_http_bulk_import_job_t        *job;
+    ngx_http_bulk_import_input_t      *in;
+    ngx_http_bulk_import_input_rec_t  *ir;
+
+    in = ctx->data;
+    job = in->job;
+
+    if (!ctx->failed) {
+        status = NGX_HTTP_BULK_IMPORT_FINISHED;
+
+    } else if (job->cancelled && job->rec->cancel) {
+        status = NGX_HTTP_BULK_IMPORT_CANCELLED;
+
+    } else {
+        status = NGX_HTTP_BULK_IMPORT_FAILED;
+    }
+
+    ngx_shmtx_lock(&job->zone->shpool->mutex);
+
+    ngx_http_bulk_import_progress(in, status);
+
+    if (ctx->failed && status == NGX_HTTP_BULK_IMPORT_FAILED) {
+        ir = &job->rec->inputs[in->index];
+        ngx_cpystrn(ir->err, ctx->err, NGX_HTTP_BULK_IMPORT_ERR_LEN);
+    }
+
+    ngx_shmtx_unlock(&job->zone->shpool->mutex);
+
+    ngx_log_error(NGX_LOG_INFO, job->log, 0,
+                  "bulk import \"%V\": input %ui %s after %ui batches",
+                  &job->id, in->index,
+                  ngx_http_bulk_import_status_names[status], ctx->batches);
+
+    /* the pool goes from a posted event, outside the upstream's stack */
+
+    pp = ngx_array_push(&job->dead);
+    if (pp == NULL) {
+        ngx_log_error(NGX_LOG_ALERT, job->log, 0,
+                      "bulk import: input pool leaked");
+
+    } else {
+        *pp = in->pool;
+    }
+
+    in->pool = NULL;
+    in->load = NULL;
+    job->running--;
+
+    ngx_post_event(&job->reap, &ngx_posted_events);
+}
+
+
+static void
+ngx_http_bulk_import_reap(ngx_event_t *ev)
+{
+    ngx_uint_t                   i;
+    ngx_pool_t                 **pp;
+    ngx_http_bulk_import_job_t  *job;
+
+    job = ev->data;
+
+    pp = job->dead.elts;
+
+    for (i = 0; i < job->dead.nelts; i++) {
+        ngx_destroy_pool(pp[i]);
+    }
+
+    job->dead.nelts = 0;
+
+    ngx_http_bulk_import_save(job);
+    ngx_http_bulk_import_next(job);
+}
+
+
+static void
+ngx_http_bulk_import_end(ngx_http_bulk_import_job_t *job)
+{
+    ngx_uint_t                   i, status;
+    ngx_http_bulk_import_rec_t  *rec;
+
+    if (job->ending) {
+        return;
+    }
+
+    job->ending = 1;
+    rec = job->rec;
+
+    ngx_shmtx_lock(&job->zone->shpool->mutex);
+
+    status = NGX_HTTP_BULK_IMPORT_FINISHED;
+
+    if (rec->cancel) {
+        status = NGX_HTTP_BULK_IMPORT_CANCELLED;
+
+    } else {
+        for (i = 0; i < rec->ninputs; i++) {
+            if (rec->inputs[i].status != NGX_HTTP_BULK_IMPORT_FINISHED) {
+                status = NGX_HTTP_BULK_IMPORT_FAILED;
+            }
+        }
+    }
+
+    if (rec->status == NGX_HTTP_BULK_IMPORT_ACTIVE
+        || rec->status == NGX_HTTP_BULK_IMPORT_CANCELLED)
+    {
+        rec->status = status;
+    }
+
+    rec->end = ngx_http_bulk_import_now();
+
+    ngx_shmtx_unlock(&job->zone->shpool->mutex);
+
+    ngx_log_error(NGX_LOG_INFO, job->log, 0, "bulk import \"%V\" %s",
+                  &job->id, ngx_http_bulk_import_status_names[status]);
+
+    if (job->timer.timer_set) {
+        ngx_del_timer(&job->timer);
+    }
+
+    ngx_http_bulk_import_save(job);
+}
+
+
+/* the status resource into table bulkimportstatus, one write at a time */
+
+static void
+ngx_http_bulk_import_save(ngx_http_bulk_import_job_t *job)
+{
+    if (job->writing) {
+        job->dirty = 1;
+        return;
+    }
+
+    job->writing = 1;
+    job->dirty = 0;
+
+    job->waiter.pool = job->conf->pool;
+    job->waiter.ready = ngx_http_bulk_import_save_ready;
+    job->waiter.data = job;
+    job->waiter.log = job->log;
+
+    switch (ngx_http_bulk_pg_acquire(&job->waiter)) {
+
+    case NGX_OK:
+        ngx_http_bulk_import_save_ready(&job->waiter, NGX_OK);
+        break;
+
+    case NGX_ERROR:
+        ngx_http_bulk_import_save_ready(&job->waiter, NGX_ERROR);
+        break;
+
+    default:
+        break;
+    }
+}
+
+
+static void
+ngx_http_bulk_import_save_ready(ngx_http_bulk_pg_waiter_t *w, ngx_int_t rc)
+{
+    u_char                      *json, *sql;
+    char                        *lit, *idlit;
+    size_t                       len;
+    ngx_http_bulk_import_job_t  *job;
+
+    job = w->data;
+
+    if (rc != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, job->log, 0,
+                      "bulk import \"%V\": cannot save the status: %s",
+                      &job->id, w->err);
+        ngx_http_bulk_import_save_done(job);
+        return;
+    }
+
+    job->pc = w->conn;
+    w->conn = NULL;
+
+    ngx_shmtx_lock(&job->zone->shpool->mutex);
+    json = ngx_http_bulk_import_render(job->pool, job->rec, 0, &len);
+    ngx_shmtx_unlock(&job->zone->shpool->mutex);
+
+    if (json == NULL) {
+        goto failed;
+    }
+
+    lit = PQescapeLiteral(job->pc->pg, (char *) json, len);
+    idlit = PQescapeLiteral(job->pc->pg, (char *) job->id.data, job->id.len);
+
+    if (lit == NULL || idlit == NULL) {
+        if (lit) {
+            PQfreemem(lit);
+        }
+
+        if (idlit) {
+            PQfreemem(idlit);
+        }
+
+        goto failed;
+    }
+
+    sql = ngx_pnalloc(job->pool, 512 + ngx_strlen(lit) + ngx_strlen(idlit));
+
+    if (sql) {
+        ngx_sprintf(sql,
+                    "INSERT INTO bulkimportstatus AS t (id, txid, cts, ts,"
+                    " resource_type, status, resource)"
+                    " VALUES (%s, nextval('transaction_id_seq'), now(), now(),"
+                    " 'BulkImportStatus', 'created', %s::jsonb)"
+                    " ON CONFLICT (id) DO UPDATE SET txid = excluded.txid,"
+                    " ts = excluded.ts, status = 'updated',"
+                    " resource = excluded.resource%Z", idlit, lit);
+    }
+
+    PQfreemem(lit);
+    PQfreemem(idlit);
+
+    if (sql == NULL) {
+        goto failed;
+    }
+
+    ngx_http_bulk_pg_set_handler(job->pc, ngx_http_bulk_import_saved, job);
+
+    if (ngx_http_bulk_pg_send(job->pc, (char *) sql) != NGX_OK) {
+        goto failed;
+    }
+
+    return;
+
+failed:
+
+    ngx_log_error(NGX_LOG_ERR, job->log, 0,
+                  "bulk import \"%V\": cannot save the status", &job->id);
+
+    ngx_http_bulk_pg_release(job->pc, 0);
+    job->pc = NULL;
+
+    ngx_http_bulk_import_save_done(job);
+}
+
+
+static void
+ngx_http_bulk_import_saved(ngx_http_bulk_pg_conn_t *pc)
+{
+    PGresult                    *res;
+    ngx_uint_t                   ok;
+    ngx_http_bulk_import_job_t  *job;
+
+    job = pc->data;
+    ok = 1;
+
+    for ( ;; ) {
+        if (PQisBusy(pc->pg)) {
+            if (PQstatus(pc->pg) == CONNECTION_OK) {
+                return;
+            }
+
+            ok = 0;
+            break;
+        }
+
+        res = PQgetResult(pc->pg);
+        if (res == NULL) {
+            break;
+        }
+
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            ngx_log_error(NGX_LOG_ERR, job->log, 0,
+                          "bulk import \"%V\": cannot save the status: %*s",
+                          &job->id,
+                          ngx_http_bulk_msg_len(PQresultErrorMessage(res)),
+                          PQresultErrorMessage(res));
+        }
+
+        PQclear(res);
+    }
+
+    ngx_http_bulk_pg_release(pc, ok);
+    job->pc = NULL;
+
+    ngx_http_bulk_import_save_done(job);
+}
+
+
+static void
+ngx_http_bulk_import_save_done(ngx_http_bulk_import_job_t *job)
+{
+    job->writing = 0;
+
+    if (job->dirty) {
+        ngx_http_bulk_import_save(job);
+        return;
+    }
+
+    if (job->ending) {
+        ngx_http_bulk_import_free(job);
+    }
+}
+
+
+static void
+ngx_http_bulk_import_free(ngx_http_bulk_import_job_t *job)
+{
+    if (job->timer.timer_set) {
+        ngx_del_timer(&job->timer);
+    }
+
+    if (job->reap.posted) {
+        ngx_delete_posted_event(&job->reap);
+    }
+
+    ngx_queue_remove(&job->queue);
+    ngx_destroy_pool(job->pool);
+}
+
+
+/* GET and DELETE /BulkImportStatus/<id> */
+
+ngx_int_t
+ngx_http_bulk_import_status_handler(ngx_http_request_t *r)
+{
+    u_char                       *json;
+    size_t                        len;
+    off_t                         done, total;
+    ngx_int_t                     rc;
+    ngx_str_t                     id, progress;
+    ngx_uint_t                    i, active, known;
+    ngx_http_bulk_loc_conf_t     *blcf;
+    ngx_http_bulk_main_conf_t    *bmcf;
+    ngx_http_bulk_import_rec_t   *rec;
+    ngx_http_bulk_import_zone_t  *z;
+    ngx_http_bulk_import_input_rec_t  *in;
+
+    if (r->method != NGX_HTTP_GET && r->method != NGX_HTTP_HEAD
+        && r->method != NGX_HTTP_DELETE)
+    {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        if (ngx_http_bulk_add_header(r, "Allow", "GET, DELETE") != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_bulk_send_error(r, NGX_HTTP_NOT_ALLOWED,
+                                        "not-supported",
+                                        "method %V is not allowed on "
+                                        "BulkImportStatus, use GET or DELETE",
+                                        &r->method_name);
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    blcf = ngx_http_get_module_loc_conf(r, ngx_http_bulk_module);
+    bmcf = ngx_http_get_module_main_conf(r, ngx_http_bulk_module);
+
+    if (ngx_http_complex_value(r, blcf->status_id, &id) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (!ngx_bulk_fhir_id_valid((const char *) id.data, id.len)) {
+        return ngx_http_bulk_send_error(r, NGX_HTTP_NOT_FOUND, "not-found",
+                                        "unknown import \"%V\"", &id);
+    }
+
+    z = bmcf->import_zone->data;
+
+    ngx_shmtx_lock(&z->shpool->mutex);
+
+    rec = ngx_http_bulk_import_lookup(z, id.data, id.len);
+
+    if (rec == NULL) {
+        ngx_shmtx_unlock(&z->shpool->mutex);
+        return ngx_http_bulk_import_table(r, &id);
+    }
+
+    active = ngx_http_bulk_import_check_owner(rec);
+
+    if (r->method == NGX_HTTP_DELETE) {
+        if (!active) {
+            ngx_shmtx_unlock(&z->shpool->mutex);
+            return ngx_http_bulk_send_error(r, NGX_HTTP_CONFLICT, "conflict",
+                                            "the import \"%V\" is not "
+                                            "active", &id);
+        }
+
+        rec->cancel = 1;
+        rec->status = NGX_HTTP_BULK_IMPORT_CANCELLED;
+    }
+
+    ngx_str_null(&progress);
+
+    if (active && r->method != NGX_HTTP_DELETE) {
+        done = 0;
+        total = 0;
+        known = 1;
+
+        for (i = 0; i < rec->ninputs; i++) {
+            in = &rec->inputs[i];
+
+            if (in->length < 0) {
+                known = 0;
+                break;
+            }
+
+            total += in->length;
+            done += in->status > NGX_HTTP_BULK_IMPORT_ACTIVE ? in->length
+                                                             : in->bytes;
+        }
+
+        if (known) {
+            progress.data = ngx_pnalloc(r->pool, sizeof("100%"));
+            if (progress.data) {
+                ngx_sprintf(progress.data, "%O%%%Z",
+                            total ? done * 100 / total : 0);
+                progress.len = 1;
+            }
+        }
+    }
+
+    json = ngx_http_bulk_import_render(r->pool, rec, 1, &len);
+
+    ngx_shmtx_unlock(&z->shpool->mutex);
+
+    if (json == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_bulk_import_send(r, r->method == NGX_HTTP_DELETE
+                                        ? NGX_HTTP_ACCEPTED : NGX_HTTP_OK,
+                                     json, len, &progress);
+}
+
+
+/* not in the zone: an older job (or one from before a restart) */
+
+static ngx_int_t
+ngx_http_bulk_import_table(ngx_http_request_t *r, ngx_str_t *id)
+{
+    ngx_pool_cleanup_t             *cln;
+    ngx_http_bulk_loc_conf_t       *blcf;
+    ngx_http_bulk_import_lookup_t  *lk;
+
+    blcf = ngx_http_get_module_loc_conf(r, ngx_http_bulk_module);
+
+    lk = ngx_pcalloc(r->pool, sizeof(ngx_http_bulk_import_lookup_t));
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+
+    if (lk == NULL || cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    lk->request = r;
+    lk->id = *id;
+
+    cln->handler = ngx_http_bulk_import_table_cleanup;
+    cln->data = lk;
+
+    lk->waiter.pool = blcf->pool;
+    lk->waiter.ready = ngx_http_bulk_import_table_ready;
+    lk->waiter.data = lk;
+    lk->waiter.log = r->connection->log;
+
+    r->main->count++;
+
+    switch (ngx_http_bulk_pg_acquire(&lk->waiter)) {
+
+    case NGX_OK:
+        ngx_http_bulk_import_table_ready(&lk->waiter, NGX_OK);
+        break;
+
+    case NGX_ERROR:
+        ngx_http_bulk_import_table_ready(&lk->waiter, NGX_ERROR);
+        break;
+
+    default:
+        break;
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_bulk_import_table_ready(ngx_http_bulk_pg_waiter_t *w, ngx_int_t rc)
+{
+    u_char                         *sql;
+    char                           *idlit;
+    ngx_http_request_t             *r;
+    ngx_http_bulk_import_lookup_t  *lk;
+
+    lk = w->data;
+    r = lk->request;
+
+    if (rc != NGX_OK) {
+        ngx_http_finalize_request(r,
+            ngx_http_bulk_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                     "transient", "database unavailable: %s",
+                                     w->err));
+        ngx_http_run_posted_requests(r->connection);
+        return;
+    }
+
+    lk->pc = w->conn;
+    w->conn = NULL;
+
+    idlit = PQescapeLiteral(lk->pc->pg, (char *) lk->id.data, lk->id.len);
+    sql = idlit ? ngx_pnalloc(r->pool, 512 + ngx_strlen(idlit)) : NULL;
+
+    if (sql) {
+        /* a job the zone lost while active (nginx restarted) failed */
+        ngx_sprintf(sql,
+                    "SELECT (CASE WHEN resource->>'status' = 'active'"
+                    " THEN resource || '{\"status\":\"failed\",\"error\":"
+                    "\"the import was interrupted (nginx restarted)\"}'"
+                    " ELSE resource END)::text"
+                    " FROM bulkimportstatus WHERE id = %s%Z", idlit);
+    }
+
+    if (idlit) {
+        PQfreemem(idlit);
+    }
+
+    ngx_http_bulk_pg_set_handler(lk->pc, ngx_http_bulk_import_table_result,
+                                 lk);
+
+    if (sql == NULL || ngx_http_bulk_pg_send(lk->pc, (char *) sql) != NGX_OK)
+    {
+        ngx_http_bulk_pg_release(lk->pc, 0);
+        lk->pc = NULL;
+        ngx_http_finalize_request(r,
+            ngx_http_bulk_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                     "transient", "database unavailable"));
+        ngx_http_run_posted_requests(r->connection);
+    }
+}
+
+
+static void
+ngx_http_bulk_import_table_result(ngx_http_bulk_pg_conn_t *pc)
+{
+    u_char                         *p, *json;
+    size_t                          len;
+    PGresult                       *res;
+    ngx_int_t                       rc;
+    ngx_connection_t               *c;
+    ngx_http_request_t             *r;
+    ngx_http_bulk_import_lookup_t  *lk;
+
+    lk = pc->data;
+    r = lk->request;
+    c = r->connection;
+    json = NULL;
+    len = 0;
+    rc = NGX_HTTP_SERVICE_UNAVAILABLE;
+
+    for ( ;; ) {
+        if (PQisBusy(pc->pg)) {
+            if (PQstatus(pc->pg) == CONNECTION_OK) {
+                return;
+            }
+
+            break;
+        }
+
+        res = PQgetResult(pc->pg);
+        if (res == NULL) {
+            break;
+        }
+
+        if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+            if (PQntuples(res) == 0) {
+                rc = NGX_HTTP_NOT_FOUND;
+
+            } else {
+                len = PQgetlength(res, 0, 0);
+                json = ngx_pnalloc(r->pool, len + 128 + lk->id.len);
+
+                if (json && len >= 2) {
+                    p = ngx_sprintf(json, "{\"resourceType\":"
+                                    "\"BulkImportStatus\",\"id\":\"%V\"%s",
+                                    &lk->id, len > 2 ? "," : "");
+                    p = ngx_cpymem(p, PQgetvalue(res, 0, 0) + 1, len - 1);
+                    len = p - json;
+                    rc = NGX_HTTP_OK;
+                }
+            }
+        }
+
+        PQclear(res);
+    }
+
+    ngx_http_bulk_pg_release(pc, rc != NGX_HTTP_SERVICE_UNAVAILABLE);
+    lk->pc = NULL;
+
+    if (rc == NGX_HTTP_NOT_FOUND) {
+        rc = ngx_http_bulk_send_error(r, NGX_HTTP_NOT_FOUND, "not-found",
+                                      "unknown import \"%V\"", &lk->id);
+
+    } else if (rc != NGX_HTTP_OK) {
+        rc = ngx_http_bulk_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                      "transient", "database unavailable");
+
+    } else if (r->method == NGX_HTTP_DELETE) {
+        rc = ngx_http_bulk_send_error(r, NGX_HTTP_CONFLICT, "conflict",
+                                      "the import \"%V\" is not active",
+                                      &lk->id);
+
+    } else {
+        rc = ngx_http_bulk_import_send(r, NGX_HTTP_OK, json, len, NULL);
+    }
+
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_http_bulk_import_table_cleanup(void *data)
+{
+    ngx_http_bulk_import_lookup_t  *lk = data;
+
+    ngx_http_bulk_pg_cancel(&lk->waiter);
+
+    if (lk->pc) {
+        ngx_http_bulk_pg_release(lk->pc, 0);
+        lk->pc = NULL;
+    }
+}
