@@ -20,6 +20,7 @@ static ngx_int_t ngx_http_bulk_add_variables(ngx_conf_t *cf);
 static ngx_int_t ngx_http_bulk_init_process(ngx_cycle_t *cycle);
 static void ngx_http_bulk_exit_process(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_bulk_postconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_http_bulk_check_fetchers(ngx_conf_t *cf);
 static yajl_gen_status ngx_http_bulk_json_gen(yajl_gen g, yajl_val v);
 static ngx_int_t ngx_http_bulk_stats_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
@@ -186,6 +187,10 @@ ngx_module_t  ngx_http_bulk_module = {
 static ngx_int_t
 ngx_http_bulk_postconfiguration(ngx_conf_t *cf)
 {
+    if (ngx_http_bulk_check_fetchers(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     if (ngx_http_bulk_fetch_init(cf) != NGX_OK) {
         return NGX_ERROR;
     }
@@ -702,7 +707,10 @@ ngx_http_bulk_create_main_conf(ngx_conf_t *cf)
 
     if (ngx_array_init(&bmcf->pools, cf->pool, 4,
                        sizeof(ngx_http_bulk_pg_pool_t *))
-        != NGX_OK)
+        != NGX_OK
+        || ngx_array_init(&bmcf->fetchers, cf->pool, 4,
+                          sizeof(ngx_http_bulk_fetcher_t))
+           != NGX_OK)
     {
         return NULL;
     }
@@ -901,7 +909,9 @@ static char *
 ngx_http_bulk_set_op(ngx_conf_t *cf, ngx_http_bulk_loc_conf_t *blcf,
     ngx_uint_t op)
 {
-    ngx_http_core_loc_conf_t  *clcf;
+    ngx_http_bulk_fetcher_t    *f;
+    ngx_http_core_loc_conf_t   *clcf;
+    ngx_http_bulk_main_conf_t  *bmcf;
 
     if (blcf->op != NGX_HTTP_BULK_OP_NONE) {
         return "is duplicate: a location serves one bulk operation";
@@ -914,7 +924,112 @@ ngx_http_bulk_set_op(ngx_conf_t *cf, ngx_http_bulk_loc_conf_t *blcf,
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_bulk_handler;
 
+    if (op == NGX_HTTP_BULK_OP_LOAD || op == NGX_HTTP_BULK_OP_IMPORT) {
+        bmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_bulk_module);
+
+        f = ngx_array_push(&bmcf->fetchers);
+        if (f == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        f->cscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_core_module);
+        f->blcf = blcf;
+    }
+
     return NGX_CONF_OK;
+}
+
+
+/*
+ * Every $load and $import location needs its bulk_fetch location in the
+ * same server: an exact or prefix location (or a regex one) with a
+ * content handler, such as proxy_pass.
+ */
+
+static ngx_int_t
+ngx_http_bulk_check_fetchers(ngx_conf_t *cf)
+{
+    size_t                          len, n;
+    u_char                         *uri;
+    ngx_int_t                       rc;
+    ngx_uint_t                      i;
+    ngx_http_core_loc_conf_t       *clcf, *found, **rclcf;
+    ngx_http_bulk_fetcher_t        *f;
+    ngx_http_bulk_loc_conf_t       *blcf;
+    ngx_http_bulk_main_conf_t      *bmcf;
+    ngx_http_location_tree_node_t  *node;
+
+    bmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_bulk_module);
+    f = bmcf->fetchers.elts;
+
+    for (i = 0; i < bmcf->fetchers.nelts; i++) {
+        blcf = f[i].blcf;
+        clcf = f[i].cscf->ctx->loc_conf[ngx_http_core_module.ctx_index];
+
+        /* as ngx_http_core_find_static_location() does */
+
+        found = NULL;
+        node = clcf->static_locations;
+        uri = blcf->fetch_uri.data;
+        len = blcf->fetch_uri.len;
+
+        while (node) {
+            n = (len <= (size_t) node->len) ? len : node->len;
+            rc = ngx_filename_cmp(uri, node->name, n);
+
+            if (rc != 0) {
+                node = (rc < 0) ? node->left : node->right;
+                continue;
+            }
+
+            if (len > (size_t) node->len) {
+                if (node->inclusive) {
+                    found = node->inclusive;
+                    node = node->tree;
+                    uri += n;
+                    len -= n;
+                    continue;
+                }
+
+                node = node->right;
+                continue;
+            }
+
+            if (len == (size_t) node->len) {
+                found = node->exact ? node->exact : node->inclusive;
+            }
+
+            break;
+        }
+
+#if (NGX_PCRE)
+        if ((found == NULL || !found->exact_match) && clcf->regex_locations) {
+            for (rclcf = clcf->regex_locations; *rclcf; rclcf++) {
+                if (ngx_regex_exec((*rclcf)->regex->regex, &blcf->fetch_uri,
+                                   NULL, 0)
+                    >= 0)
+                {
+                    found = *rclcf;
+                    break;
+                }
+            }
+        }
+#else
+        rclcf = NULL;
+#endif
+
+        if (found == NULL || found->handler == NULL) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "the bulk_fetch location \"%V\" of the bulk "
+                          "operation in %V:%ui is missing in its server or "
+                          "has no content handler (proxy_pass "
+                          "$bulk_source_url)",
+                          &blcf->fetch_uri, &blcf->op_file, blcf->op_line);
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
 }
 
 

@@ -117,6 +117,13 @@ struct ngx_http_bulk_pg_waiter_s {
 };
 
 
+/* a $load or $import location, checked for its fetch location */
+typedef struct {
+    ngx_http_core_srv_conf_t     *cscf;
+    void                         *blcf;
+} ngx_http_bulk_fetcher_t;
+
+
 typedef struct ngx_http_bulk_fetch_s  ngx_http_bulk_fetch_t;
 
 struct ngx_http_bulk_fetch_s {
@@ -142,6 +149,7 @@ struct ngx_http_bulk_fetch_s {
 typedef struct {
     ngx_array_t                   pools;    /* ngx_http_bulk_pg_pool_t * */
     ngx_shm_zone_t               *import_zone;
+    ngx_array_t                   fetchers; /* ngx_http_bulk_fetcher_t */
 } ngx_http_bulk_main_conf_t;
 
 

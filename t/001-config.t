@@ -108,3 +108,59 @@ qr/\[emerg\].*"bulk_dump" directive is duplicate: a location serves one bulk ope
 --- must_die
 --- error_log eval
 qr/\[emerg\].*invalid format "csv"/
+
+
+
+=== TEST 11: a $load without its bulk_fetch location is refused
+--- config
+    bulk_pg "$TEST_NGINX_PG_CONNINFO";
+    location = /$load { bulk_load aidbox; }
+--- must_die
+--- error_log eval
+qr/\[emerg\].*the bulk_fetch location "\/_bulk_fetch" of the bulk operation in .*nginx\.conf:\d+ is missing in its server/
+
+
+
+=== TEST 12: a fetch location without a content handler is refused
+--- config
+    bulk_pg "$TEST_NGINX_PG_CONNINFO";
+    location = /$import { bulk_import fhir; }
+    location = /_bulk_fetch { internal; }
+--- must_die
+--- error_log eval
+qr/\[emerg\].*the bulk_fetch location "\/_bulk_fetch" .* has no content handler/
+
+
+
+=== TEST 13: bulk_fetch names another location, found by prefix or regex
+--- config
+    bulk_pg "$TEST_NGINX_PG_CONNINFO";
+    bulk_fetch /internal/fetch;
+    location = /$load { bulk_load aidbox; }
+    location ~ ^/internal/ { internal; proxy_pass $bulk_source_url; }
+--- request
+POST /$load
+{"source": "http://127.0.0.1:1/x"}
+--- more_headers
+Content-Type: application/json
+--- error_code: 502
+
+
+
+=== TEST 14: bad sizes are refused
+--- config
+    bulk_pg "$TEST_NGINX_PG_CONNINFO";
+    bulk_line_max 10zz;
+--- must_die
+--- error_log eval
+qr/\[emerg\].*"bulk_line_max" directive invalid value/
+
+
+
+=== TEST 15: bad import concurrency is refused
+--- config
+    bulk_pg "$TEST_NGINX_PG_CONNINFO";
+    bulk_import_concurrency 0;
+--- must_die
+--- error_log eval
+qr/\[emerg\].*bulk_import_concurrency/
