@@ -902,49 +902,24 @@ ngx_http_bulk_dump_sql_error(ngx_http_bulk_sql_ctx_t *ctx)
 static void
 ngx_http_bulk_dump_sql_write_handler(ngx_http_request_t *r)
 {
-    ngx_event_t              *wev;
-    ngx_connection_t         *c;
+    ngx_int_t                 rc;
+    ngx_uint_t                paused;
+    const char               *reason;
     ngx_http_bulk_sql_ctx_t  *ctx;
 
-    c = r->connection;
-    wev = c->write;
     ctx = ngx_http_get_module_ctx(r, ngx_http_bulk_module);
 
-    if (wev->timedout) {
-        ngx_log_error(NGX_LOG_INFO, c->log, NGX_ETIMEDOUT,
-                      "client timed out");
-        c->timedout = 1;
-        ngx_http_bulk_dump_sql_abort(ctx, NULL);
+    paused = ctx->paused;
+    rc = ngx_http_bulk_out_writable(&ctx->out, ctx->pc, &paused, &reason);
+    ctx->paused = paused;
+
+    if (rc == NGX_ERROR) {
+        ngx_http_bulk_dump_sql_abort(ctx, reason);
         return;
     }
 
-    if (ngx_http_bulk_out_send(&ctx->out, 0, 0) == NGX_ERROR) {
-        ngx_http_bulk_dump_sql_abort(ctx, NULL);
-        return;
-    }
-
-    if (ctx->paused
-        && ngx_http_bulk_out_busy(&ctx->out) < NGX_HTTP_BULK_BUSY_MAX)
-    {
-        ctx->paused = 0;
-
-        if (wev->timer_set) {
-            ngx_del_timer(wev);
-        }
-
-        if (ngx_http_bulk_pg_read(ctx->pc, 1) != NGX_OK) {
-            ngx_http_bulk_dump_sql_abort(ctx, "event failure");
-            return;
-        }
-
-        /* rows already in libpq's buffer raise no event: take them now */
-
+    if (rc == NGX_OK) {
         ngx_http_bulk_dump_sql_rows(ctx);
-        return;
-    }
-
-    if (ngx_http_bulk_out_wait(r) != NGX_OK) {
-        ngx_http_bulk_dump_sql_abort(ctx, "event failure");
     }
 }
 

@@ -316,6 +316,8 @@ ngx_int_t ngx_http_bulk_out_send(ngx_http_bulk_out_t *o, ngx_uint_t flush,
     ngx_uint_t last);
 ngx_uint_t ngx_http_bulk_out_busy(ngx_http_bulk_out_t *o);
 ngx_int_t ngx_http_bulk_out_wait(ngx_http_request_t *r);
+ngx_int_t ngx_http_bulk_out_writable(ngx_http_bulk_out_t *o,
+    ngx_http_bulk_pg_conn_t *pc, ngx_uint_t *paused, const char **reason);
 
 /* ngx_http_bulk_fetch.c */
 ngx_int_t ngx_http_bulk_fetch_init(ngx_conf_t *cf);

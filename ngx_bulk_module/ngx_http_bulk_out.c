@@ -326,3 +326,57 @@ ngx_http_bulk_out_wait(ngx_http_request_t *r)
 
     return NGX_OK;
 }
+
+
+/*
+ * The client's socket became writable (or timed out): pushes what waits.
+ * NGX_OK: the caller had paused reading PostgreSQL and may resume now (its
+ * read event is back; rows already in libpq's buffer raise no event, so it
+ * takes them at once); NGX_AGAIN: still waiting; NGX_ERROR: the response
+ * is over (the reason, if any, in *reason).
+ */
+
+ngx_int_t
+ngx_http_bulk_out_writable(ngx_http_bulk_out_t *o, ngx_http_bulk_pg_conn_t *pc,
+    ngx_uint_t *paused, const char **reason)
+{
+    ngx_event_t       *wev;
+    ngx_connection_t  *c;
+
+    c = o->request->connection;
+    wev = c->write;
+    *reason = NULL;
+
+    if (wev->timedout) {
+        ngx_log_error(NGX_LOG_INFO, c->log, NGX_ETIMEDOUT,
+                      "client timed out");
+        c->timedout = 1;
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_bulk_out_send(o, 0, 0) == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    if (*paused && ngx_http_bulk_out_busy(o) < NGX_HTTP_BULK_BUSY_MAX) {
+        *paused = 0;
+
+        if (wev->timer_set) {
+            ngx_del_timer(wev);
+        }
+
+        if (ngx_http_bulk_pg_read(pc, 1) != NGX_OK) {
+            *reason = "event failure";
+            return NGX_ERROR;
+        }
+
+        return NGX_OK;
+    }
+
+    if (ngx_http_bulk_out_wait(o->request) != NGX_OK) {
+        *reason = "event failure";
+        return NGX_ERROR;
+    }
+
+    return NGX_AGAIN;
+}
