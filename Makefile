@@ -4,6 +4,8 @@
 #   make run      sample database + nginx on 127.0.0.1:8080 (Ctrl-C stops)
 #   make test     the whole suite against a private PostgreSQL cluster
 #   make bench    throughput against psql COPY (not part of make test)
+#   make asan     nginx + module with ASan/UBSan in build/asan (util/build-asan.sh)
+#   make check    the suite on the asan build, then under valgrind (util/check.sh)
 
 SHELL    := /bin/bash
 NGX_SRC  ?= /usr/share/nginx/src
@@ -19,7 +21,7 @@ LD_OPT   := -Wl,-z,relro -Wl,-z,now -fPIC
 
 MODULE_SRCS := config $(wildcard ngx_bulk_module/*.c ngx_bulk_module/*.h)
 
-.PHONY: all deps run test bench clean unit-test prove
+.PHONY: all deps run test bench clean unit-test prove asan check
 
 all: $(MODULE)
 
@@ -51,6 +53,12 @@ test: deps all
 
 bench: deps all
 	@util/bench.sh
+
+asan: deps
+	@util/build-asan.sh
+
+check: deps all asan
+	@util/check.sh
 
 clean:
 	rm -rf $(BUILD) t/servroot
