@@ -57,6 +57,13 @@ our $PidFile  = "$LogDir/nginx.pid";
 our $Timeout = $ENV{TEST_NGINX_TIMEOUT} || 10;
 our $UseValgrind = $ENV{TEST_NGINX_USE_VALGRIND};
 our $NoClean = $ENV{TEST_NGINX_NO_CLEAN};
+# nginx built with AddressSanitizer (make asan): its RSS says nothing about
+# the module's memory use (shadow memory, quarantine of freed blocks)
+our $UseSanitizers = do {
+    my $bin = '';
+    if (open my $fh, '<', $NginxBinary) { binmode $fh; local $/; $bin = <$fh> }
+    index($bin, '__asan_init') >= 0 ? 1 : 0;
+};
 
 our $RepeatEach = 1;
 our $Workers = 1;
@@ -1082,6 +1089,9 @@ every report file (C<logs/asan.*> or the given log_path) and every
 C<ERROR: AddressSanitizer>, C<ERROR: LeakSanitizer>, C<runtime error:> line
 in stderr or error.log becomes a failing test with the report as diag; report
 files are kept as C<*.sanfail>.  Without sanitizers nothing of this shows.
+C<$Test::Nginx::Socket::UseSanitizers> is true when TEST_NGINX_BINARY is
+built with ASan (e.g. to skip RSS limits), C<$Test::Nginx::Socket::UseValgrind>
+under valgrind.
 
 C<$TEST_NGINX_*> in config/request/response sections are substituted from
 %ENV (TEST_NGINX_SERVER_PORT, TEST_NGINX_HTML_DIR, TEST_NGINX_SERVER_ROOT
