@@ -9,7 +9,9 @@
 # has no .c files); configure gets Debian's flags from nginx-dev's conf_flags
 # with every path pointing into build/asan.  Up to date: only the module's
 # changed objects are recompiled (nginx's own make), configure runs again only
-# when the configure arguments change.
+# when the configure arguments change.  ASAN_CC=clang works too; ASAN_EXTRA_CC_OPT
+# adds compiler options (e.g. -fsanitize-recover=undefined to list every
+# UBSan report of a run instead of stopping at the first).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
