@@ -7,6 +7,8 @@
 #   make soak     one 2 GiB streamed $load, worker memory watched (SOAK_BYTES)
 #   make deb      build/deb/libnginx-mod-http-bulk_<VERSION>_<arch>.deb
 #   make test-deb installs that package, tries it, removes it (t/090-deb.t)
+#   make asan     nginx + module with ASan/UBSan in build/asan (util/build-asan.sh)
+#   make check    the suite on the asan build, then under valgrind (util/check.sh)
 
 SHELL    := /bin/bash
 NGX_SRC  ?= /usr/share/nginx/src
@@ -22,7 +24,7 @@ LD_OPT   := -Wl,-z,relro -Wl,-z,now -fPIC
 
 MODULE_SRCS := config $(wildcard ngx_bulk_module/*.c ngx_bulk_module/*.h)
 
-.PHONY: all deps run test bench soak clean unit-test prove deb test-deb
+.PHONY: all deps run test bench soak clean unit-test prove deb test-deb asan check
 
 all: $(MODULE)
 
@@ -64,6 +66,12 @@ deb:
 # installs a system package (and removes it again): not part of make test
 test-deb: deps deb
 	@BULK_TEST_DEB=1 TESTS="$${TESTS:-t/090-deb.t}" util/run-tests.sh
+
+asan: deps
+	@util/build-asan.sh
+
+check: deps all asan
+	@util/check.sh
 
 clean:
 	rm -rf $(BUILD) t/servroot

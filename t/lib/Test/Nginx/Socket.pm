@@ -41,12 +41,10 @@ our $ServerPort = $ENV{TEST_NGINX_SERVER_PORT} || $ENV{TEST_NGINX_PORT} || 1984;
 our $ServerPortForClient = $ServerPort;
 our $ServerAddr = '127.0.0.1';
 our $ServRoot;
-{
-    my $tdir = File::Basename::dirname(File::Spec->rel2abs($0));
-    $ServRoot = $ENV{TEST_NGINX_SERVROOT}
-        ? File::Spec->rel2abs($ENV{TEST_NGINX_SERVROOT})
-        : "$tdir/servroot";
-}
+our $TestDir = File::Basename::dirname(File::Spec->rel2abs($0));
+$ServRoot = $ENV{TEST_NGINX_SERVROOT}
+    ? File::Spec->rel2abs($ENV{TEST_NGINX_SERVROOT})
+    : "$TestDir/servroot";
 our $HtmlDir  = "$ServRoot/html";
 our $LogDir   = "$ServRoot/logs";
 our $ConfDir  = "$ServRoot/conf";
@@ -59,6 +57,13 @@ our $PidFile  = "$LogDir/nginx.pid";
 our $Timeout = $ENV{TEST_NGINX_TIMEOUT} || 10;
 our $UseValgrind = $ENV{TEST_NGINX_USE_VALGRIND};
 our $NoClean = $ENV{TEST_NGINX_NO_CLEAN};
+# nginx built with AddressSanitizer (make asan): its RSS says nothing about
+# the module's memory use (shadow memory, quarantine of freed blocks)
+our $UseSanitizers = do {
+    my $bin = '';
+    if (open my $fh, '<', $NginxBinary) { binmode $fh; local $/; $bin = <$fh> }
+    index($bin, '__asan_init') >= 0 ? 1 : 0;
+};
 
 our $RepeatEach = 1;
 our $Workers = 1;
@@ -564,10 +569,10 @@ sub _nginx_cmd {
                   '--errors-for-leak-kinds=definite', '--num-callers=40',
                   '--error-exitcode=97', '--gen-suppressions=all',
                   "--log-file=$LogDir/valgrind.%p.log");
-        # stock-nginx noise (e.g. ngx_set_environment in workers)
-        my $own = $INC{'Test/Nginx/Socket.pm'};
-        $own =~ s/\.pm$/\/nginx-stock.supp/;
-        push @vg, "--suppressions=" . File::Spec->rel2abs($own) if -f $own;
+        # nginx's and libraries' own reports (e.g. ngx_set_environment in
+        # workers): valgrind.supp next to the test files
+        push @vg, "--suppressions=$TestDir/valgrind.supp"
+            if -f "$TestDir/valgrind.supp";
         push @vg, "--suppressions=$ENV{TEST_NGINX_VALGRIND_SUPP}"
             if $ENV{TEST_NGINX_VALGRIND_SUPP};
         @cmd = (@vg, @cmd);
@@ -580,6 +585,58 @@ sub _reset_logs {
         _spit($f, '');
     }
     unlink glob("$LogDir/valgrind.*.log");
+    unlink grep { !/\.sanfail$/ } _sanitizer_logs();
+}
+
+# ASan/UBSan/LSan (nginx built with -fsanitize=...): reports go to
+# log_path.PID files, by default logs/asan.PID (set by _sanitizer_env unless
+# ASAN_OPTIONS / UBSAN_OPTIONS name their own log_path)
+
+sub _sanitizer_env {
+    my ($no_leak_check) = @_;
+    for my $v (qw(ASAN_OPTIONS UBSAN_OPTIONS)) {
+        next unless defined $ENV{$v};
+        $ENV{$v} .= ":log_path=$LogDir/asan"
+            unless $ENV{$v} =~ /(?:^|:)log_path=/;
+    }
+    # a failed startup (must_die) leaks by design
+    $ENV{ASAN_OPTIONS} .= ':detect_leaks=0'
+        if $no_leak_check && defined $ENV{ASAN_OPTIONS};
+}
+
+sub _sanitizer_logs {
+    my %seen;
+    my @paths = ("$LogDir/asan");
+    for my $v (qw(ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS)) {
+        push @paths, $1 if defined $ENV{$v}
+                           && $ENV{$v} =~ /(?:^|:)log_path=([^:]+)/
+                           && $1 !~ /^(?:stderr|stdout)$/;
+    }
+    return grep { !$seen{$_}++ } map { glob("$_.*") } @paths;
+}
+
+my $SanitizerRe = qr/ERROR: (?:AddressSanitizer|LeakSanitizer)|WARNING: AddressSanitizer|\bruntime error: /;
+
+sub _check_sanitizers {
+    my ($name) = @_;
+    for my $f (sort(_sanitizer_logs())) {
+        next if $f =~ /\.sanfail$/;
+        my $log = _slurp($f);
+        next unless $log =~ $SanitizerRe;
+        my $keep = "$LogDir/" . File::Basename::basename($f) . '.sanfail';
+        rename $f, $keep;
+        ok(0, "$name - sanitizer report ($keep)");
+        my @l = split /\n/, $log;
+        diag(join("\n", @l > 80 ? @l[0 .. 79] : @l));
+    }
+    for my $f ($StderrFile, $ErrLogFile) {
+        my @l = split /\n/, _slurp($f);
+        my @at = grep { $l[$_] =~ $SanitizerRe } 0 .. $#l;
+        next unless @at;
+        ok(0, "$name - sanitizer report in " . File::Basename::basename($f));
+        my $end = $at[0] + 60 > $#l ? $#l : $at[0] + 60;
+        diag(join("\n", grep { !/ \[debug\] / } @l[$at[0] .. $end]));
+    }
 }
 
 # returns (ok, message); on success $NginxPid is set
@@ -595,6 +652,7 @@ sub _start_nginx {
         open STDIN, '<', '/dev/null';
         open STDOUT, '>>', $StderrFile;
         open STDERR, '>>', $StderrFile;
+        _sanitizer_env(!$wait_for_port);
         exec @cmd or POSIX::_exit(127);
     }
     $NginxPid = $pid;
@@ -751,7 +809,7 @@ my %KnownSections = map { $_ => 1 } qw(
     no_error_log timeout wait init skip_eval ONLY SKIP LAST perl_test
     must_die abort incomplete_ok ignore_response user_files skip_nginx
     response_body_filters
-    no_check_leak
+    no_check_leak skip_valgrind
 );
 
 sub run_test ($) {
@@ -774,6 +832,14 @@ sub run_test ($) {
                 return;
             }
         }
+    }
+    if ($UseValgrind && _has($block, 'skip_valgrind')) {
+        my $why = _val($block, 'skip_valgrind');
+        $why = 'too slow under valgrind' unless defined $why && $why =~ /\S/;
+        $why =~ s/\s+\z//;
+        diag("$name - skipped under valgrind: $why");
+        SKIP: { skip("$name - skip_valgrind: $why", 1) }
+        return;
     }
     if (defined(my $init = _val($block, 'init'))) {
         eval "package main; $init; 1" or die "$name - init failed: $@";
@@ -813,6 +879,7 @@ sub run_test ($) {
         _check_log($name, $log, 'error.log', $block, 'error_log');
         _check_log($name, $log, 'error.log', $block, 'no_error_log');
         _check_valgrind($name);
+        _check_sanitizers($name);
         return;
     }
 
@@ -936,6 +1003,7 @@ sub run_test ($) {
     _check_log($name, $log, 'error.log', $block, 'error_log');
     _check_log($name, $log, 'error.log', $block, 'no_error_log');
     _check_valgrind($name);
+    _check_sanitizers($name);
 }
 
 1;
@@ -976,22 +1044,22 @@ checked B<after> nginx has stopped, so alerts logged at shutdown count.
 
 =head2 Sections
 
-main_config, http_config, config, request (string or arrayref via eval;
-body = text after the first line, leading/trailing whitespace stripped as
-in the real module - use raw_request for exact bytes), pipelined_requests
-(sent as separate connections), more_headers, raw_request, error_code,
+main_config, http_config, config, request (string or arrayref via eval; body
+= text after the first line, leading/trailing whitespace stripped as in the
+real module - use raw_request for exact bytes), pipelined_requests (sent as
+separate connections), more_headers, raw_request, error_code,
 response_headers (C<Name: value>, C<!Name> = absent), response_headers_like
 (anchored regex), response_body, response_body_like (C<qr/$pat/s>),
 error_log, no_error_log (strings = substring match, qr// = regex), timeout
-(C<5>, C<1.5s>, C<500ms>), wait, init (Perl, before nginx starts),
-skip_eval (C<N: perl-expr>), user_files (C<<< >>> name >>> blocks into
-html dir), must_die, abort, incomplete_ok, ignore_response, ONLY, SKIP,
-LAST.  Per request the tests are: status (always, default 200), one per
-response header line, response_body, response_body_like; then (after
-nginx stopped) one per error_log / no_error_log pattern.  Extra failing
-tests appear only on problems: timeout, incomplete response (e.g. chunked
-body without the last chunk; allowed with abort / incomplete_ok),
-perl_test dying, nginx not exiting on SIGQUIT, valgrind errors.
+(C<5>, C<1.5s>, C<500ms>), wait, init (Perl, before nginx starts), skip_eval
+(C<N: perl-expr>), user_files (C<<< >>> name >>> blocks into html dir),
+must_die, abort, incomplete_ok, ignore_response, ONLY, SKIP, LAST,
+skip_valgrind. Per request the tests are: status (always, default 200), one
+per response header line, response_body, response_body_like; then (after
+nginx stopped) one per error_log / no_error_log pattern. Extra failing tests
+appear only on problems: timeout, incomplete response (e.g. chunked body
+without the last chunk; allowed with abort / incomplete_ok), perl_test
+dying, nginx not exiting on SIGQUIT, valgrind errors, sanitizer reports.
 
 C<perl_test> (extension): Perl code run after the block's requests, with
 nginx still running.  Has C<$::port>, C<$::servroot>, C<$::block>,
@@ -1006,10 +1074,24 @@ TEST_NGINX_PORT, TEST_NGINX_SERVROOT, TEST_NGINX_TIMEOUT,
 TEST_NGINX_USE_VALGRIND, TEST_NGINX_VALGRIND_SUPP, TEST_NGINX_NO_CLEAN.
 Valgrind: nginx runs under memcheck (C<--leak-check=full
 --errors-for-leak-kinds=definite>, one C<logs/valgrind.PID.log> per process,
-suppressions from F<Test/Nginx/Socket/nginx-stock.supp> for stock-nginx
-leaks plus TEST_NGINX_VALGRIND_SUPP); every log with a non-zero ERROR SUMMARY
-becomes a failing test and is kept as C<logs/vgfail.PID.log>.  must_die
-blocks run with C<--leak-check=no> (a failed startup leaks by design).
+suppressions from F<valgrind.supp> next to the test files (stock-nginx and
+library reports) plus TEST_NGINX_VALGRIND_SUPP); every log with a non-zero
+ERROR SUMMARY becomes a failing test and is kept as C<logs/vgfail.PID.log>.
+must_die blocks run with C<--leak-check=no> (a failed startup leaks by
+design).  A block with a C<skip_valgrind> section (its text: the reason) is
+skipped under valgrind, as one skipped test with a diag line.
+
+Sanitizers (nginx built with C<-fsanitize=address,undefined>, see
+C<make asan>): when ASAN_OPTIONS / UBSAN_OPTIONS are set without a
+C<log_path>, nginx gets C<log_path=logs/asan> (reports in
+C<logs/asan.PID>); must_die blocks get C<detect_leaks=0>.  After each block,
+every report file (C<logs/asan.*> or the given log_path) and every
+C<ERROR: AddressSanitizer>, C<ERROR: LeakSanitizer>, C<runtime error:> line
+in stderr or error.log becomes a failing test with the report as diag; report
+files are kept as C<*.sanfail>.  Without sanitizers nothing of this shows.
+C<$Test::Nginx::Socket::UseSanitizers> is true when TEST_NGINX_BINARY is
+built with ASan (e.g. to skip RSS limits), C<$Test::Nginx::Socket::UseValgrind>
+under valgrind.
 
 C<$TEST_NGINX_*> in config/request/response sections are substituted from
 %ENV (TEST_NGINX_SERVER_PORT, TEST_NGINX_HTML_DIR, TEST_NGINX_SERVER_ROOT
