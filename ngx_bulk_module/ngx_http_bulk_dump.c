@@ -693,6 +693,16 @@ ngx_http_bulk_dump_rows(ngx_http_bulk_dump_ctx_t *ctx)
                 goto got;
             }
 
+            /*
+             * a connection lost while reading: libpq has closed the
+             * socket, so no event will come, and PQgetCopyData() says
+             * "no data yet" as long as COPY is not complete
+             */
+
+            if (PQstatus(ctx->pc->pg) != CONNECTION_OK) {
+                ngx_http_bulk_dump_abort(ctx, PQerrorMessage(ctx->pc->pg));
+            }
+
             return;
         }
 

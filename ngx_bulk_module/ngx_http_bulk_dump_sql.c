@@ -618,6 +618,25 @@ ngx_http_bulk_dump_sql_rows(ngx_http_bulk_sql_ctx_t *ctx)
 
         if (n == 0) {
 
+            /*
+             * a connection lost while reading: libpq has closed the
+             * socket, so no event will come, and PQgetCopyData() says
+             * "no data yet" as long as COPY is not complete
+             */
+
+            if (PQstatus(ctx->pc->pg) != CONNECTION_OK) {
+                if (ctx->started) {
+                    ngx_http_bulk_dump_sql_abort(ctx,
+                                                 PQerrorMessage(ctx->pc->pg));
+                    return;
+                }
+
+                ngx_http_bulk_dump_sql_finish(ctx,
+                    ngx_http_bulk_send_pg_error(ctx->request, NULL,
+                                                ctx->pc->pg, 422));
+                return;
+            }
+
             /* the database is slower than the client: send what we have */
 
             if (ctx->started && o->busy == NULL

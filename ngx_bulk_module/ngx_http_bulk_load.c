@@ -22,6 +22,7 @@
 
 #define NGX_HTTP_BULK_LOAD_ISSUES_MAX  100
 #define NGX_HTTP_BULK_LOAD_FLUSH       65536
+#define NGX_HTTP_BULK_LOAD_WATCH       250
 
 
 
@@ -34,6 +35,7 @@ static void ngx_http_bulk_load_ready(ngx_http_bulk_pg_waiter_t *w,
     ngx_int_t rc);
 static void ngx_http_bulk_load_pg_handler(ngx_http_bulk_pg_conn_t *pc);
 static void ngx_http_bulk_load_begin(ngx_http_bulk_load_ctx_t *ctx);
+static void ngx_http_bulk_load_watch(ngx_event_t *ev);
 static void ngx_http_bulk_load_process(ngx_http_bulk_load_ctx_t *ctx);
 static void ngx_http_bulk_load_end_batch(ngx_http_bulk_load_ctx_t *ctx);
 static void ngx_http_bulk_load_end(ngx_http_bulk_load_ctx_t *ctx);
@@ -424,6 +426,20 @@ ngx_http_bulk_load_begin(ngx_http_bulk_load_ctx_t *ctx)
     }
 
     ctx->state = ngx_http_bulk_load_prepare;
+
+    /*
+     * a database that stops answering (a host gone without a reset, a
+     * stalled network) raises no event: the watchdog ends the load
+     */
+
+    ctx->pg_active = ngx_current_msec;
+
+    if (!ctx->watch.timer_set) {
+        ctx->watch.handler = ngx_http_bulk_load_watch;
+        ctx->watch.data = ctx;
+        ctx->watch.log = ctx->request->connection->log;
+        ngx_add_timer(&ctx->watch, NGX_HTTP_BULK_LOAD_WATCH);
+    }
 }
 
 
@@ -436,9 +452,53 @@ ngx_http_bulk_load_pg_handler(ngx_http_bulk_pg_conn_t *pc)
     ctx = pc->data;
     c = ctx->request->connection;
 
+    ctx->pg_active = ngx_current_msec;
+
     ngx_http_bulk_load_process(ctx);
 
     ngx_http_run_posted_requests(c);
+}
+
+
+/*
+ * While the load waits for PostgreSQL to answer its first round trip, to
+ * make room in the socket for COPY data, or to confirm the end of COPY,
+ * bulk_pg_timeout without any event from it fails the load.  Waiting for
+ * the source is not the database's time, and neither are the duplicate
+ * check and the upserts: on a large load they legitimately run longer
+ * than any such timeout without a byte sent.
+ */
+
+static void
+ngx_http_bulk_load_watch(ngx_event_t *ev)
+{
+    ngx_connection_t          *c;
+    ngx_http_bulk_load_ctx_t  *ctx;
+
+    ctx = ev->data;
+    c = ctx->request->connection;
+
+    if (ctx->failed || ctx->answered || ctx->pc == NULL
+        || ctx->state == ngx_http_bulk_load_done)
+    {
+        return;
+    }
+
+    if (ctx->state != ngx_http_bulk_load_prepare
+        && ctx->state != ngx_http_bulk_load_copy_end
+        && !ctx->pg_blocked)
+    {
+        ctx->pg_active = ngx_current_msec;
+
+    } else if (ngx_current_msec - ctx->pg_active >= ctx->conf->pg_timeout) {
+        ngx_http_bulk_load_fail(ctx, NGX_HTTP_GATEWAY_TIME_OUT, "timeout",
+                                "PostgreSQL did not answer within "
+                                "bulk_pg_timeout, nothing was loaded");
+        ngx_http_run_posted_requests(c);
+        return;
+    }
+
+    ngx_add_timer(&ctx->watch, NGX_HTTP_BULK_LOAD_WATCH);
 }
 
 
@@ -1657,6 +1717,10 @@ ngx_http_bulk_load_fail(ngx_http_bulk_load_ctx_t *ctx, ngx_uint_t status,
     ctx->failed = 1;
     ctx->state = ngx_http_bulk_load_done;
     ctx->status = status;
+
+    if (ctx->watch.timer_set) {
+        ngx_del_timer(&ctx->watch);
+    }
     ctx->code = code;
 
     va_start(args, fmt);
@@ -1734,6 +1798,10 @@ ngx_http_bulk_load_finish(ngx_http_bulk_load_ctx_t *ctx, ngx_int_t rc)
 
     ctx->answered = 1;
     ctx->state = ngx_http_bulk_load_done;
+
+    if (ctx->watch.timer_set) {
+        ngx_del_timer(&ctx->watch);
+    }
     ctx->request->write_event_handler = ngx_http_request_empty_handler;
 
     ngx_http_finalize_request(ctx->request, rc);
@@ -1746,6 +1814,10 @@ ngx_http_bulk_load_cleanup(void *data)
     ngx_http_bulk_load_ctx_t  *ctx = data;
 
     ngx_http_bulk_pg_cancel(&ctx->waiter);
+
+    if (ctx->watch.timer_set) {
+        ngx_del_timer(&ctx->watch);
+    }
 
     if (ctx->pc) {
         /* the client went away: closing rolls the load back */

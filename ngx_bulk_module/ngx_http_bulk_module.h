@@ -215,6 +215,8 @@ struct ngx_http_bulk_load_ctx_s {
     ngx_http_bulk_pg_waiter_t    waiter;
     ngx_http_bulk_pg_conn_t     *pc;
     ngx_http_bulk_load_state_e   state;
+    ngx_event_t                  watch;     /* bulk_pg_timeout */
+    ngx_msec_t                   pg_active; /* last event from PostgreSQL */
 
     ngx_str_t                    type;      /* typed routes */
     ngx_str_t                    merge;     /* JSON text of "merge" */

@@ -129,11 +129,15 @@ sub wait_backends {
 
 # A TCP proxy in a child process: 127.0.0.1:$listen -> $host:$port.
 # Returns its pid; the proxy stops by itself after $life seconds.
+# %o: stall_after => N: after N bytes forwarded (both directions, all
+# connections) it stops forwarding and reading but keeps every socket
+# open, as a database host that hangs would; SIGUSR1 stalls it at once.
+# Killing it (proxy_stop) cuts every connection.
 sub proxy_start {
-    my ($listen, $host, $port, $life) = @_;
+    my ($listen, $host, $port, $life, %o) = @_;
     $life ||= 60;
     my $l = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $listen,
-                                  Listen => 64, ReuseAddr => 1)
+                                  Listen => 256, ReuseAddr => 1)
         or die "proxy listen $listen: $!";
     my $pid = fork;
     die "fork: $!" unless defined $pid;
@@ -142,10 +146,24 @@ sub proxy_start {
     $dbh->{InactiveDestroy} = 1 if $dbh;
     $SIG{ALRM} = sub { POSIX::_exit(0) };
     alarm $life;
+    my $stalled = 0;
+    my $forwarded = 0;
+    my @held;
+    $SIG{USR1} = sub { $stalled = 1 };
     my $sel = IO::Select->new($l);
     my %peer;
     while (1) {
+        if ($stalled) {
+            # keep everything open, move nothing; new connections are
+            # accepted and held as well
+            if (IO::Select->new($l)->can_read(1)) {
+                my $c = $l->accept;
+                push @held, $c if $c;
+            }
+            next;
+        }
         for my $s ($sel->can_read(1)) {
+            last if $stalled;
             if ($s == $l) {
                 my $c = $l->accept or next;
                 my $u = IO::Socket::INET->new(PeerAddr => $host,
@@ -155,8 +173,14 @@ sub proxy_start {
                 $sel->add($c, $u);
                 next;
             }
+            my $want = 65536;
+            if (defined $o{stall_after}) {
+                $want = $o{stall_after} - $forwarded;
+                if ($want <= 0) { $stalled = 1; last }
+                $want = 65536 if $want > 65536;
+            }
             my $buf;
-            my $n = sysread($s, $buf, 65536);
+            my $n = sysread($s, $buf, $want);
             my $o = $peer{$s};
             if (!$n) {
                 $sel->remove($s, $o);
@@ -170,6 +194,7 @@ sub proxy_start {
                 last unless defined $w;
                 $off += $w;
             }
+            $forwarded += $n;
         }
     }
 }
