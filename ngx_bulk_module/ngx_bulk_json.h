@@ -38,5 +38,8 @@ int ngx_bulk_json_open(const unsigned char **p, const unsigned char *end);
 size_t ngx_bulk_json_escape(unsigned char *out, const unsigned char *s,
     size_t len);
 
+/* 1 when the bytes are strict UTF-8 */
+int ngx_bulk_utf8_valid(const unsigned char *p, size_t len);
+
 
 #endif /* _NGX_BULK_JSON_H_INCLUDED_ */

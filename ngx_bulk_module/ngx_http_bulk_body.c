@@ -222,7 +222,11 @@ ngx_http_bulk_body_parse(ngx_http_request_t *r, ngx_http_bulk_body_ctx_t *ctx)
             continue;
         }
 
-        p = ngx_cpymem(p, b->pos, b->last - b->pos);
+        /* an empty special buffer may have no memory at all */
+
+        if (b->last > b->pos) {
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+        }
     }
 
     *p = '\0';

@@ -70,6 +70,10 @@ typedef struct {
     ngx_uint_t                   rows;
     ngx_str_t                    header;   /* csv: held until a row comes */
 
+    ngx_event_t                  tick;      /* bulk_pg_timeout watchdog */
+    ngx_msec_t                   pg_active; /* last event from PostgreSQL */
+    ngx_msec_t                   pg_timeout;
+
     unsigned                     started:1;
     unsigned                     copy_header:1;
     unsigned                     paused:1;
@@ -78,6 +82,7 @@ typedef struct {
 
 static ngx_int_t ngx_http_bulk_dump_sql_body(ngx_http_request_t *r,
     yajl_val root);
+static void ngx_http_bulk_dump_sql_tick(ngx_event_t *ev);
 static ngx_int_t ngx_http_bulk_dump_sql_format(ngx_http_request_t *r,
     yajl_val root, ngx_uint_t *format, u_char *err, size_t errlen);
 static void ngx_http_bulk_dump_sql_ready(ngx_http_bulk_pg_waiter_t *w,
@@ -310,6 +315,19 @@ ngx_http_bulk_dump_sql_ready(ngx_http_bulk_pg_waiter_t *w, ngx_int_t rc)
 
     blcf = ngx_http_get_module_loc_conf(r, ngx_http_bulk_module);
 
+    /*
+     * a database that stops answering raises no event: the watchdog ends
+     * the request after bulk_pg_timeout; not being cancelable, it also
+     * keeps a gracefully exiting worker until the dump is over
+     */
+
+    ctx->pg_timeout = blcf->pg_timeout;
+    ctx->pg_active = ngx_current_msec;
+    ctx->tick.handler = ngx_http_bulk_dump_sql_tick;
+    ctx->tick.data = ctx;
+    ctx->tick.log = c->log;
+    ngx_add_timer(&ctx->tick, NGX_HTTP_BULK_TICK);
+
     if (blcf->dump_sql_timeout) {
         ngx_snprintf(sql, sizeof(sql), "BEGIN READ ONLY; "
                      "SET LOCAL statement_timeout = %M%Z",
@@ -334,9 +352,55 @@ ngx_http_bulk_dump_sql_pg_handler(ngx_http_bulk_pg_conn_t *pc)
     ctx = pc->data;
     c = ctx->request->connection;
 
+    ctx->pg_active = ngx_current_msec;
+
     ngx_http_bulk_dump_sql_process(ctx);
 
     ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_http_bulk_dump_sql_tick(ngx_event_t *ev)
+{
+    ngx_connection_t         *c;
+    ngx_http_bulk_sql_ctx_t  *ctx;
+
+    ctx = ev->data;
+    c = ctx->request->connection;
+
+    if (ctx->state == ngx_http_bulk_sql_done) {
+        return;
+    }
+
+    if (ctx->paused) {
+        /* waiting for the client, not for the database */
+        ctx->pg_active = ngx_current_msec;
+
+    } else if (ngx_current_msec - ctx->pg_active >= ctx->pg_timeout) {
+
+        if (ctx->started) {
+            ngx_http_bulk_dump_sql_abort(ctx, "PostgreSQL sent nothing for "
+                                              "bulk_pg_timeout");
+
+        } else {
+            if (ctx->pc) {
+                ngx_http_bulk_pg_release(ctx->pc, 0);
+                ctx->pc = NULL;
+            }
+
+            ngx_http_bulk_dump_sql_finish(ctx,
+                ngx_http_bulk_send_error(ctx->request,
+                                         NGX_HTTP_GATEWAY_TIME_OUT,
+                                         "timeout", "PostgreSQL did not "
+                                         "answer within bulk_pg_timeout"));
+        }
+
+        ngx_http_run_posted_requests(c);
+        return;
+    }
+
+    ngx_add_timer(&ctx->tick, NGX_HTTP_BULK_TICK);
 }
 
 
@@ -960,6 +1024,10 @@ ngx_http_bulk_dump_sql_finish(ngx_http_bulk_sql_ctx_t *ctx, ngx_int_t rc)
 
     ctx->state = ngx_http_bulk_sql_done;
 
+    if (ctx->tick.timer_set) {
+        ngx_del_timer(&ctx->tick);
+    }
+
     ngx_http_finalize_request(ctx->request, rc);
 }
 
@@ -997,6 +1065,10 @@ ngx_http_bulk_dump_sql_abort(ngx_http_bulk_sql_ctx_t *ctx, const char *reason)
 
     ctx->state = ngx_http_bulk_sql_done;
 
+    if (ctx->tick.timer_set) {
+        ngx_del_timer(&ctx->tick);
+    }
+
     r->connection->error = 1;
     ngx_http_finalize_request(r, NGX_ERROR);
 }
@@ -1006,6 +1078,10 @@ static void
 ngx_http_bulk_dump_sql_cleanup(void *data)
 {
     ngx_http_bulk_sql_ctx_t  *ctx = data;
+
+    if (ctx->tick.timer_set) {
+        ngx_del_timer(&ctx->tick);
+    }
 
     ngx_http_bulk_pg_cancel(&ctx->waiter);
 

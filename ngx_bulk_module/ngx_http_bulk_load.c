@@ -486,6 +486,7 @@ ngx_http_bulk_load_watch(ngx_event_t *ev)
 
     if (ctx->state != ngx_http_bulk_load_prepare
         && ctx->state != ngx_http_bulk_load_copy_end
+        && ctx->state != ngx_http_bulk_load_commit
         && !ctx->pg_blocked)
     {
         ctx->pg_active = ngx_current_msec;
@@ -551,6 +552,7 @@ ngx_http_bulk_load_process(ngx_http_bulk_load_ctx_t *ctx)
     case ngx_http_bulk_load_copy_end:
     case ngx_http_bulk_load_check:
     case ngx_http_bulk_load_upsert:
+    case ngx_http_bulk_load_commit:
         ngx_http_bulk_load_results(ctx);
         return;
 
@@ -988,6 +990,12 @@ ngx_http_bulk_load_line(ngx_http_bulk_load_ctx_t *ctx, ngx_bulk_nd_line_t *l)
                                         ngx_min(rt_len, 64), rt);
     }
 
+    if (!ngx_bulk_utf8_valid(job.out, job.out_len)) {
+        return ngx_http_bulk_load_issue(ctx, l->lineno,
+                                        "invalid UTF-8 (an overlong form, "
+                                        "a surrogate or past U+10FFFF)");
+    }
+
     /* a NUL character, written "\u0000" by the converter: jsonb refuses it */
 
     for (s = (u_char *) job.out, end = s + job.out_len;
@@ -1404,7 +1412,6 @@ ngx_http_bulk_load_upserts(ngx_http_bulk_load_ctx_t *ctx)
                 t[i].dups ? " ORDER BY id, ln DESC" : "");
     }
 
-    p = ngx_sprintf(p, "COMMIT");
     *p = '\0';
 
     if (lit) {
@@ -1559,6 +1566,27 @@ ngx_http_bulk_load_results(ngx_http_bulk_load_ctx_t *ctx)
 
     if (ctx->state == ngx_http_bulk_load_check) {
         ngx_http_bulk_load_upserts(ctx);
+        return;
+    }
+
+    if (ctx->state == ngx_http_bulk_load_upsert) {
+
+        /*
+         * COMMIT goes alone, after the upserts answered: a client that
+         * went away meanwhile closed the connection, and the backend,
+         * finding it closed, rolls back instead of committing
+         */
+
+        if (ngx_http_bulk_pg_send(ctx->pc, "COMMIT") != NGX_OK) {
+            ngx_http_bulk_load_fail(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                    "transient", "the database connection "
+                                    "was lost: %*s",
+                                    ngx_http_bulk_msg_len(PQerrorMessage(pg)),
+                                    PQerrorMessage(pg));
+            return;
+        }
+
+        ctx->state = ngx_http_bulk_load_commit;
         return;
     }
 

@@ -187,6 +187,7 @@ typedef enum {
     ngx_http_bulk_load_copy_end,
     ngx_http_bulk_load_check,
     ngx_http_bulk_load_upsert,
+    ngx_http_bulk_load_commit,
     ngx_http_bulk_load_done
 } ngx_http_bulk_load_state_e;
 

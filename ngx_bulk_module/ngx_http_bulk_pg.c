@@ -34,6 +34,17 @@ static void ngx_http_bulk_pg_idle(ngx_http_bulk_pg_conn_t *pc);
 static void ngx_http_bulk_pg_waiter_event(ngx_event_t *ev);
 static ngx_int_t ngx_http_bulk_pg_check_hosts(ngx_conf_t *cf,
     const char *hosts);
+static void ngx_http_bulk_pg_cancel_backend(ngx_http_bulk_pg_pool_t *pool,
+    int pid);
+static void ngx_http_bulk_pg_canceller_ready(ngx_http_bulk_pg_waiter_t *w,
+    ngx_int_t rc);
+static void ngx_http_bulk_pg_canceller(ngx_http_bulk_pg_conn_t *pc);
+
+
+typedef struct {
+    ngx_http_bulk_pg_waiter_t     waiter;
+    int                           pid;
+} ngx_http_bulk_pg_cancel_t;
 
 
 ngx_http_bulk_pg_pool_t *
@@ -694,7 +705,9 @@ ngx_http_bulk_pg_failed(ngx_http_bulk_pg_conn_t *pc)
 static void
 ngx_http_bulk_pg_close(ngx_http_bulk_pg_conn_t *pc)
 {
-    ngx_connection_t  *c;
+    int                       pid;
+    ngx_connection_t         *c;
+    ngx_http_bulk_pg_pool_t  *pool;
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
                    "bulk pg: close connection %p", pc);
@@ -738,13 +751,123 @@ ngx_http_bulk_pg_close(ngx_http_bulk_pg_conn_t *pc)
         pc->c = NULL;
     }
 
+    /*
+     * a query still running (a request went away in the middle of it) is
+     * cancelled from another connection of the pool: closing the socket
+     * stops a backend only when it next writes to it
+     */
+
+    pid = 0;
+    pool = pc->pool;
+
+    if (!pc->connecting && PQstatus(pc->pg) == CONNECTION_OK
+        && PQtransactionStatus(pc->pg) == PQTRANS_ACTIVE)
+    {
+        pid = PQbackendPID(pc->pg);
+    }
+
     /* libpq closes the socket; in non-blocking mode PQfinish never waits */
 
     PQfinish(pc->pg);
 
-    pc->pool->nconns--;
+    pool->nconns--;
 
     ngx_free(pc);
+
+    if (pid && !ngx_exiting && !ngx_terminate && !ngx_quit) {
+        ngx_http_bulk_pg_cancel_backend(pool, pid);
+    }
+}
+
+
+static void
+ngx_http_bulk_pg_cancel_backend(ngx_http_bulk_pg_pool_t *pool, int pid)
+{
+    ngx_http_bulk_pg_cancel_t  *cc;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "bulk pg: cancel backend %d", pid);
+
+    cc = ngx_calloc(sizeof(ngx_http_bulk_pg_cancel_t), ngx_cycle->log);
+    if (cc == NULL) {
+        return;
+    }
+
+    cc->pid = pid;
+    cc->waiter.pool = pool;
+    cc->waiter.ready = ngx_http_bulk_pg_canceller_ready;
+    cc->waiter.data = cc;
+    cc->waiter.log = ngx_cycle->log;
+
+    switch (ngx_http_bulk_pg_acquire(&cc->waiter)) {
+
+    case NGX_OK:
+        ngx_http_bulk_pg_canceller_ready(&cc->waiter, NGX_OK);
+        return;
+
+    case NGX_ERROR:
+        ngx_free(cc);
+        return;
+
+    default:
+        return;
+    }
+}
+
+
+static void
+ngx_http_bulk_pg_canceller_ready(ngx_http_bulk_pg_waiter_t *w, ngx_int_t rc)
+{
+    char                        sql[64];
+    ngx_http_bulk_pg_conn_t    *pc;
+    ngx_http_bulk_pg_cancel_t  *cc;
+
+    cc = w->data;
+
+    if (rc != NGX_OK) {
+        ngx_free(cc);
+        return;
+    }
+
+    pc = w->conn;
+    w->conn = NULL;
+
+    ngx_http_bulk_pg_set_handler(pc, ngx_http_bulk_pg_canceller, cc);
+
+    ngx_snprintf((u_char *) sql, sizeof(sql),
+                 "SELECT pg_cancel_backend(%d)%Z", cc->pid);
+
+    if (ngx_http_bulk_pg_send(pc, sql) != NGX_OK) {
+        ngx_http_bulk_pg_release(pc, 0);
+        ngx_free(cc);
+    }
+}
+
+
+static void
+ngx_http_bulk_pg_canceller(ngx_http_bulk_pg_conn_t *pc)
+{
+    PGresult                   *res;
+    ngx_http_bulk_pg_cancel_t  *cc;
+
+    cc = pc->data;
+
+    while (!PQisBusy(pc->pg)) {
+        res = PQgetResult(pc->pg);
+
+        if (res == NULL) {
+            ngx_http_bulk_pg_release(pc, 1);
+            ngx_free(cc);
+            return;
+        }
+
+        PQclear(res);
+    }
+
+    if (PQstatus(pc->pg) != CONNECTION_OK) {
+        ngx_http_bulk_pg_release(pc, 0);
+        ngx_free(cc);
+    }
 }
 
 

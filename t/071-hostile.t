@@ -208,7 +208,10 @@ for my $y ($billion, "query: !!python/object/apply:os.system ['id']\n",
            . "...: 400 at once");
     }
 }
-ok(bulk_rss_kb($w) < 100_000, "worker RSS " . bulk_rss_kb($w) . " KB");
+SKIP: {
+    skip("RSS under a sanitizer or valgrind", 1) unless BulkTest::rss_checks();
+    ok(bulk_rss_kb($w) < 100_000, "worker RSS " . bulk_rss_kb($w) . " KB");
+}
 # in an NDJSON line: that line is reported, the rest loads
 my $r = main::post('/$load', qq|{"source": "$ENV{TEST_NGINX_SRC}/deep.ndjson"}|, timeout => 20);
 is($r->{status}, 200, "a source with lines nested 100,000 deep: 200");
@@ -245,7 +248,10 @@ for my $path ('/$load', '/$dump-sql', '/small/$load') {
     ok(time - $t0 < 3 && $sent < 50_000_000,
        sprintf("$path: after %.1fs and %d MB sent", time - $t0, $sent / 1e6));
 }
-ok(bulk_rss_kb($w) < 100_000, "worker RSS " . bulk_rss_kb($w) . " KB");
+SKIP: {
+    skip("RSS under a sanitizer or valgrind", 1) unless BulkTest::rss_checks();
+    ok(bulk_rss_kb($w) < 100_000, "worker RSS " . bulk_rss_kb($w) . " KB");
+}
 
 
 
@@ -276,13 +282,19 @@ is($r->{status}, 200, sprintf("the gzip bomb: answered after %.1fs", $dt));
 like($r->{body}, qr/^\{"Patient":2,"errors":1,"issues":\[\{"line":2,"diagnostics":"the line is longer than bulk_line_max/,
      "the 1.5 GB line is reported as too long") or diag substr($r->{body}, 0, 300);
 my $peak = bulk_peak_rss_kb($w);
-ok($peak - $rss0 < 40_000, "worker peak RSS $rss0 -> $peak KB");
+SKIP: {
+    skip("RSS under a sanitizer or valgrind", 1) unless BulkTest::rss_checks();
+    ok($peak - $rss0 < 40_000, "worker peak RSS $rss0 -> $peak KB");
+}
 $r = main::post('/$load', qq|{"source": "$ENV{TEST_NGINX_SRC}/long.ndjson"}|, timeout => 60);
 like($r->{body}, qr/^\{"Patient":2,"errors":1,"issues":\[\{"line":2,"diagnostics":"the line is longer than bulk_line_max \(67108864 bytes\)/,
      "the 100 MB line, default bulk_line_max: reported") or diag substr($r->{body}, 0, 300);
 $peak = bulk_peak_rss_kb($w);
 diag("peak RSS after the 100 MB line: $peak KB (baseline $rss0 KB)");
-ok($peak - $rss0 < 100_000, "worker peak RSS bounded by bulk_line_max ($rss0 -> $peak KB)");
+SKIP: {
+    skip("RSS under a sanitizer or valgrind", 1) unless BulkTest::rss_checks();
+    ok($peak - $rss0 < 100_000, "worker peak RSS bounded by bulk_line_max ($rss0 -> $peak KB)");
+}
 $r = main::post('/small/$load', qq|{"source": "$ENV{TEST_NGINX_SRC}/long.ndjson"}|, timeout => 60);
 like($r->{body}, qr/"line":2,"diagnostics":"the line is longer than bulk_line_max \(8388608 bytes\)/,
      "bulk_line_max 8m: reported");
@@ -311,7 +323,6 @@ is(BulkTest::sql_one(q{SELECT string_agg(id, ',' ORDER BY id) FROM patient WHERE
 # an overlong form, a UTF-16 surrogate (CESU-8) or a 5-byte form passes
 # the module's check and PostgreSQL refuses the whole COPY: the load
 # fails (422) instead of one line being reported
-Test::More->builder->todo_start('overlong, surrogate and 5-byte UTF-8 are not caught per line');
 for my $bad ("\xc0\xaf", "\xed\xa0\x80", "\xf8\x88\x80\x80\x80") {
     BulkTest::write_file("$ENV{TEST_NGINX_HTML_DIR}/s.ndjson",
         qq|{"resourceType":"Patient","id":"s1"}\n{"resourceType":"Patient","id":"s2","name":"$bad"}\n|);
@@ -320,6 +331,5 @@ for my $bad ("\xc0\xaf", "\xed\xa0\x80", "\xf8\x88\x80\x80\x80") {
          "invalid UTF-8 " . unpack('H*', $bad) . ": the line is reported, the rest loads")
         or diag $r->{body};
 }
-Test::More->builder->todo_end;
 $r = main::post('/$dump-sql', qq|{"query": "select '\xc3'"}|);
 is($r->{status}, 400, "invalid UTF-8 in a \$dump-sql body: 400");

@@ -13,6 +13,8 @@ use IO::Select;
 
 plan skip_all => 'perl_test blocks need the project runner'
     unless $Test::Nginx::Socket::IsFallback;
+# thousands of requests: not under valgrind (make check's second pass)
+plan skip_all => 'too slow under valgrind' if $ENV{TEST_NGINX_USE_VALGRIND};
 plan 'no_plan';
 
 $ENV{TEST_NGINX_SRC} = "http://127.0.0.1:$ENV{TEST_NGINX_SERVER_PORT}/src";
@@ -178,11 +180,12 @@ my $aborted = 0;
 for (@pids) { waitpid $_, 0; $aborted += $? >> 8 }
 my $dt = time - $t0;
 ok($aborted > $procs * $each / 2, "$aborted of " . ($procs * $each) . " requests cut by their client");
-# A load whose client goes away during its upserts leaves its backend
-# running: closing the connection does not stop a statement that sends
-# nothing, and the COMMIT is in the same query string (see the report in
-# issue #7).  Those backends are outside the pool's count.
-Test::More->builder->todo_start('a $load cut during its upserts leaves its backend running');
+# A request that goes away mid-query has its connection closed and its
+# query cancelled from another pool connection (and a load's COMMIT is
+# sent only after its upserts answered, so it rolls back); but a closed
+# backend takes a moment to exit, and the pool opens a new connection
+# meanwhile: pg_stat_activity can show one more than the pool for a while.
+Test::More->builder->todo_start('a closed backend still exiting is seen beside the pool');
 ok($max <= 4, "never more than 4 ngx_bulk backends (max seen $max)");
 Test::More->builder->todo_end;
 my $orphans = 0;
@@ -192,7 +195,7 @@ for (1 .. 100) {
     $orphans = 1;
     sleep 0.1;
 }
-Test::More->builder->todo_start('orphaned $load backends, and the worker keeps descriptors');
+Test::More->builder->todo_start('the worker keeps a few more descriptors for a while after aborts');
 ok(main::pool_clean(4), "afterwards only idle backends, at most 4");
 my ($fd1, $rss1);
 for (1 .. 50) {
@@ -205,7 +208,10 @@ diag(sprintf("random disconnects: %d requests in %.0fs; worker fds %d -> %d, RSS
 ok($fd1 <= $fd0 + 4, "fds back near the baseline ($fd0 -> $fd1)");
 Test::More->builder->todo_end;
 diag("worker fds: " . join(' ', map { readlink($_) // '?' } glob("/proc/$w/fd/*")));
-ok($rss1 - $rss0 < 20_000, "RSS back near the baseline ($rss0 -> $rss1 KB)");
+SKIP: {
+    skip("RSS under a sanitizer or valgrind", 1) unless BulkTest::rss_checks();
+    ok($rss1 - $rss0 < 20_000, "RSS back near the baseline ($rss0 -> $rss1 KB)");
+}
 my $r = bulk_http_request(GET => '/Basic/$dump', timeout => 30);
 ok($r->{status} == 200 && $r->{complete} && ($r->{body} =~ tr/\n//) == 20000, "a complete dump after");
 $r = main::post_json('/Patient/$load', qq|{"source": "$ENV{TEST_NGINX_SRC}/p.ndjson"}|, timeout => 30);
@@ -270,4 +276,7 @@ my ($fd1, $rss1) = (main::fds($w), bulk_rss_kb($w));
 diag(sprintf("10,000 mixed requests: worker fds %d -> %d, RSS %d -> %d KB, peak %d KB",
              $fd0, $fd1, $rss0, $rss1, bulk_peak_rss_kb($w)));
 ok($fd1 <= $fd0 + 4, "fds bounded ($fd0 -> $fd1)");
-ok($rss1 - $rss0 < 10_000, "RSS bounded ($rss0 -> $rss1 KB)");
+SKIP: {
+    skip("RSS under a sanitizer or valgrind", 1) unless BulkTest::rss_checks();
+    ok($rss1 - $rss0 < 10_000, "RSS bounded ($rss0 -> $rss1 KB)");
+}

@@ -14,8 +14,8 @@ use POSIX ();
 use Time::HiRes qw(time sleep);
 use Exporter 'import';
 
-our @EXPORT = qw(source_start gzip_data write_file db sql sql_one seed reset_type json_lines json_decode
-                 json_canon dechunk backends backend_pids wait_backends
+our @EXPORT = qw(rss_checks source_start gzip_data write_file db sql sql_one seed reset_type json_lines json_decode
+                 json_canon dechunk backends busy_backends backend_pids wait_backends
                  proxy_start proxy_stop fill_table);
 
 my $dbh;
@@ -91,6 +91,13 @@ sub dechunk {
     return $body;
 }
 
+# RSS figures mean nothing under AddressSanitizer (shadow memory, the
+# quarantine of freed blocks) or valgrind; make test checks them
+sub rss_checks {
+    return !$Test::Nginx::Socket::UseSanitizers
+        && !$ENV{TEST_NGINX_USE_VALGRIND};
+}
+
 sub json_decode { return JSON::PP->new->utf8->decode($_[0]) }
 
 sub json_lines {
@@ -115,13 +122,21 @@ sub backend_pids {
                      WHERE application_name = 'ngx_bulk' ORDER BY pid});
 }
 
-# waits up to $secs for the backend count to satisfy $cond; returns the
-# seconds it took or undef
+# nginx's backends that are doing something (not idle in the pool)
+sub busy_backends {
+    return sql_one(q{SELECT count(*) FROM pg_stat_activity
+                     WHERE application_name = 'ngx_bulk' AND state <> 'idle'});
+}
+
+# waits up to $secs for the count of busy backends to satisfy $cond (a
+# request that goes away mid-query leaves none: its connection is closed
+# and the query cancelled, from a pool connection that then stays idle);
+# returns the seconds it took or undef
 sub wait_backends {
     my ($cond, $secs) = @_;
     my $t0 = time;
     while (time - $t0 < $secs) {
-        return time - $t0 if $cond->(backends());
+        return time - $t0 if $cond->(busy_backends());
         sleep 0.05;
     }
     return undef;
