@@ -766,7 +766,11 @@ ngx_http_bulk_import_body(ngx_http_request_t *r, yajl_val root)
     rec->id_len = id.len;
     rec->node.key = ngx_crc32_short(id.data, id.len);
     len = ngx_min(enc.len, sizeof(rec->encoding));
-    ngx_memcpy(rec->encoding, enc.data, len);
+
+    if (len) {
+        ngx_memcpy(rec->encoding, enc.data, len);
+    }
+
     rec->encoding_len = len;
     rec->status = NGX_HTTP_BULK_IMPORT_ACTIVE;
     rec->fhir = fhir;

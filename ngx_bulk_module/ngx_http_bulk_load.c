@@ -1076,6 +1076,7 @@ ngx_http_bulk_load_line(ngx_http_bulk_load_ctx_t *ctx, ngx_bulk_nd_line_t *l)
         t->name.len = rt_len;
         t->lines = 0;
         t->written = 0;
+        t->dups = 0;
 
     } else {
         t = &t[i];

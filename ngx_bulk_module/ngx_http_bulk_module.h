@@ -78,6 +78,7 @@ struct ngx_http_bulk_pg_pool_s {
     ngx_queue_t                   idle;
     ngx_queue_t                   waiters;
     ngx_queue_t                   all;
+    ngx_queue_t                   cancels;  /* queries being cancelled */
 };
 
 

@@ -43,8 +43,12 @@ static void ngx_http_bulk_pg_canceller(ngx_http_bulk_pg_conn_t *pc);
 
 typedef struct {
     ngx_http_bulk_pg_waiter_t     waiter;
+    ngx_queue_t                   queue;    /* in the pool's cancels */
     int                           pid;
 } ngx_http_bulk_pg_cancel_t;
+
+
+static void ngx_http_bulk_pg_cancel_free(ngx_http_bulk_pg_cancel_t *cc);
 
 
 ngx_http_bulk_pg_pool_t *
@@ -91,6 +95,7 @@ ngx_http_bulk_pg_pool_get(ngx_conf_t *cf, ngx_str_t *conninfo, ngx_uint_t max,
     ngx_queue_init(&pool->idle);
     ngx_queue_init(&pool->waiters);
     ngx_queue_init(&pool->all);
+    ngx_queue_init(&pool->cancels);
 
     err = NULL;
     opts = PQconninfoParse((char *) pool->conninfo.data, &err);
@@ -794,6 +799,7 @@ ngx_http_bulk_pg_cancel_backend(ngx_http_bulk_pg_pool_t *pool, int pid)
     }
 
     cc->pid = pid;
+    ngx_queue_insert_tail(&pool->cancels, &cc->queue);
     cc->waiter.pool = pool;
     cc->waiter.ready = ngx_http_bulk_pg_canceller_ready;
     cc->waiter.data = cc;
@@ -806,12 +812,20 @@ ngx_http_bulk_pg_cancel_backend(ngx_http_bulk_pg_pool_t *pool, int pid)
         return;
 
     case NGX_ERROR:
-        ngx_free(cc);
+        ngx_http_bulk_pg_cancel_free(cc);
         return;
 
     default:
         return;
     }
+}
+
+
+static void
+ngx_http_bulk_pg_cancel_free(ngx_http_bulk_pg_cancel_t *cc)
+{
+    ngx_queue_remove(&cc->queue);
+    ngx_free(cc);
 }
 
 
@@ -825,7 +839,7 @@ ngx_http_bulk_pg_canceller_ready(ngx_http_bulk_pg_waiter_t *w, ngx_int_t rc)
     cc = w->data;
 
     if (rc != NGX_OK) {
-        ngx_free(cc);
+        ngx_http_bulk_pg_cancel_free(cc);
         return;
     }
 
@@ -839,7 +853,7 @@ ngx_http_bulk_pg_canceller_ready(ngx_http_bulk_pg_waiter_t *w, ngx_int_t rc)
 
     if (ngx_http_bulk_pg_send(pc, sql) != NGX_OK) {
         ngx_http_bulk_pg_release(pc, 0);
-        ngx_free(cc);
+        ngx_http_bulk_pg_cancel_free(cc);
     }
 }
 
@@ -857,7 +871,7 @@ ngx_http_bulk_pg_canceller(ngx_http_bulk_pg_conn_t *pc)
 
         if (res == NULL) {
             ngx_http_bulk_pg_release(pc, 1);
-            ngx_free(cc);
+            ngx_http_bulk_pg_cancel_free(cc);
             return;
         }
 
@@ -866,7 +880,7 @@ ngx_http_bulk_pg_canceller(ngx_http_bulk_pg_conn_t *pc)
 
     if (PQstatus(pc->pg) != CONNECTION_OK) {
         ngx_http_bulk_pg_release(pc, 0);
-        ngx_free(cc);
+        ngx_http_bulk_pg_cancel_free(cc);
     }
 }
 
@@ -1075,6 +1089,7 @@ ngx_http_bulk_pg_exit(ngx_cycle_t *cycle)
     ngx_queue_t                *q;
     ngx_http_bulk_pg_conn_t    *pc;
     ngx_http_bulk_pg_pool_t   **pp;
+    ngx_http_bulk_pg_cancel_t  *cc;
     ngx_http_bulk_main_conf_t  *bmcf;
 
     bmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_bulk_module);
@@ -1085,6 +1100,13 @@ ngx_http_bulk_pg_exit(ngx_cycle_t *cycle)
     pp = bmcf->pools.elts;
 
     for (i = 0; i < bmcf->pools.nelts; i++) {
+        while (!ngx_queue_empty(&pp[i]->cancels)) {
+            q = ngx_queue_head(&pp[i]->cancels);
+            cc = ngx_queue_data(q, ngx_http_bulk_pg_cancel_t, queue);
+            ngx_http_bulk_pg_cancel(&cc->waiter);
+            ngx_http_bulk_pg_cancel_free(cc);
+        }
+
         while (!ngx_queue_empty(&pp[i]->all)) {
             q = ngx_queue_head(&pp[i]->all);
             pc = ngx_queue_data(q, ngx_http_bulk_pg_conn_t, all);
