@@ -218,7 +218,12 @@ for my $i (1 .. 40) {
     $prog++ if ($r->{headers}{'x-progress'} // '') =~ /^\d+%$/;
 }
 is($bad, 0, "every concurrent status answer is valid JSON ($ok)");
-ok($prog > 0, "X-Progress while active");
+SKIP: {
+    # timing: under valgrind or a sanitizer the polls may miss the window
+    skip("X-Progress timing under valgrind or a sanitizer", 1)
+        unless BulkTest::rss_checks();
+    ok($prog > 0, "X-Progress while active");
+}
 ($r, $j) = main::status('slow', 'DELETE');
 is($r->{status}, 202, "DELETE 202");
 is($j->{status}, 'cancelled', "cancelled");
