@@ -210,7 +210,7 @@ for my $y ($billion, "query: !!python/object/apply:os.system ['id']\n",
     }
 }
 SKIP: {
-    skip("RSS under a sanitizer or valgrind", 1) unless BulkTest::rss_checks();
+    skip("RSS under a sanitizer or valgrind", 1) unless BulkTest::plain_run();
     ok(bulk_rss_kb($w) < 100_000, "worker RSS " . bulk_rss_kb($w) . " KB");
 }
 # in an NDJSON line: that line is reported, the rest loads
@@ -251,7 +251,7 @@ for my $path ('/$load', '/$dump-sql', '/small/$load') {
        sprintf("$path: after %.1fs and %d MB sent", time - $t0, $sent / 1e6));
 }
 SKIP: {
-    skip("RSS under a sanitizer or valgrind", 1) unless BulkTest::rss_checks();
+    skip("RSS under a sanitizer or valgrind", 1) unless BulkTest::plain_run();
     ok(bulk_rss_kb($w) < 100_000, "worker RSS " . bulk_rss_kb($w) . " KB");
 }
 
@@ -285,7 +285,7 @@ like($r->{body}, qr/^\{"Patient":2,"errors":1,"issues":\[\{"line":2,"diagnostics
      "the 1.5 GB line is reported as too long") or diag substr($r->{body}, 0, 300);
 my $peak = bulk_peak_rss_kb($w);
 SKIP: {
-    skip("RSS under a sanitizer or valgrind", 1) unless BulkTest::rss_checks();
+    skip("RSS under a sanitizer or valgrind", 1) unless BulkTest::plain_run();
     ok($peak - $rss0 < 40_000, "worker peak RSS $rss0 -> $peak KB");
 }
 $r = main::post('/$load', qq|{"source": "$ENV{TEST_NGINX_SRC}/long.ndjson"}|, timeout => 60);
@@ -294,7 +294,7 @@ like($r->{body}, qr/^\{"Patient":2,"errors":1,"issues":\[\{"line":2,"diagnostics
 $peak = bulk_peak_rss_kb($w);
 diag("peak RSS after the 100 MB line: $peak KB (baseline $rss0 KB)");
 SKIP: {
-    skip("RSS under a sanitizer or valgrind", 1) unless BulkTest::rss_checks();
+    skip("RSS under a sanitizer or valgrind", 1) unless BulkTest::plain_run();
     ok($peak - $rss0 < 100_000, "worker peak RSS bounded by bulk_line_max ($rss0 -> $peak KB)");
 }
 $r = main::post('/small/$load', qq|{"source": "$ENV{TEST_NGINX_SRC}/long.ndjson"}|, timeout => 60);

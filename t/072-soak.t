@@ -209,7 +209,7 @@ ok($fd1 <= $fd0 + 4, "fds back near the baseline ($fd0 -> $fd1)");
 Test::More->builder->todo_end;
 diag("worker fds: " . join(' ', map { readlink($_) // '?' } glob("/proc/$w/fd/*")));
 SKIP: {
-    skip("RSS under a sanitizer or valgrind", 1) unless BulkTest::rss_checks();
+    skip("RSS under a sanitizer or valgrind", 1) unless BulkTest::plain_run();
     ok($rss1 - $rss0 < 20_000, "RSS back near the baseline ($rss0 -> $rss1 KB)");
 }
 my $r = bulk_http_request(GET => '/Basic/$dump', timeout => 30);
@@ -277,6 +277,6 @@ diag(sprintf("10,000 mixed requests: worker fds %d -> %d, RSS %d -> %d KB, peak 
              $fd0, $fd1, $rss0, $rss1, bulk_peak_rss_kb($w)));
 ok($fd1 <= $fd0 + 4, "fds bounded ($fd0 -> $fd1)");
 SKIP: {
-    skip("RSS under a sanitizer or valgrind", 1) unless BulkTest::rss_checks();
+    skip("RSS under a sanitizer or valgrind", 1) unless BulkTest::plain_run();
     ok($rss1 - $rss0 < 10_000, "RSS bounded ($rss0 -> $rss1 KB)");
 }

@@ -14,7 +14,7 @@ use POSIX ();
 use Time::HiRes qw(time sleep);
 use Exporter 'import';
 
-our @EXPORT = qw(rss_checks source_start gzip_data write_file db sql sql_one seed reset_type json_lines json_decode
+our @EXPORT = qw(plain_run source_start gzip_data write_file db sql sql_one seed reset_type json_lines json_decode
                  json_canon dechunk backends busy_backends backend_pids wait_backends
                  proxy_start proxy_stop fill_table);
 
@@ -91,9 +91,10 @@ sub dechunk {
     return $body;
 }
 
-# RSS figures mean nothing under AddressSanitizer (shadow memory, the
-# quarantine of freed blocks) or valgrind; make test checks them
-sub rss_checks {
+# true without valgrind or a sanitizer: RSS figures mean nothing under
+# AddressSanitizer (shadow memory, the quarantine of freed blocks) or
+# valgrind, and timing windows stretch there; make test checks them
+sub plain_run {
     return !$Test::Nginx::Socket::UseSanitizers
         && !$ENV{TEST_NGINX_USE_VALGRIND};
 }
