@@ -50,7 +50,7 @@ BENCH_PORT=${BENCH_PORT:-18090}
 BENCH_SAMPLE=${BENCH_SAMPLE:-$REPO/../shared/data/synthea-10}
 export BULK_PGDIR=$REPO/.pg-bench
 export BULK_PGPORT=${BULK_PGPORT:-54331}
-BENCH_ONLY=${BENCH_ONLY:-dump dump_gzip dump_fhir dump_sql_tsv dump_sql_csv dump_sql_ndjson converter load load_gzip}
+BENCH_ONLY=${BENCH_ONLY:-dump dump_gzip dump_fhir dump_sql_tsv dump_sql_csv dump_sql_ndjson converter load load_gzip import}
 BENCH_LOAD_RUNS=${BENCH_LOAD_RUNS:-2}
 BENCH_GZIP_LEVEL=${BENCH_GZIP_LEVEL:-6}
 RUNDIR=$REPO/build/bench
@@ -67,7 +67,7 @@ die() { echo "bench: error: $*" >&2; exit 1; }
 for b in $BENCH_ONLY; do
     case $b in
     dump|dump_gzip|dump_fhir|dump_sql_tsv|dump_sql_csv|dump_sql_ndjson) ;;
-    converter|load|load_gzip) ;;
+    converter|load|load_gzip|import) ;;
     *) die "BENCH_ONLY: unknown name '$b'" ;;
     esac
 done
@@ -76,7 +76,7 @@ want_dump() {
     want dump || want dump_gzip || want dump_fhir || want dump_sql_tsv \
         || want dump_sql_csv || want dump_sql_ndjson
 }
-want_load() { want load || want load_gzip; }
+want_load() { want load || want load_gzip || want import; }
 
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
@@ -518,6 +518,53 @@ fi
 
 if want load_gzip; then
     load_pair load_gzip load.ndjson.gz
+fi
+
+# import: POST /fhir/$import of the same resources split over 4 inputs
+# (bulk_import_concurrency 2, batches committed as they go), timed from the
+# POST to the status "finished", against the same psql \copy
+ours_import() {
+    local id=bench-$RANDOM-$1 st= i
+    curl -sS --fail-with-body -o "$TMP/answer" -H 'Content-Type: application/json' \
+        --data-binary "{\"id\": \"$id\", \"inputs\": [$(
+            for i in 00 01 02 03; do
+                printf '%s{"resourceType": "%s", "url": "%s/benchsrc/import.part.%s"}' \
+                    "$([ "$i" = 00 ] || echo ,)" "$TYPE" "$BASE" "$i"
+            done)]}" "$BASE/fhir/\$import" ||
+        { echo "bench: \$import answered: $(head -c 500 "$TMP/answer")" >&2; return 1; }
+    while :; do
+        st=$(curl -sS "$BASE/BulkImportStatus/$id" |
+             perl -ne 'print $1 if /"status":"(\w+)","type"/')
+        [ "$st" = active ] || break
+        sleep 0.1
+    done
+    [ "$st" = finished ] ||
+        die "\$import $id ended $st: $(curl -sS "$BASE/BulkImportStatus/$id" | head -c 800)"
+}
+
+if want import; then
+    if [ ! -e "$DATA/import.part.03" ] || [ "$DATA/load.ndjson" -nt "$DATA/import.part.03" ]; then
+        split -n l/4 -d -a 2 "$DATA/load.ndjson" "$DATA/import.part."
+    fi
+
+    nginx_restart
+    o=; b=; os=; bs=
+    for i in $(seq "$BENCH_LOAD_RUNS"); do
+        load_reset
+        run "\$import" ours_import "$i"
+        check_table "\$import"
+        os="$os $T"; o=$(min "${o:-$T}" "$T")
+
+        load_reset
+        run "psql \\copy" base_load
+        sleep 0.2
+        check_table "psql \\copy"
+        bs="$bs $T"; b=$(min "${b:-$T}" "$T")
+    done
+    rss=$(worker_hwm)
+    echo "# import: ours$os s; psql \\copy$bs s; ours $(rate "$o") resources/s," \
+         "psql \\copy $(rate "$b") rows/s (4 inputs, 2 at a time)"
+    report import "$o" "$b" "$rss"
 fi
 
 if grep -q '\[\(alert\|crit\|emerg\)\]' "$RUNDIR/logs/error.log" 2>/dev/null; then
