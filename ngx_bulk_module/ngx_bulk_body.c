@@ -39,6 +39,7 @@ static int ngx_bulk_yaml_null(const unsigned char *s, size_t len);
 static int ngx_bulk_yaml_bool(const unsigned char *s, size_t len);
 static int ngx_bulk_json_number(const unsigned char *s, size_t len,
     int integer);
+static int ngx_bulk_json_key_cmp(const void *a, const void *b);
 
 
 void
@@ -636,6 +637,82 @@ ngx_bulk_json_check(const unsigned char *in, size_t len, char *err,
 
         default:
             break;
+        }
+    }
+
+    return 0;
+}
+
+
+/* objects up to this many keys are checked pairwise, larger ones sorted */
+#define NGX_BULK_BODY_DUP_PAIRWISE  16
+
+
+static int
+ngx_bulk_json_key_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char * const *) a, *(const char * const *) b);
+}
+
+
+int
+ngx_bulk_json_dup_key(yajl_val v, const char **key)
+{
+    int           rc;
+    size_t        i, j, n;
+    const char  **keys;
+
+    if (YAJL_IS_ARRAY(v)) {
+        for (i = 0; i < v->u.array.len; i++) {
+            rc = ngx_bulk_json_dup_key(v->u.array.values[i], key);
+            if (rc != 0) {
+                return rc;
+            }
+        }
+
+        return 0;
+    }
+
+    if (!YAJL_IS_OBJECT(v)) {
+        return 0;
+    }
+
+    n = v->u.object.len;
+
+    if (n <= NGX_BULK_BODY_DUP_PAIRWISE) {
+        for (i = 1; i < n; i++) {
+            for (j = 0; j < i; j++) {
+                if (strcmp(v->u.object.keys[i], v->u.object.keys[j]) == 0) {
+                    *key = v->u.object.keys[i];
+                    return 1;
+                }
+            }
+        }
+
+    } else {
+        keys = malloc(n * sizeof(const char *));
+        if (keys == NULL) {
+            return -1;
+        }
+
+        memcpy(keys, v->u.object.keys, n * sizeof(const char *));
+        qsort(keys, n, sizeof(const char *), ngx_bulk_json_key_cmp);
+
+        for (i = 1; i < n; i++) {
+            if (strcmp(keys[i], keys[i - 1]) == 0) {
+                *key = keys[i];
+                free(keys);
+                return 1;
+            }
+        }
+
+        free(keys);
+    }
+
+    for (i = 0; i < n; i++) {
+        rc = ngx_bulk_json_dup_key(v->u.object.values[i], key);
+        if (rc != 0) {
+            return rc;
         }
     }
 

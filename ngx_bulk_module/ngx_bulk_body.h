@@ -12,6 +12,7 @@
 
 
 #include <stddef.h>
+#include <yajl/yajl_tree.h>
 
 
 /* deepest nesting of arrays and objects accepted in a body */
@@ -56,6 +57,14 @@ int ngx_bulk_yaml_to_json(const unsigned char *in, size_t len,
  */
 int ngx_bulk_json_check(const unsigned char *in, size_t len, char *err,
     size_t errlen);
+
+/*
+ * Looks for a key given twice in one object anywhere in a parsed body
+ * (yajl's tree, like YAML mappings, keeps every occurrence).  Returns 1
+ * with the key in *key (valid as long as the tree), 0 when every key is
+ * unique, -1 when out of memory.
+ */
+int ngx_bulk_json_dup_key(yajl_val v, const char **key);
 
 void ngx_bulk_buf_free(ngx_bulk_buf_t *b);
 

@@ -180,6 +180,7 @@ ngx_http_bulk_body_parse(ngx_http_request_t *r, ngx_http_bulk_body_ctx_t *ctx)
     ngx_chain_t         *cl;
     ngx_bulk_buf_t       json;
     ngx_pool_cleanup_t  *cln;
+    const char          *key;
     char                 err[256];
 
     len = 0;
@@ -278,6 +279,23 @@ ngx_http_bulk_body_parse(ngx_http_request_t *r, ngx_http_bulk_body_ctx_t *ctx)
     if (!YAJL_IS_OBJECT(root)) {
         return ngx_http_bulk_send_error(r, NGX_HTTP_BAD_REQUEST, "invalid",
                                         "the body must be an object");
+    }
+
+    /* one meaning per key: a key given twice is refused, not guessed */
+
+    switch (ngx_bulk_json_dup_key(root, &key)) {
+
+    case 0:
+        break;
+
+    case 1:
+        return ngx_http_bulk_send_error(r, NGX_HTTP_BAD_REQUEST, "invalid",
+                                        "the key \"%*s\" is given twice in "
+                                        "one object",
+                                        ngx_min(ngx_strlen(key), 128), key);
+
+    default:
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     return ctx->handler(r, root);

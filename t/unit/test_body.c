@@ -5,6 +5,8 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
+#include <yajl/yajl_tree.h>
 #include "ngx_bulk_body.h"
 
 
@@ -92,6 +94,33 @@ json_check(const char *in, size_t len, int want, const char *name)
 
     check(ngx_bulk_json_check((const unsigned char *) in, len, err,
                               sizeof(err)) == want, name);
+}
+
+
+static void
+dup_check(const char *json, int want, const char *want_key)
+{
+    int          rc;
+    char         name[512], err[256];
+    yajl_val     root;
+    const char  *key;
+
+    root = yajl_tree_parse(json, err, sizeof(err));
+    if (root == NULL) {
+        snprintf(name, sizeof(name), "dup %s: parses (%s)", json, err);
+        check(0, name);
+        return;
+    }
+
+    key = NULL;
+    rc = ngx_bulk_json_dup_key(root, &key);
+
+    snprintf(name, sizeof(name), "dup %.200s -> %d %s", json, want,
+             want_key ? want_key : "");
+    check(rc == want
+          && (want != 1 || (key && strcmp(key, want_key) == 0)), name);
+
+    yajl_tree_free(root);
 }
 
 
@@ -227,6 +256,47 @@ main(void)
     }
     json_check(big, 64, 0, "json 64 levels");
     json_check(big, 65, -1, "json 65 levels refused");
+
+    /* keys given twice: yajl's tree and YAML mappings keep both */
+    dup_check("{\"a\":1,\"b\":2}", 0, NULL);
+    dup_check("{\"a\":1,\"a\":2}", 1, "a");
+    dup_check("{\"a\":{\"x\":1,\"y\":{\"z\":1,\"z\":2}}}", 1, "z");
+    dup_check("{\"inputs\":[{\"url\":\"u\"},{\"url\":\"v\",\"url\":\"w\"}]}",
+              1, "url");
+    dup_check("[{\"a\":1},{\"a\":1}]", 0, NULL);
+    dup_check("{\"a\":{\"k\":1},\"b\":{\"k\":1}}", 0, NULL);
+    dup_check("{\"\":1,\"\":2}", 1, "");
+    dup_check("\"scalar\"", 0, NULL);
+
+    {
+        /* a large object goes through the sorted path */
+        char    *p, *json;
+        size_t   k;
+
+        json = malloc(64 * 1024);
+        p = json;
+        p += sprintf(p, "{");
+        for (k = 0; k < 2000; k++) {
+            p += sprintf(p, "%s\"k%zu\":%zu", k ? "," : "", k, k);
+        }
+        sprintf(p, "}");
+        dup_check(json, 0, NULL);
+
+        sprintf(p, ",\"k1234\":0}");
+        dup_check(json, 1, "k1234");
+        free(json);
+    }
+
+    /* the same through YAML */
+    memset(&out, 0, sizeof(ngx_bulk_buf_t));
+    rc = ngx_bulk_yaml_to_json((unsigned char *) "a: 1\nb:\n  c: 1\n  c: 2\n",
+                               strlen("a: 1\nb:\n  c: 1\n  c: 2\n"), &out,
+                               err, sizeof(err));
+    check(rc == 0, "yaml with a key twice converts");
+    if (rc == 0) {
+        dup_check(out.data, 1, "c");
+    }
+    ngx_bulk_buf_free(&out);
 
     printf("%d passed, %d failed\n", passed, failed);
 

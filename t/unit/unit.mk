@@ -76,7 +76,7 @@ BODY_DEPS = ngx_bulk_module/ngx_bulk_body.c ngx_bulk_module/ngx_bulk_body.h
 build/unit/test_body: t/unit/test_body.c $(BODY_DEPS)
 	@mkdir -p $(@D)
 	$(UNIT_CC) $(UNIT_CFLAGS) $(FORMAT_INC) -o $@ $< \
-		ngx_bulk_module/ngx_bulk_body.c -lyaml
+		ngx_bulk_module/ngx_bulk_body.c -lyaml -lyajl
 
 build/fuzz/fuzz_body: fuzz/fuzz_body.c $(BODY_DEPS)
 	@mkdir -p $(@D)
