@@ -270,9 +270,15 @@ ngx_bulk_nd_sniff(ngx_bulk_nd_t *nd)
 
     if (b0 == 0x1f) {
         if (nd->pre_len + nd->in_len < 2) {
-            nd->pre[nd->pre_len++] = nd->in[0];
-            nd->in++;
-            nd->in_len--;
+            /* one byte so far: hold it (it may be the only byte of this
+               piece, or the next piece may be empty) until a second one */
+
+            if (nd->in_len) {
+                nd->pre[nd->pre_len++] = nd->in[0];
+                nd->in++;
+                nd->in_len--;
+            }
+
             return 0;
         }
 

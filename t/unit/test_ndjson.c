@@ -56,20 +56,47 @@ gz(const char *in, size_t len, unsigned char *out, size_t cap)
  */
 
 static int
+split_pieces(const unsigned char *src, size_t len, const size_t *sched,
+    size_t nsched, size_t line_max, char *out, size_t cap);
+
+
+static int
 split(const unsigned char *src, size_t len, size_t step, size_t line_max,
     char *out, size_t cap)
 {
+    size_t  whole;
+
+    if (step) {
+        return split_pieces(src, len, &step, 1, line_max, out, cap);
+    }
+
+    whole = len ? len : 1;
+
+    return split_pieces(src, len, &whole, 1, line_max, out, cap);
+}
+
+
+/*
+ * The source in pieces whose sizes come from sched in turn; a size of 0
+ * is an empty piece (a source can send an empty buffer).
+ */
+
+static int
+split_pieces(const unsigned char *src, size_t len, const size_t *sched,
+    size_t nsched, size_t line_max, char *out, size_t cap)
+{
     int                  rc;
-    size_t               off, n, o;
+    size_t               off, n, o, k;
     ngx_bulk_nd_t       *nd;
     ngx_bulk_nd_line_t   l;
 
     nd = ngx_bulk_nd_create(line_max);
     o = 0;
+    k = 0;
     out[0] = '\0';
 
     for (off = 0; off < len || (len == 0 && off == 0); off += n) {
-        n = step ? step : len;
+        n = sched[k++ % nsched];
         if (n > len - off) {
             n = len - off;
         }
@@ -99,7 +126,7 @@ split(const unsigned char *src, size_t len, size_t step, size_t line_max,
             return -1;
         }
 
-        if (len == 0) {
+        if (len == 0 || (n == 0 && k > 4 * (len + nsched))) {
             break;
         }
     }
@@ -232,6 +259,30 @@ main(void)
 
         check(split(z, n + 4, 1, 100, out, sizeof(out)) == -1,
               "garbage after a gzip member fails, byte by byte");
+    }
+
+    /* a lone first byte 0x1f, then empty pieces, then the rest */
+    {
+        char          out[1024];
+        size_t        i;
+        const size_t  scheds[][4] = {
+            { 1, 0, 0, 4096 }, { 1, 0, 1, 0 }, { 0, 1, 0, 2 }, { 1, 0, 0, 1 }
+        };
+
+        n = gz(text, strlen(text), z, sizeof(z));
+
+        for (i = 0; i < sizeof(scheds) / sizeof(scheds[0]); i++) {
+            split_pieces(z, n, scheds[i], 4, 100, out, sizeof(out));
+            snprintf(want, sizeof(want), "gzip after a held 0x1f and empty "
+                     "pieces (schedule %zu)", i);
+            check(strcmp(out, "1:{\"a\":1}|3:{\"b\":2}|5:{\"c\":3}|") == 0,
+                  want);
+        }
+
+        split_pieces((const unsigned char *) "\x1fx\nz", 4, scheds[0], 4,
+                     100, out, sizeof(out));
+        check(strcmp(out, "1:\x1fx|2:z|") == 0,
+              "plain after a held 0x1f and empty pieces");
     }
 
     free(big);
