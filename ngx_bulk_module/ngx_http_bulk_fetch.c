@@ -13,6 +13,7 @@
 
 
 #include "ngx_http_bulk_module.h"
+#include "ngx_bulk_addr.h"
 
 
 static ngx_int_t ngx_http_bulk_fetch_header_filter(ngx_http_request_t *r);
@@ -62,6 +63,251 @@ ngx_http_bulk_fetch_of(ngx_http_request_t *r)
 }
 
 
+/*
+ * Sources are refused by default when they point into the machine or the
+ * private network (SSRF): a literal address that is loopback, private,
+ * link-local or otherwise not global, a unix socket, and any host name the
+ * operator did not list with bulk_source_allow.  The URL is parsed as the
+ * proxy module parses it (ngx_http_proxy_eval()), so both see the same
+ * host.  NGX_OK, or NGX_DECLINED with the reason in err.
+ */
+
+ngx_int_t
+ngx_http_bulk_source_allowed(ngx_http_request_t *r, ngx_str_t *url,
+    u_char *err, size_t len)
+{
+    u_char                        *p;
+    size_t                         add;
+    ngx_str_t                      host, *name;
+    ngx_url_t                      u;
+    ngx_uint_t                     i;
+    const char                    *what;
+    struct sockaddr               *sa;
+    ngx_http_bulk_loc_conf_t      *blcf;
+    ngx_http_bulk_source_allow_t  *allow;
+
+    blcf = ngx_http_get_module_loc_conf(r, ngx_http_bulk_module);
+    allow = blcf->source_allow;
+
+    if (allow && allow->all) {
+        return NGX_OK;
+    }
+
+    if (url->len > 7
+        && ngx_strncasecmp(url->data, (u_char *) "http://", 7) == 0)
+    {
+        add = 7;
+
+    } else if (url->len > 8
+               && ngx_strncasecmp(url->data, (u_char *) "https://", 8) == 0)
+    {
+        add = 8;
+
+    } else {
+        ngx_snprintf(err, len, "the source is not an http or https URL%Z");
+        return NGX_DECLINED;
+    }
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+
+    u.url.len = url->len - add;
+    u.url.data = url->data + add;
+    u.default_port = (add == 7) ? 80 : 443;
+    u.uri_part = 1;
+    u.no_resolve = 1;
+
+    if (ngx_parse_url(r->pool, &u) != NGX_OK) {
+        ngx_snprintf(err, len, "the source URL is invalid: %s%Z",
+                     u.err ? u.err : "cannot parse it");
+        return NGX_DECLINED;
+    }
+
+    if (u.naddrs) {
+        sa = u.addrs[0].sockaddr;
+
+        if (sa->sa_family == AF_UNIX) {
+            ngx_snprintf(err, len, "the source is a unix socket, refused "
+                         "(see bulk_source_allow)%Z");
+            return NGX_DECLINED;
+        }
+
+        if (allow && allow->cidrs.nelts
+            && ngx_cidr_match(sa, &allow->cidrs) == NGX_OK)
+        {
+            return NGX_OK;
+        }
+
+        switch (sa->sa_family) {
+
+#if (NGX_HAVE_INET6)
+        case AF_INET6:
+            what = ngx_bulk_addr_local(
+                ((struct sockaddr_in6 *) sa)->sin6_addr.s6_addr, 1);
+            break;
+#endif
+
+        default: /* AF_INET */
+            what = ngx_bulk_addr_local((u_char *)
+                       &((struct sockaddr_in *) sa)->sin_addr.s_addr, 0);
+            break;
+        }
+
+        if (what == NULL) {
+            return NGX_OK;
+        }
+
+        ngx_snprintf(err, len, "the source address %V is %s, refused (see "
+                     "bulk_source_allow)%Z", &u.host, what);
+        return NGX_DECLINED;
+    }
+
+    /* a host name: only those the operator listed */
+
+    host = u.host;
+
+    if (host.len && host.data[host.len - 1] == '.') {
+        host.len--;
+    }
+
+    if (allow) {
+        name = allow->names.elts;
+
+        for (i = 0; i < allow->names.nelts; i++) {
+            p = name[i].data;
+
+            if (name[i].len > 2 && p[0] == '*' && p[1] == '.') {
+
+                /* "*.example.com": a subdomain, at least one label more */
+
+                if (host.len > name[i].len - 1
+                    && ngx_strncasecmp(host.data + host.len
+                                       - (name[i].len - 1),
+                                       p + 1, name[i].len - 1) == 0)
+                {
+                    return NGX_OK;
+                }
+
+                continue;
+            }
+
+            if (host.len == name[i].len
+                && ngx_strncasecmp(host.data, p, host.len) == 0)
+            {
+                return NGX_OK;
+            }
+        }
+    }
+
+    ngx_snprintf(err, len, "the source host \"%*s\" is not allowed by "
+                 "bulk_source_allow%Z", ngx_min(host.len, 128), host.data);
+
+    return NGX_DECLINED;
+}
+
+
+/* bulk_source_allow all | <host> | *.<domain> | <address>[/<bits>] ... */
+
+char *
+ngx_http_bulk_source_allow(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_bulk_loc_conf_t  *blcf = conf;
+
+    u_char                        *p, *end;
+    ngx_int_t                      rc;
+    ngx_str_t                     *value, *name;
+    ngx_uint_t                     i;
+    ngx_cidr_t                    *cidr;
+    ngx_http_bulk_source_allow_t  *allow;
+
+    allow = blcf->source_allow;
+
+    if (allow == NGX_CONF_UNSET_PTR) {
+        allow = ngx_pcalloc(cf->pool, sizeof(ngx_http_bulk_source_allow_t));
+        if (allow == NULL
+            || ngx_array_init(&allow->names, cf->pool, 4, sizeof(ngx_str_t))
+               != NGX_OK
+            || ngx_array_init(&allow->cidrs, cf->pool, 4, sizeof(ngx_cidr_t))
+               != NGX_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
+
+        blcf->source_allow = allow;
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strcmp(value[i].data, "all") == 0) {
+            allow->all = 1;
+            continue;
+        }
+
+        cidr = ngx_array_push(&allow->cidrs);
+        if (cidr == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        rc = ngx_ptocidr(&value[i], cidr);
+
+        if (rc == NGX_DONE) {
+            ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                               "low address bits of %V are meaningless",
+                               &value[i]);
+            rc = NGX_OK;
+        }
+
+        if (rc == NGX_OK) {
+            continue;
+        }
+
+        allow->cidrs.nelts--;
+
+        /* a host name, or "*." and a domain */
+
+        p = value[i].data;
+        end = p + value[i].len;
+
+        if (value[i].len > 2 && p[0] == '*' && p[1] == '.') {
+            p += 2;
+        }
+
+        if (p == end || *p == '.' || end[-1] == '.') {
+            goto invalid;
+        }
+
+        for ( /* void */ ; p < end; p++) {
+            if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+                  || (*p >= '0' && *p <= '9') || *p == '-' || *p == '.'))
+            {
+                goto invalid;
+            }
+        }
+
+        name = ngx_array_push(&allow->names);
+        if (name == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        name->len = value[i].len;
+        name->data = value[i].data;
+        ngx_strlow(name->data, name->data, name->len);
+    }
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid source \"%V\": an address, a CIDR block, a "
+                       "host name, \"*.\" and a domain, or \"all\"",
+                       &value[i]);
+
+    return NGX_CONF_ERROR;
+}
+
+
 ngx_int_t
 ngx_http_bulk_fetch_start(ngx_http_request_t *r, ngx_http_bulk_fetch_t *f,
     ngx_str_t *location)
@@ -87,6 +333,13 @@ ngx_http_bulk_fetch_start(ngx_http_request_t *r, ngx_http_bulk_fetch_t *f,
     f->failed = 0;
     f->stalled = 0;
     f->err[0] = '\0';
+
+    if (ngx_http_bulk_source_allowed(r, &f->url, f->err, sizeof(f->err))
+        != NGX_OK)
+    {
+        f->failed = 1;
+        return NGX_DECLINED;
+    }
 
     /* not in memory: the body streams through the filters */
 

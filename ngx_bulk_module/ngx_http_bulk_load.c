@@ -153,6 +153,16 @@ ngx_http_bulk_load_body(ngx_http_request_t *r, yajl_val root)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    /* a refused source costs no database connection */
+
+    if (ngx_http_bulk_source_allowed(r, &ctx->fetch.url, ctx->err,
+                                     sizeof(ctx->err))
+        != NGX_OK)
+    {
+        return ngx_http_bulk_send_error(r, NGX_HTTP_BAD_GATEWAY, "exception",
+                                        "%s", ctx->err);
+    }
+
     if (ngx_http_bulk_load_init(ctx) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -654,10 +664,18 @@ ngx_http_bulk_load_prepared(ngx_http_bulk_load_ctx_t *ctx)
 
             ctx->fetching = 1;
 
-            if (ngx_http_bulk_fetch_start(ctx->request, &ctx->fetch,
-                                          &ctx->conf->fetch_uri)
-                != NGX_OK)
+            switch (ngx_http_bulk_fetch_start(ctx->request, &ctx->fetch,
+                                              &ctx->conf->fetch_uri))
             {
+            case NGX_OK:
+                break;
+
+            case NGX_DECLINED:
+                ngx_http_bulk_load_fail(ctx, NGX_HTTP_BAD_GATEWAY,
+                                        "exception", "%s", ctx->fetch.err);
+                break;
+
+            default:
                 ngx_http_bulk_load_fail(ctx,
                                         NGX_HTTP_INTERNAL_SERVER_ERROR,
                                         "exception",

@@ -107,6 +107,13 @@ static ngx_command_t  ngx_http_bulk_commands[] = {
       offsetof(ngx_http_bulk_loc_conf_t, fetch_uri),
       NULL },
 
+    { ngx_string("bulk_source_allow"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_bulk_source_allow,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("bulk_line_max"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_size_slot,
@@ -747,6 +754,7 @@ ngx_http_bulk_create_loc_conf(ngx_conf_t *cf)
     blcf->line_max = NGX_CONF_UNSET_SIZE;
     blcf->import_concurrency = NGX_CONF_UNSET_UINT;
     blcf->import_batch = NGX_CONF_UNSET_SIZE;
+    blcf->source_allow = NGX_CONF_UNSET_PTR;
 
     return blcf;
 }
@@ -767,6 +775,7 @@ ngx_http_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_msec_value(conf->dump_sql_timeout, prev->dump_sql_timeout,
                               0);
     ngx_conf_merge_str_value(conf->fetch_uri, prev->fetch_uri, "/_bulk_fetch");
+    ngx_conf_merge_ptr_value(conf->source_allow, prev->source_allow, NULL);
     ngx_conf_merge_size_value(conf->line_max, prev->line_max,
                               64 * 1024 * 1024);
     ngx_conf_merge_uint_value(conf->import_concurrency,

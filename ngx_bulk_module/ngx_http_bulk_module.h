@@ -147,6 +147,15 @@ struct ngx_http_bulk_fetch_s {
 };
 
 
+/* bulk_source_allow: where sources may come from besides public addresses */
+typedef struct {
+    ngx_array_t                   names;    /* ngx_str_t, lower case; a
+                                               "*." prefix: subdomains */
+    ngx_array_t                   cidrs;    /* ngx_cidr_t */
+    ngx_uint_t                    all;      /* no check at all */
+} ngx_http_bulk_source_allow_t;
+
+
 typedef struct {
     ngx_array_t                   pools;    /* ngx_http_bulk_pg_pool_t * */
     ngx_shm_zone_t               *import_zone;
@@ -165,6 +174,7 @@ typedef struct {
     ngx_http_complex_value_t     *dump_type;
     ngx_msec_t                    dump_sql_timeout;
     ngx_str_t                     fetch_uri;
+    ngx_http_bulk_source_allow_t *source_allow;
     size_t                        line_max;
     ngx_uint_t                    load_fhir;
     ngx_uint_t                    load_typed;
@@ -329,6 +339,10 @@ ngx_int_t ngx_http_bulk_fetch_start(ngx_http_request_t *r,
     ngx_http_bulk_fetch_t *f, ngx_str_t *location);
 void ngx_http_bulk_fetch_resume(ngx_http_bulk_fetch_t *f);
 void ngx_http_bulk_fetch_stop(ngx_http_bulk_fetch_t *f);
+ngx_int_t ngx_http_bulk_source_allowed(ngx_http_request_t *r, ngx_str_t *url,
+    u_char *err, size_t len);
+char *ngx_http_bulk_source_allow(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 ngx_int_t ngx_http_bulk_source_url_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 

@@ -164,3 +164,25 @@ qr/\[emerg\].*"bulk_line_max" directive invalid value/
 --- must_die
 --- error_log eval
 qr/\[emerg\].*bulk_import_concurrency/
+
+
+
+=== TEST 16: bulk_source_allow refuses what is neither an address nor a host name
+--- config
+    bulk_pg "$TEST_NGINX_PG_CONNINFO";
+    bulk_source_allow storage.example bad_name!;
+    location = /$load { bulk_load aidbox; }
+--- must_die
+--- error_log eval
+qr/\[emerg\].*invalid source "bad_name!": an address, a CIDR block, a host name/
+
+
+
+=== TEST 17: bulk_source_allow refuses a bare "*." and a dot at an end
+--- config
+    bulk_pg "$TEST_NGINX_PG_CONNINFO";
+    bulk_source_allow *.;
+    location = /$load { bulk_load aidbox; }
+--- must_die
+--- error_log eval
+qr/\[emerg\].*invalid source "\*\."/

@@ -11,6 +11,7 @@ $ENV{TEST_NGINX_SOURCE_PORT} = $ENV{TEST_NGINX_SERVER_PORT} + 12;
 
 our $Config = <<'CONF';
     bulk_pg "$TEST_NGINX_PG_CONNINFO";
+    bulk_source_allow 127.0.0.1;
     include $TEST_NGINX_REPO/conf/bulk_api.conf;
     location /src/ { alias $TEST_NGINX_HTML_DIR/; }
 CONF
@@ -192,6 +193,7 @@ is(BulkTest::sql_one(q{SELECT resource->>'gender' FROM patient WHERE id = 'd1'})
 === TEST 9: every kind of bad line is skipped and reported, the rest loads
 --- config
     bulk_pg "$TEST_NGINX_PG_CONNINFO";
+    bulk_source_allow 127.0.0.1;
     bulk_line_max 200;
     include $TEST_NGINX_REPO/conf/bulk_api.conf;
     location /src/ { alias $TEST_NGINX_HTML_DIR/; }
@@ -342,6 +344,7 @@ is(BulkTest::sql_one(q{SELECT count(*) FROM pg_stat_activity WHERE application_n
 === TEST 16: a source that stalls past proxy_read_timeout: 502, nothing committed
 --- config
     bulk_pg "$TEST_NGINX_PG_CONNINFO";
+    bulk_source_allow 127.0.0.1;
     location = /Patient/$load { bulk_load aidbox Patient; }
     location = /_bulk_fetch {
         internal;
@@ -374,6 +377,7 @@ is(BulkTest::sql_one(q{SELECT count(*) FROM patient}), 0, "nothing committed");
 === TEST 17: source URLs with long escaped query strings reach the source byte for byte
 --- config
     bulk_pg "$TEST_NGINX_PG_CONNINFO";
+    bulk_source_allow 127.0.0.1;
     include $TEST_NGINX_REPO/conf/bulk_api.conf;
     location /src/ {
         alias $TEST_NGINX_HTML_DIR/;
@@ -418,3 +422,20 @@ is($r->{body}, qq|{"total":5}\n|, "the next load works");
 --- no_error_log
 [alert]
 [crit]
+
+
+
+=== TEST 19: gzip whose first byte comes alone, in a chunk of its own (the sniffer holds it)
+--- init
+BulkTest::reset_type('Patient');
+my $gz = BulkTest::gzip_data(main::pats(50));
+$::src = BulkTest::source_start($ENV{TEST_NGINX_SOURCE_PORT},
+                                chunks => [substr($gz, 0, 1), substr($gz, 1, 1), substr($gz, 2)],
+                                life => 30);
+--- request eval
+qq|POST /Patient/\$load\n{"source": "http://127.0.0.1:$ENV{TEST_NGINX_SOURCE_PORT}/lone.ndjson.gz"}|
+--- response_body
+{"total":50}
+--- perl_test
+BulkTest::proxy_stop($::src);
+is(BulkTest::sql_one(q{SELECT count(*) FROM patient}), 50, "all rows, none taken for a bad line");

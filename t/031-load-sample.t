@@ -29,6 +29,7 @@ add_block_preprocessor(sub {
     my $block = shift;
     $block->set_value(config => <<'CONF');
     bulk_pg "$TEST_NGINX_PG_CONNINFO";
+    bulk_source_allow 127.0.0.1;
     include $TEST_NGINX_REPO/conf/bulk_api.conf;
     location /src/ { alias $TEST_NGINX_HTML_DIR/; }
 CONF

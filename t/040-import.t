@@ -19,6 +19,7 @@ $ENV{TEST_NGINX_SOURCE_PORT} = $ENV{TEST_NGINX_SERVER_PORT} + 12;
 
 our $Config = <<'CONF';
     bulk_pg "$TEST_NGINX_PG_CONNINFO";
+    bulk_source_allow 127.0.0.1;
     include $TEST_NGINX_REPO/conf/bulk_api.conf;
     location /src/ { alias $TEST_NGINX_HTML_DIR/; }
 CONF
@@ -316,6 +317,7 @@ is($j->{id}, 'z1', "id");
 === TEST 9: batches: each commit is durable, one txid per batch, cancel keeps them
 --- config
     bulk_pg "$TEST_NGINX_PG_CONNINFO";
+    bulk_source_allow 127.0.0.1;
     bulk_import_batch 16k;
     include $TEST_NGINX_REPO/conf/bulk_api.conf;
     location /src/ { alias $TEST_NGINX_HTML_DIR/; }

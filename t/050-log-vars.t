@@ -23,6 +23,7 @@ __DATA__
 --- config
     access_log logs/bulk.log bulk;
     bulk_pg "$TEST_NGINX_PG_CONNINFO";
+    bulk_source_allow 127.0.0.1;
     include $TEST_NGINX_REPO/conf/bulk_api.conf;
     location /src/ { alias $TEST_NGINX_HTML_DIR/; access_log off; }
     location /plain { return 200 "x"; }

@@ -25,6 +25,7 @@ log_level('warn');
 
 our $Config = <<'CONF';
     bulk_pg "$TEST_NGINX_PROXY_CONNINFO";
+    bulk_source_allow 127.0.0.1;
     bulk_pg_pool 2;
     bulk_pg_timeout 1s;
     include $TEST_NGINX_REPO/conf/bulk_api.conf;
@@ -120,6 +121,7 @@ __DATA__
 BulkTest::fill_table('Basic', 60000, 500);
 --- config
     bulk_pg "$TEST_NGINX_PG_CONNINFO";
+    bulk_source_allow 127.0.0.1;
     bulk_pg_pool 2;
     location ~ ^/(?<t>[A-Z][A-Za-z0-9]*)/\$dump$ { bulk_dump $t; }
 --- timeout: 60

@@ -22,6 +22,7 @@ log_level('warn');
 
 our $Config = <<'CONF';
     bulk_pg "$TEST_NGINX_PG_CONNINFO";
+    bulk_source_allow 127.0.0.1;
     include $TEST_NGINX_REPO/conf/bulk_api.conf;
     location /src/ { alias $TEST_NGINX_HTML_DIR/; }
     # anything in the path reaches the module

@@ -66,6 +66,7 @@ our $HttpConfig = <<"HTTP";
         ssl_certificate     \$TEST_NGINX_CERTS/self.crt;
         ssl_certificate_key \$TEST_NGINX_CERTS/self.key;
         bulk_pg "\$TEST_NGINX_PG_CONNINFO";
+        bulk_source_allow 127.0.0.1;
         bulk_fetch /_bulk_fetch_tls;
         include \$TEST_NGINX_REPO/conf/bulk_api.conf;
         location = /_bulk_fetch_tls {
@@ -89,6 +90,7 @@ HTTP
 
 our $Config = <<'CONF';
     bulk_pg "$TEST_NGINX_PG_CONNINFO";
+    bulk_source_allow 127.0.0.1;
     include $TEST_NGINX_REPO/conf/bulk_api.conf;
 CONF
 

@@ -31,7 +31,8 @@ sub adapt {
         @more);
     for my $s (@subst) {
         my ($re, $to) = @$s;
-        $c =~ s/$re/$to/g or die "$name: $re does not occur";
+        my $n = ref $to ? ($c =~ s/$re/$to->($&)/ge) : ($c =~ s/$re/$to/g);
+        $n or die "$name: $re does not occur";
     }
     $c =~ s{/usr/share/libnginx-mod-http-bulk/bulk_api\.conf}{$Repo/conf/bulk_api.conf}g;
     BulkTest::write_file("$Dir/$name", $c);
@@ -46,15 +47,19 @@ chomp $hash;
 die "openssl passwd failed" unless $hash =~ /^\$apr1\$/;
 BulkTest::write_file("$Dir/htpasswd", "alice:$hash\n");
 
+# the tests' sources are on loopback, which the module refuses by default
+my $loopback = [qr/bulk_pg "[^"]*";/, sub { "$_[0]\n    bulk_source_allow 127.0.0.1;" }];
+
 $ENV{TEST_NGINX_AUTH_BASIC} = adapt('auth_basic.conf', $api,
-    [qr{/etc/nginx/bulk\.htpasswd;}, "$Dir/htpasswd;"]);
+    [qr{/etc/nginx/bulk\.htpasswd;}, "$Dir/htpasswd;"], $loopback);
 $ENV{TEST_NGINX_DUMP_SQL} = adapt('dump_sql_internal.conf');
 (my $no_local = slurp("$Repo/conf/examples/dump_sql_internal.conf"))
     =~ s/^\s*allow 127\.0\.0\.1;\n//m or die "no allow 127.0.0.1";
 BulkTest::write_file("$Dir/dump_sql_internal.conf.orig", $no_local);
 $ENV{TEST_NGINX_SOURCE_HOSTS} = adapt('source_hosts.conf', $api,
     [qr{~\^http://10\\\.20\\\.30\\\.40\(:\[0-9\]\+\)\?/ },
-     "~^http://127\\.0\\.0\\.1:$Port/ "]);
+     "~^http://127\\.0\\.0\\.1:$Port/ "],
+    [qr{ 10\.20\.30\.40;}, " 127.0.0.1;"]);
 $ENV{TEST_NGINX_FRONT_FHIR} = adapt('front_fhir_server.conf', $api,
     [qr/server 127\.0\.0\.1:8888;/, "server 127.0.0.1:$Port;"]);
 $ENV{TEST_NGINX_EX_PORT} = $ExPort;
@@ -153,7 +158,7 @@ is(main::get(GET => '/Patient/$dump')->{status}, 200, '$dump still public');
 
 
 
-=== TEST 4: source_hosts: an allowed host loads, any other is refused before fetching
+=== TEST 4: source_hosts: an allowed host loads, any other is refused before fetching (by the module, or the map for the scheme)
 --- http_config: $TEST_NGINX_SOURCE_HOSTS
 --- init
 BulkTest::reset_type('Patient');
@@ -165,11 +170,16 @@ my $p = $ENV{TEST_NGINX_SERVER_PORT};
 my $r = main::get(POST => '/Patient/$load', %h, body => qq|{"source": "http://127.0.0.1:$p/src/p.ndjson"}|);
 is($r->{body}, qq|{"total":1}\n|, 'allowed host loads');
 BulkTest::reset_type('Patient');
-for my $url ("http://localhost:$p/src/p.ndjson", "http://127.0.0.1:$p\@localhost/src/p.ndjson",
-             "https://127.0.0.1:$p/src/p.ndjson", "http://127.0.0.10:$p/src/p.ndjson") {
+for my $t (["http://localhost:$p/src/p.ndjson", qr/host \\"localhost\\" is not allowed by bulk_source_allow/],
+           ["http://127.0.0.1:$p\@localhost/src/p.ndjson", qr/source URL is invalid: invalid port/],
+           ["http://127.0.0.10:$p/src/p.ndjson", qr/127\.0\.0\.10 is loopback/],
+           ["http://[::1]:$p/src/p.ndjson", qr/::1\] is loopback/],
+           ["http://169.254.169.254/latest/meta-data/", qr/169\.254\.169\.254 is link-local/],
+           ["http://storage.example.org/p.ndjson", qr/HTTP 403/]) {
+    my ($url, $why) = @$t;
     $r = main::get(POST => '/Patient/$load', %h, body => qq|{"source": "$url"}|);
     is($r->{status}, 502, "$url: 502");
-    like($r->{body}, qr/HTTP 403/, "$url: refused by the fetch location");
+    like($r->{body}, $why, "$url: refused ($why)");
 }
 is(BulkTest::sql_one(q{SELECT count(*) FROM patient}), 0, 'nothing loaded from them');
 my @got = main::slurp("$ENV{TEST_NGINX_SERVER_ROOT}/logs/access.log") =~ m{GET /src/p\.ndjson}g;

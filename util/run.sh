@@ -43,6 +43,8 @@ http {
 
         bulk_pg "$BULK_PG_CONNINFO";
         bulk_pg_pool 8 timeout=10s;
+        # a development setup: sources on this machine are allowed
+        bulk_source_allow 127.0.0.1;
 
         include $REPO/conf/bulk_api.conf;
     }

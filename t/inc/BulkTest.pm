@@ -219,7 +219,8 @@ sub proxy_start {
 # %o: body => bytes, length => Content-Length to announce (default the
 # body's), cut_after => close after sending this many body bytes,
 # stall_after => stop sending (but keep the connection) after this many,
-# rate => bytes per second, life => seconds before it exits.
+# rate => bytes per second, life => seconds before it exits; chunks =>
+# [pieces]: a chunked body, one chunk per piece, each followed by a pause.
 sub source_start {
     my ($port, %o) = @_;
     my $l = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port,
@@ -236,6 +237,18 @@ sub source_start {
         while ($req !~ /\r\n\r\n/) {
             my $n = sysread($c, $req, 4096, length $req);
             last unless $n;
+        }
+        if ($o{chunks}) {
+            # chunked, a pause after each chunk: nginx passes each on alone
+            syswrite($c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                         . "Connection: close\r\n\r\n");
+            for my $ch (@{ $o{chunks} }) {
+                syswrite($c, sprintf("%x\r\n", length $ch) . $ch . "\r\n");
+                sleep 0.3;
+            }
+            syswrite($c, "0\r\n\r\n");
+            close $c;
+            next;
         }
         my $body = $o{body} // '';
         my $len = $o{length} // length $body;

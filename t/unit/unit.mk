@@ -83,6 +83,12 @@ build/fuzz/fuzz_body: fuzz/fuzz_body.c $(BODY_DEPS)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FORMAT_INC) -o $@ $< \
 		ngx_bulk_module/ngx_bulk_body.c -lyaml -lyajl
 
+build/unit/test_addr: t/unit/test_addr.c ngx_bulk_module/ngx_bulk_addr.c \
+		ngx_bulk_module/ngx_bulk_addr.h
+	@mkdir -p $(@D)
+	$(UNIT_CC) $(UNIT_CFLAGS) $(FORMAT_INC) -o $@ $< \
+		ngx_bulk_module/ngx_bulk_addr.c
+
 build/unit/test_ndjson: t/unit/test_ndjson.c ngx_bulk_module/ngx_bulk_ndjson.c \
 		ngx_bulk_module/ngx_bulk_ndjson.h
 	@mkdir -p $(@D)
