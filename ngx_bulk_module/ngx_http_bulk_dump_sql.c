@@ -30,7 +30,8 @@
  * OperationOutcome.  Errors before the header
  * roll the transaction back and the connection is reused; an error after
  * it ends the response without its last chunk and closes the connection.
- * Success is the COMMIT of the read-only transaction.
+ * Success is the end of the read-only transaction, rolled back: nothing
+ * of a query outlives its request (see ngx_http_bulk_pg_taint()).
  */
 
 
@@ -48,7 +49,7 @@ typedef enum {
     ngx_http_bulk_sql_result,
     ngx_http_bulk_sql_copy,
     ngx_http_bulk_sql_end,
-    ngx_http_bulk_sql_commit,
+    ngx_http_bulk_sql_close,
     ngx_http_bulk_sql_rollback,
     ngx_http_bulk_sql_done
 } ngx_http_bulk_sql_state_e;
@@ -310,6 +311,9 @@ ngx_http_bulk_dump_sql_ready(ngx_http_bulk_pg_waiter_t *w, ngx_int_t rc)
     ctx->pc = w->conn;
     w->conn = NULL;
 
+    /* the client's SQL may change the session: reset before reuse */
+    ngx_http_bulk_pg_taint(ctx->pc);
+
     ngx_http_bulk_pg_set_handler(ctx->pc, ngx_http_bulk_dump_sql_pg_handler,
                                  ctx);
 
@@ -472,10 +476,16 @@ ngx_http_bulk_dump_sql_process(ngx_http_bulk_sql_ctx_t *ctx)
             return;
         }
 
-        ngx_http_bulk_dump_sql_send(ctx, "COMMIT", ngx_http_bulk_sql_commit);
+        /*
+         * a read-only transaction has nothing to commit; rolling it back
+         * also undoes what a query may have changed in the session
+         * (set_config(), LISTEN) and drops its pg_notify() messages
+         */
+
+        ngx_http_bulk_dump_sql_send(ctx, "ROLLBACK", ngx_http_bulk_sql_close);
         return;
 
-    case ngx_http_bulk_sql_commit:
+    case ngx_http_bulk_sql_close:
         if (ctx->error) {
             ngx_http_bulk_dump_sql_failed(ctx);
             return;

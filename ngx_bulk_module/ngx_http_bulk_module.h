@@ -79,6 +79,9 @@ struct ngx_http_bulk_pg_pool_s {
     ngx_queue_t                   waiters;
     ngx_queue_t                   all;
     ngx_queue_t                   cancels;  /* queries being cancelled */
+#if (NGX_THREADS)
+    ngx_thread_pool_t            *thread_pool; /* for PQcancel() */
+#endif
 };
 
 
@@ -98,6 +101,8 @@ struct ngx_http_bulk_pg_conn_s {
 
     unsigned                      connecting:1;
     unsigned                      idle:1;
+    unsigned                      dirty:1;     /* reset before reuse */
+    unsigned                      resetting:1; /* DISCARD ALL on its way */
     unsigned                      want_read:1;
     unsigned                      want_write:1;
 };
@@ -320,6 +325,7 @@ ngx_int_t ngx_http_bulk_pg_write(ngx_http_bulk_pg_conn_t *pc, ngx_uint_t on);
 void ngx_http_bulk_pg_exit(ngx_cycle_t *cycle);
 void ngx_http_bulk_pg_set_handler(ngx_http_bulk_pg_conn_t *pc,
     ngx_http_bulk_pg_handler_pt handler, void *data);
+void ngx_http_bulk_pg_taint(ngx_http_bulk_pg_conn_t *pc);
 
 /* ngx_http_bulk_out.c */
 ngx_int_t ngx_http_bulk_out_init(ngx_http_bulk_out_t *o,

@@ -34,21 +34,31 @@ static void ngx_http_bulk_pg_idle(ngx_http_bulk_pg_conn_t *pc);
 static void ngx_http_bulk_pg_waiter_event(ngx_event_t *ev);
 static ngx_int_t ngx_http_bulk_pg_check_hosts(ngx_conf_t *cf,
     const char *hosts);
-static void ngx_http_bulk_pg_cancel_backend(ngx_http_bulk_pg_pool_t *pool,
-    int pid);
-static void ngx_http_bulk_pg_canceller_ready(ngx_http_bulk_pg_waiter_t *w,
-    ngx_int_t rc);
-static void ngx_http_bulk_pg_canceller(ngx_http_bulk_pg_conn_t *pc);
+static void ngx_http_bulk_pg_shutdown(ngx_http_bulk_pg_conn_t *pc);
+static void ngx_http_bulk_pg_reset(ngx_http_bulk_pg_conn_t *pc);
+static void ngx_http_bulk_pg_reset_done(ngx_http_bulk_pg_conn_t *pc);
 
+
+#if (NGX_THREADS)
+
+/* a cancel request on its way, in the task's memory */
 
 typedef struct {
-    ngx_http_bulk_pg_waiter_t     waiter;
     ngx_queue_t                   queue;    /* in the pool's cancels */
+    ngx_thread_task_t            *task;
+    PGcancel                     *cancel;
     int                           pid;
+    int                           ok;
+    char                          err[256];
 } ngx_http_bulk_pg_cancel_t;
 
 
-static void ngx_http_bulk_pg_cancel_free(ngx_http_bulk_pg_cancel_t *cc);
+static void ngx_http_bulk_pg_cancel_query(ngx_http_bulk_pg_pool_t *pool,
+    PGconn *pg);
+static void ngx_http_bulk_pg_cancel_thread(void *data, ngx_log_t *log);
+static void ngx_http_bulk_pg_cancel_done(ngx_event_t *ev);
+
+#endif
 
 
 ngx_http_bulk_pg_pool_t *
@@ -96,6 +106,14 @@ ngx_http_bulk_pg_pool_get(ngx_conf_t *cf, ngx_str_t *conninfo, ngx_uint_t max,
     ngx_queue_init(&pool->waiters);
     ngx_queue_init(&pool->all);
     ngx_queue_init(&pool->cancels);
+
+#if (NGX_THREADS)
+    /* nginx's default pool ("thread_pool default" sizes it) */
+    pool->thread_pool = ngx_thread_pool_add(cf, NULL);
+    if (pool->thread_pool == NULL) {
+        return NULL;
+    }
+#endif
 
     err = NULL;
     opts = PQconninfoParse((char *) pool->conninfo.data, &err);
@@ -384,6 +402,11 @@ ngx_http_bulk_pg_release(ngx_http_bulk_pg_conn_t *pc, ngx_uint_t reusable)
         && PQtransactionStatus(pc->pg) == PQTRANS_IDLE
         && !PQisBusy(pc->pg))
     {
+        if (pc->dirty) {
+            ngx_http_bulk_pg_reset(pc);
+            return;
+        }
+
         if (ngx_http_bulk_pg_want(pc, 1, 0) != NGX_OK) {
             ngx_http_bulk_pg_close(pc);
             ngx_http_bulk_pg_next(pool);
@@ -476,6 +499,12 @@ ngx_http_bulk_pg_waiter_event(ngx_event_t *ev)
     ngx_http_bulk_pg_waiter_t  *w;
 
     w = ev->data;
+
+    /* an answer posted before the queue timeout: the timer goes */
+
+    if (ev->timer_set) {
+        ngx_del_timer(ev);
+    }
 
     if (w->conn) {
         w->ready(w, NGX_OK);
@@ -699,9 +728,16 @@ ngx_http_bulk_pg_failed(ngx_http_bulk_pg_conn_t *pc)
     ngx_http_bulk_pg_close(pc);
 
     if (w) {
+        /* the queue timeout is over for this waiter */
+
+        if (w->ev.timer_set) {
+            ngx_del_timer(&w->ev);
+        }
+
         ngx_post_event(&w->ev, &ngx_posted_events);
-        return;
     }
+
+    /* the capacity is free again: the next queued request tries */
 
     ngx_http_bulk_pg_next(pool);
 }
@@ -710,7 +746,6 @@ ngx_http_bulk_pg_failed(ngx_http_bulk_pg_conn_t *pc)
 static void
 ngx_http_bulk_pg_close(ngx_http_bulk_pg_conn_t *pc)
 {
-    int                       pid;
     ngx_connection_t         *c;
     ngx_http_bulk_pg_pool_t  *pool;
 
@@ -756,20 +791,24 @@ ngx_http_bulk_pg_close(ngx_http_bulk_pg_conn_t *pc)
         pc->c = NULL;
     }
 
-    /*
-     * a query still running (a request went away in the middle of it) is
-     * cancelled from another connection of the pool: closing the socket
-     * stops a backend only when it next writes to it
-     */
-
-    pid = 0;
     pool = pc->pool;
 
-    if (!pc->connecting && PQstatus(pc->pg) == CONNECTION_OK
+#if (NGX_THREADS)
+
+    /*
+     * a query still running (a request went away in the middle of it) is
+     * cancelled: closing the socket stops a backend only when it next
+     * writes to it
+     */
+
+    if (!pc->connecting && !ngx_terminate && !ngx_quit
+        && PQstatus(pc->pg) == CONNECTION_OK
         && PQtransactionStatus(pc->pg) == PQTRANS_ACTIVE)
     {
-        pid = PQbackendPID(pc->pg);
+        ngx_http_bulk_pg_cancel_query(pool, pc->pg);
     }
+
+#endif
 
     /* libpq closes the socket; in non-blocking mode PQfinish never waits */
 
@@ -778,111 +817,97 @@ ngx_http_bulk_pg_close(ngx_http_bulk_pg_conn_t *pc)
     pool->nconns--;
 
     ngx_free(pc);
-
-    if (pid && !ngx_exiting && !ngx_terminate && !ngx_quit) {
-        ngx_http_bulk_pg_cancel_backend(pool, pid);
-    }
 }
 
 
+#if (NGX_THREADS)
+
+/*
+ * A query still running when its connection is closed (its request went
+ * away) is cancelled with the backend's own cancel key: PQcancel() opens a
+ * connection of its own and waits for it, so it runs in nginx's thread
+ * pool.  No other connection of the pool is used, nothing waits in the
+ * pool's queue, and a pid reused meanwhile is never signalled.
+ */
+
 static void
-ngx_http_bulk_pg_cancel_backend(ngx_http_bulk_pg_pool_t *pool, int pid)
+ngx_http_bulk_pg_cancel_query(ngx_http_bulk_pg_pool_t *pool, PGconn *pg)
 {
+    ngx_thread_task_t          *task;
     ngx_http_bulk_pg_cancel_t  *cc;
+
+    if (pool->thread_pool == NULL) {
+        return;
+    }
+
+    task = ngx_calloc(sizeof(ngx_thread_task_t)
+                      + sizeof(ngx_http_bulk_pg_cancel_t), ngx_cycle->log);
+    if (task == NULL) {
+        return;
+    }
+
+    cc = (ngx_http_bulk_pg_cancel_t *) (task + 1);
+
+    cc->cancel = PQgetCancel(pg);
+    if (cc->cancel == NULL) {
+        ngx_free(task);
+        return;
+    }
+
+    cc->task = task;
+    cc->pid = PQbackendPID(pg);
+
+    task->ctx = cc;
+    task->handler = ngx_http_bulk_pg_cancel_thread;
+    task->event.handler = ngx_http_bulk_pg_cancel_done;
+    task->event.data = task;
+    task->event.log = ngx_cycle->log;
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
-                   "bulk pg: cancel backend %d", pid);
+                   "bulk pg: cancel the query of backend %d", cc->pid);
 
-    cc = ngx_calloc(sizeof(ngx_http_bulk_pg_cancel_t), ngx_cycle->log);
-    if (cc == NULL) {
+    if (ngx_thread_task_post(pool->thread_pool, task) != NGX_OK) {
+        PQfreeCancel(cc->cancel);
+        ngx_free(task);
         return;
     }
 
-    cc->pid = pid;
     ngx_queue_insert_tail(&pool->cancels, &cc->queue);
-    cc->waiter.pool = pool;
-    cc->waiter.ready = ngx_http_bulk_pg_canceller_ready;
-    cc->waiter.data = cc;
-    cc->waiter.log = ngx_cycle->log;
+}
 
-    switch (ngx_http_bulk_pg_acquire(&cc->waiter)) {
 
-    case NGX_OK:
-        ngx_http_bulk_pg_canceller_ready(&cc->waiter, NGX_OK);
-        return;
+/* in a thread of the pool */
 
-    case NGX_ERROR:
-        ngx_http_bulk_pg_cancel_free(cc);
-        return;
+static void
+ngx_http_bulk_pg_cancel_thread(void *data, ngx_log_t *log)
+{
+    ngx_http_bulk_pg_cancel_t  *cc = data;
 
-    default:
-        return;
-    }
+    cc->ok = PQcancel(cc->cancel, cc->err, sizeof(cc->err));
 }
 
 
 static void
-ngx_http_bulk_pg_cancel_free(ngx_http_bulk_pg_cancel_t *cc)
+ngx_http_bulk_pg_cancel_done(ngx_event_t *ev)
 {
+    ngx_thread_task_t          *task;
+    ngx_http_bulk_pg_cancel_t  *cc;
+
+    task = ev->data;
+    cc = task->ctx;
+
+    if (!cc->ok) {
+        ngx_log_error(NGX_LOG_WARN, ev->log, 0,
+                      "bulk pg: cannot cancel the query of backend %d: %*s",
+                      cc->pid, ngx_http_bulk_msg_len(cc->err), cc->err);
+    }
+
     ngx_queue_remove(&cc->queue);
-    ngx_free(cc);
+    PQfreeCancel(cc->cancel);
+    ngx_free(task);
 }
 
-
-static void
-ngx_http_bulk_pg_canceller_ready(ngx_http_bulk_pg_waiter_t *w, ngx_int_t rc)
-{
-    char                        sql[64];
-    ngx_http_bulk_pg_conn_t    *pc;
-    ngx_http_bulk_pg_cancel_t  *cc;
-
-    cc = w->data;
-
-    if (rc != NGX_OK) {
-        ngx_http_bulk_pg_cancel_free(cc);
-        return;
-    }
-
-    pc = w->conn;
-    w->conn = NULL;
-
-    ngx_http_bulk_pg_set_handler(pc, ngx_http_bulk_pg_canceller, cc);
-
-    ngx_snprintf((u_char *) sql, sizeof(sql),
-                 "SELECT pg_cancel_backend(%d)%Z", cc->pid);
-
-    if (ngx_http_bulk_pg_send(pc, sql) != NGX_OK) {
-        ngx_http_bulk_pg_release(pc, 0);
-        ngx_http_bulk_pg_cancel_free(cc);
-    }
-}
-
-
-static void
-ngx_http_bulk_pg_canceller(ngx_http_bulk_pg_conn_t *pc)
-{
-    PGresult                   *res;
-    ngx_http_bulk_pg_cancel_t  *cc;
-
-    cc = pc->data;
-
-    while (!PQisBusy(pc->pg)) {
-        res = PQgetResult(pc->pg);
-
-        if (res == NULL) {
-            ngx_http_bulk_pg_release(pc, 1);
-            ngx_http_bulk_pg_cancel_free(cc);
-            return;
-        }
-
-        PQclear(res);
-    }
-
-    if (PQstatus(pc->pg) != CONNECTION_OK) {
-        ngx_http_bulk_pg_release(pc, 0);
-        ngx_http_bulk_pg_cancel_free(cc);
-    }
-}
+#endif
 
 
 static ngx_int_t
@@ -966,9 +991,9 @@ ngx_http_bulk_pg_event(ngx_event_t *ev)
     pc = c->data;
 
     if (c->close) {
-        /* a graceful shutdown closes idle connections */
+        /* nginx shuts down: idle connections, or all at its timeout */
         c->close = 0;
-        ngx_http_bulk_pg_release(pc, 0);
+        ngx_http_bulk_pg_shutdown(pc);
         return;
     }
 
@@ -1023,6 +1048,118 @@ ngx_http_bulk_pg_set_handler(ngx_http_bulk_pg_conn_t *pc,
 {
     pc->handler = handler;
     pc->data = data;
+}
+
+
+/*
+ * The owner runs SQL it does not control ($dump-sql): whatever that SQL
+ * leaves in the session (settings, advisory locks, LISTEN, prepared
+ * statements, temporary tables) is discarded before the connection
+ * serves anyone else.
+ */
+
+void
+ngx_http_bulk_pg_taint(ngx_http_bulk_pg_conn_t *pc)
+{
+    pc->dirty = 1;
+}
+
+
+/* back to the state of a fresh connection, then into the pool */
+
+static void
+ngx_http_bulk_pg_reset(ngx_http_bulk_pg_conn_t *pc)
+{
+    pc->resetting = 1;
+    pc->handler = ngx_http_bulk_pg_reset_done;
+    pc->data = NULL;
+
+    if (ngx_http_bulk_pg_send(pc, "DISCARD ALL") != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, pc->c->log, 0,
+                      "bulk pg: cannot reset a connection: %*s",
+                      ngx_http_bulk_msg_len(PQerrorMessage(pc->pg)),
+                      PQerrorMessage(pc->pg));
+        pc->resetting = 0;
+        ngx_http_bulk_pg_release(pc, 0);
+    }
+}
+
+
+static void
+ngx_http_bulk_pg_reset_done(ngx_http_bulk_pg_conn_t *pc)
+{
+    PGresult    *res;
+    ngx_uint_t   ok;
+
+    ok = 1;
+
+    for ( ;; ) {
+        if (PQisBusy(pc->pg)) {
+            if (PQstatus(pc->pg) == CONNECTION_OK) {
+                return;
+            }
+
+            ok = 0;
+            break;
+        }
+
+        res = PQgetResult(pc->pg);
+        if (res == NULL) {
+            break;
+        }
+
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            ngx_log_error(NGX_LOG_ERR, pc->c->log, 0,
+                          "bulk pg: cannot reset a connection: %*s",
+                          ngx_http_bulk_msg_len(PQresultErrorMessage(res)),
+                          PQresultErrorMessage(res));
+            ok = 0;
+        }
+
+        PQclear(res);
+    }
+
+    pc->resetting = 0;
+    pc->dirty = !ok;
+
+    ngx_http_bulk_pg_release(pc, ok);
+}
+
+
+/*
+ * nginx shuts down (worker_shutdown_timeout): an idle connection closes; a
+ * busy one is cut (shutdown(2): libpq sees the server gone) and its owner
+ * fails on it and releases it, so nothing is freed under its feet.
+ */
+
+static void
+ngx_http_bulk_pg_shutdown(ngx_http_bulk_pg_conn_t *pc)
+{
+    if (pc->idle || pc->resetting) {
+        ngx_http_bulk_pg_release(pc, 0);
+        return;
+    }
+
+    if (pc->connecting) {
+        if (pc->waiter) {
+            ngx_http_bulk_pg_failed(pc);
+
+        } else {
+            ngx_http_bulk_pg_release(pc, 0);
+        }
+
+        return;
+    }
+
+    if (PQsocket(pc->pg) == pc->c->fd) {
+        (void) shutdown(pc->c->fd, SHUT_RDWR);
+    }
+
+    (void) PQconsumeInput(pc->pg);
+
+    if (pc->handler) {
+        pc->handler(pc);
+    }
 }
 
 
@@ -1089,8 +1226,10 @@ ngx_http_bulk_pg_exit(ngx_cycle_t *cycle)
     ngx_queue_t                *q;
     ngx_http_bulk_pg_conn_t    *pc;
     ngx_http_bulk_pg_pool_t   **pp;
-    ngx_http_bulk_pg_cancel_t  *cc;
     ngx_http_bulk_main_conf_t  *bmcf;
+#if (NGX_THREADS)
+    ngx_http_bulk_pg_cancel_t  *cc;
+#endif
 
     bmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_bulk_module);
     if (bmcf == NULL) {
@@ -1100,12 +1239,19 @@ ngx_http_bulk_pg_exit(ngx_cycle_t *cycle)
     pp = bmcf->pools.elts;
 
     for (i = 0; i < bmcf->pools.nelts; i++) {
+#if (NGX_THREADS)
+
+        /* the thread pool has stopped: requests not reported are freed */
+
         while (!ngx_queue_empty(&pp[i]->cancels)) {
             q = ngx_queue_head(&pp[i]->cancels);
             cc = ngx_queue_data(q, ngx_http_bulk_pg_cancel_t, queue);
-            ngx_http_bulk_pg_cancel(&cc->waiter);
-            ngx_http_bulk_pg_cancel_free(cc);
+            ngx_queue_remove(q);
+            PQfreeCancel(cc->cancel);
+            ngx_free(cc->task);
         }
+
+#endif
 
         while (!ngx_queue_empty(&pp[i]->all)) {
             q = ngx_queue_head(&pp[i]->all);
