@@ -20,13 +20,13 @@
 #include "ngx_http_bulk_module.h"
 #include "ngx_bulk_json.h"
 #include "ngx_bulk_fhir_schema.h"
+#include <sys/random.h>
 
 
 #define NGX_HTTP_BULK_IMPORT_ISSUES      10
 #define NGX_HTTP_BULK_IMPORT_ISSUE_LEN   200
 #define NGX_HTTP_BULK_IMPORT_ERR_LEN     256
 #define NGX_HTTP_BULK_IMPORT_HEARTBEAT   1000
-#define NGX_HTTP_BULK_IMPORT_DEAD        10
 
 #define NGX_HTTP_BULK_IMPORT_WAITING     0
 #define NGX_HTTP_BULK_IMPORT_ACTIVE      1
@@ -72,13 +72,14 @@ typedef struct {
     ngx_uint_t                    status;
     ngx_msec_t                    start;
     ngx_msec_t                    end;
-    ngx_pid_t                     pid;
-    time_t                        pid_start;
+    ngx_pid_t                     pid;      /* the worker running the job */
+    uint64_t                      pid_start; /* its start, 0: unknown */
     time_t                        heartbeat;
     u_char                        err[NGX_HTTP_BULK_IMPORT_ERR_LEN];
     unsigned                      fhir:1;
     unsigned                      update:1;
     unsigned                      cancel:1;
+    unsigned                      owned:1;  /* pinned: a job writes it */
     ngx_uint_t                    ninputs;
     ngx_http_bulk_import_input_rec_t  inputs[1];
 } ngx_http_bulk_import_rec_t;
@@ -146,6 +147,35 @@ struct ngx_http_bulk_import_job_s {
 };
 
 
+typedef enum {
+    NGX_HTTP_BULK_IMPORT_RUN = 0,
+    NGX_HTTP_BULK_IMPORT_CANCEL,
+    NGX_HTTP_BULK_IMPORT_SHUTDOWN
+} ngx_http_bulk_import_stop_e;
+
+
+/* a kick-off request, checked */
+
+typedef struct {
+    ngx_str_t                     type;
+    ngx_str_t                     url;
+} ngx_http_bulk_import_source_t;
+
+
+typedef struct {
+    ngx_str_t                     id;
+    ngx_str_t                     encoding;
+    ngx_str_t                     merge;
+    ngx_uint_t                    fhir;
+    ngx_uint_t                    update;
+    ngx_uint_t                    strip_nulls;
+    yajl_val                      inputs;
+    ngx_uint_t                    ninputs;
+    ngx_http_bulk_import_source_t *sources;
+    u_char                        err[256];
+} ngx_http_bulk_import_req_t;
+
+
 /* GET/DELETE of a status the zone does not have: asked of the table */
 
 typedef struct {
@@ -158,11 +188,27 @@ typedef struct {
 
 static ngx_int_t ngx_http_bulk_import_body(ngx_http_request_t *r,
     yajl_val root);
+static ngx_int_t ngx_http_bulk_import_options(ngx_http_request_t *r,
+    yajl_val root, ngx_http_bulk_import_req_t *req);
+static ngx_int_t ngx_http_bulk_import_inputs(ngx_http_request_t *r,
+    ngx_http_bulk_import_req_t *req);
+static ngx_int_t ngx_http_bulk_import_new_id(u_char *buf, ngx_str_t *id);
+static ngx_int_t ngx_http_bulk_import_record(ngx_http_bulk_import_zone_t *z,
+    ngx_http_bulk_import_req_t *req, ngx_pool_t *pool,
+    ngx_http_bulk_import_rec_t **recp, u_char **json, size_t *lenp);
+static ngx_int_t ngx_http_bulk_import_job(ngx_http_request_t *r,
+    ngx_http_bulk_import_req_t *req, ngx_http_bulk_import_zone_t *z,
+    ngx_http_bulk_import_rec_t *rec);
 static ngx_int_t ngx_http_bulk_import_url_ok(u_char *p, size_t len);
 static ngx_int_t ngx_http_bulk_import_type_ok(u_char *p, size_t len);
 static ngx_http_bulk_import_rec_t *ngx_http_bulk_import_lookup(
     ngx_http_bulk_import_zone_t *z, u_char *id, size_t len);
 static void ngx_http_bulk_import_free_rec(ngx_http_bulk_import_zone_t *z,
+    ngx_http_bulk_import_rec_t *rec);
+static void ngx_http_bulk_import_free_urls(ngx_http_bulk_import_zone_t *z,
+    ngx_http_bulk_import_rec_t *rec);
+static ngx_int_t ngx_http_bulk_import_proc(ngx_pid_t pid, uint64_t *start);
+static ngx_uint_t ngx_http_bulk_import_owner_alive(
     ngx_http_bulk_import_rec_t *rec);
 static void *ngx_http_bulk_import_alloc(ngx_http_bulk_import_zone_t *z,
     size_t size);
@@ -173,6 +219,8 @@ static u_char *ngx_http_bulk_import_render(ngx_pool_t *pool,
 static ngx_int_t ngx_http_bulk_import_send(ngx_http_request_t *r,
     ngx_uint_t status, u_char *p, size_t len, ngx_str_t *progress);
 static void ngx_http_bulk_import_timer(ngx_event_t *ev);
+static void ngx_http_bulk_import_stop(ngx_http_bulk_import_job_t *job,
+    ngx_http_bulk_import_stop_e stop);
 static void ngx_http_bulk_import_next(ngx_http_bulk_import_job_t *job);
 static ngx_int_t ngx_http_bulk_import_start_input(
     ngx_http_bulk_import_job_t *job, ngx_http_bulk_import_input_t *in);
@@ -191,6 +239,8 @@ static void ngx_http_bulk_import_save_ready(ngx_http_bulk_pg_waiter_t *w,
 static void ngx_http_bulk_import_saved(ngx_http_bulk_pg_conn_t *pc);
 static void ngx_http_bulk_import_save_done(ngx_http_bulk_import_job_t *job);
 static void ngx_http_bulk_import_free(ngx_http_bulk_import_job_t *job);
+static ngx_int_t ngx_http_bulk_import_percent(
+    ngx_http_bulk_import_rec_t *rec);
 static ngx_int_t ngx_http_bulk_import_table(ngx_http_request_t *r,
     ngx_str_t *id);
 static void ngx_http_bulk_import_table_ready(ngx_http_bulk_pg_waiter_t *w,
@@ -205,7 +255,7 @@ const size_t  ngx_http_bulk_import_zone_size =
 
 static ngx_queue_t  ngx_http_bulk_import_jobs;
 static ngx_uint_t   ngx_http_bulk_import_jobs_init;
-static time_t       ngx_http_bulk_import_worker_start;
+static uint64_t     ngx_http_bulk_import_worker_start;
 
 static const char  *ngx_http_bulk_import_status_names[] = {
     "waiting", "active", "finished", "failed", "cancelled"
@@ -270,7 +320,8 @@ ngx_http_bulk_import_init_process(ngx_cycle_t *cycle)
 {
     ngx_queue_init(&ngx_http_bulk_import_jobs);
     ngx_http_bulk_import_jobs_init = 1;
-    ngx_http_bulk_import_worker_start = ngx_time();
+    (void) ngx_http_bulk_import_proc(ngx_pid,
+                                     &ngx_http_bulk_import_worker_start);
 }
 
 
@@ -316,6 +367,9 @@ ngx_http_bulk_import_exit_process(ngx_cycle_t *cycle)
                 }
             }
         }
+
+        rec->owned = 0;
+        job->rec = NULL;
 
         ngx_shmtx_unlock(&job->zone->shpool->mutex);
 
@@ -376,22 +430,33 @@ static void
 ngx_http_bulk_import_free_rec(ngx_http_bulk_import_zone_t *z,
     ngx_http_bulk_import_rec_t *rec)
 {
-    ngx_uint_t  i;
-
     ngx_rbtree_delete(&z->sh->rbtree, &rec->node);
     ngx_queue_remove(&rec->queue);
 
-    for (i = 0; i < rec->ninputs; i++) {
-        if (rec->inputs[i].url) {
-            ngx_slab_free_locked(z->shpool, rec->inputs[i].url);
-        }
-    }
-
+    ngx_http_bulk_import_free_urls(z, rec);
     ngx_slab_free_locked(z->shpool, rec);
 }
 
 
-/* slab memory, evicting the oldest jobs that are over when needed */
+static void
+ngx_http_bulk_import_free_urls(ngx_http_bulk_import_zone_t *z,
+    ngx_http_bulk_import_rec_t *rec)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < rec->ninputs; i++) {
+        if (rec->inputs[i].url) {
+            ngx_slab_free_locked(z->shpool, rec->inputs[i].url);
+            rec->inputs[i].url = NULL;
+        }
+    }
+}
+
+
+/*
+ * Slab memory, evicting the oldest records that no job owns when needed.
+ * A record stays pinned while its job runs, whatever its status says.
+ */
 
 static void *
 ngx_http_bulk_import_alloc(ngx_http_bulk_import_zone_t *z, size_t size)
@@ -412,7 +477,7 @@ ngx_http_bulk_import_alloc(ngx_http_bulk_import_zone_t *z, size_t size)
         next = ngx_queue_next(q);
         rec = ngx_queue_data(q, ngx_http_bulk_import_rec_t, queue);
 
-        if (rec->status == NGX_HTTP_BULK_IMPORT_ACTIVE) {
+        if (ngx_http_bulk_import_check_owner(rec)) {
             continue;
         }
 
@@ -429,37 +494,147 @@ ngx_http_bulk_import_alloc(ngx_http_bulk_import_zone_t *z, size_t size)
 
 
 /*
- * An active job whose worker is gone (killed) or silent for too long is
- * failed; called with the zone locked.  Returns 1 when the job is active.
+ * The state of a process: 1 alive, 0 gone (or a zombie), -1 unknown (no
+ * procfs); *start gets its start time in clock ticks since boot.  Fields
+ * of /proc/<pid>/stat follow the last ')' (the command name may hold
+ * anything): state is the third field, starttime the 22nd.
+ */
+
+static ngx_int_t
+ngx_http_bulk_import_proc(ngx_pid_t pid, uint64_t *start)
+{
+    u_char      *p, *last;
+    ssize_t      n;
+    ngx_fd_t     fd;
+    ngx_uint_t   field;
+    u_char       name[sizeof("/proc//stat") + NGX_INT64_LEN];
+    u_char       buf[1024];
+
+    *start = 0;
+
+    ngx_sprintf(name, "/proc/%P/stat%Z", pid);
+
+    fd = ngx_open_file(name, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+
+    if (fd == NGX_INVALID_FILE) {
+        return (ngx_errno == NGX_ENOENT) ? 0 : -1;
+    }
+
+    n = read(fd, buf, sizeof(buf));
+    (void) ngx_close_file(fd);
+
+    if (n <= 0) {
+        return -1;
+    }
+
+    last = buf + n;
+
+    for (p = last; p > buf && p[-1] != ')'; p--) {
+        /* void */
+    }
+
+    if (p == buf || last - p < 3) {
+        return -1;
+    }
+
+    if (p[1] == 'Z' || p[1] == 'X' || p[1] == 'x') {
+        return 0;
+    }
+
+    field = 2;
+
+    for ( /* void */ ; p < last; p++) {
+        if (*p == ' ') {
+            if (++field > 22) {
+                break;
+            }
+
+            continue;
+        }
+
+        if (field == 22) {
+            if (*p < '0' || *p > '9') {
+                return -1;
+            }
+
+            *start = *start * 10 + (*p - '0');
+        }
+    }
+
+    return *start ? 1 : -1;
+}
+
+
+/*
+ * 1 while the worker process that runs a record's job is alive.  A pid
+ * alone can be reused: the process's start time tells (where procfs has
+ * it).  A worker that is alive but slow keeps its jobs: no heartbeat rule
+ * frees a record under a running job.
+ */
+
+static ngx_uint_t
+ngx_http_bulk_import_owner_alive(ngx_http_bulk_import_rec_t *rec)
+{
+    uint64_t  start;
+
+    if (rec->pid == ngx_pid) {
+        return rec->pid_start == ngx_http_bulk_import_worker_start;
+    }
+
+    if (kill(rec->pid, 0) == -1 && ngx_errno == NGX_ESRCH) {
+        return 0;
+    }
+
+    switch (ngx_http_bulk_import_proc(rec->pid, &start)) {
+
+    case 0:
+        return 0;
+
+    case 1:
+        return rec->pid_start == 0 || start == rec->pid_start;
+
+    default:
+        return 1;
+    }
+}
+
+
+/*
+ * A record whose job is gone without ending it (its worker was killed) is
+ * settled: active becomes failed and the record is no longer pinned.
+ * Called with the zone locked.  Returns 1 while a live job owns the record.
  */
 
 static ngx_uint_t
 ngx_http_bulk_import_check_owner(ngx_http_bulk_import_rec_t *rec)
 {
-    ngx_uint_t  i, dead;
+    ngx_uint_t  i;
 
-    if (rec->status != NGX_HTTP_BULK_IMPORT_ACTIVE) {
+    if (!rec->owned) {
         return 0;
     }
 
-    dead = 0;
-
-    if (kill(rec->pid, 0) == -1 && ngx_errno == NGX_ESRCH) {
-        dead = 1;
-
-    } else if (ngx_time() - rec->heartbeat > NGX_HTTP_BULK_IMPORT_DEAD) {
-        dead = 1;
-    }
-
-    if (!dead) {
+    if (ngx_http_bulk_import_owner_alive(rec)) {
         return 1;
     }
 
-    rec->status = NGX_HTTP_BULK_IMPORT_FAILED;
-    rec->end = ngx_http_bulk_import_now();
+    rec->owned = 0;
+
+    if (rec->status != NGX_HTTP_BULK_IMPORT_ACTIVE
+        && rec->status != NGX_HTTP_BULK_IMPORT_CANCELLED)
+    {
+        return 0;
+    }
+
     ngx_snprintf(rec->err, NGX_HTTP_BULK_IMPORT_ERR_LEN - 1,
                  "the nginx worker process %P running the import died%Z",
                  rec->pid);
+
+    if (rec->status == NGX_HTTP_BULK_IMPORT_ACTIVE) {
+        rec->status = NGX_HTTP_BULK_IMPORT_FAILED;
+    }
+
+    rec->end = ngx_http_bulk_import_now();
 
     for (i = 0; i < rec->ninputs; i++) {
         if (rec->inputs[i].status <= NGX_HTTP_BULK_IMPORT_ACTIVE) {
@@ -543,260 +718,444 @@ ngx_http_bulk_import_type_ok(u_char *p, size_t len)
 }
 
 
-#define ngx_http_bulk_import_bad(r, ...)                                     \
-    ngx_http_bulk_send_error(r, NGX_HTTP_BAD_REQUEST, "invalid", __VA_ARGS__)
-
+/*
+ * The kick-off body, checked: NGX_OK, NGX_DECLINED (a 400, err says why)
+ * or NGX_ERROR.  Every string is bounded by the field of the zone record
+ * it goes to; the body has no key twice (ngx_http_bulk_read_body()).
+ */
 
 static ngx_int_t
-ngx_http_bulk_import_body(ngx_http_request_t *r, yajl_val root)
+ngx_http_bulk_import_options(ngx_http_request_t *r, yajl_val root,
+    ngx_http_bulk_import_req_t *req)
 {
-    u_char                         *p, *json;
-    size_t                          i, j, n, size, len;
-    yajl_val                        v, inputs, in, iv;
-    ngx_str_t                       id, enc, s, type, url;
-    ngx_pool_t                     *pool;
-    ngx_uint_t                      update, strip, fhir;
-    ngx_shm_zone_t                 *shm_zone;
-    ngx_http_core_loc_conf_t       *clcf;
-    ngx_http_bulk_loc_conf_t       *blcf;
-    ngx_http_bulk_main_conf_t      *bmcf;
-    ngx_http_bulk_import_job_t     *job;
-    ngx_http_bulk_import_rec_t     *rec;
-    ngx_http_bulk_import_zone_t    *z;
-    ngx_http_bulk_import_input_t   *ji;
-    ngx_http_bulk_import_input_rec_t  *ir;
-    ngx_str_t                       merge, location;
-    u_char                          idbuf[NGX_HTTP_BULK_TYPE_MAX];
-
-    blcf = ngx_http_get_module_loc_conf(r, ngx_http_bulk_module);
-    bmcf = ngx_http_get_module_main_conf(r, ngx_http_bulk_module);
-    shm_zone = bmcf->import_zone;
-
-    ngx_str_null(&id);
-    ngx_str_null(&enc);
-    ngx_str_null(&merge);
-    inputs = NULL;
-    update = 0;
-    strip = 0;
-    fhir = blcf->load_fhir;
+    size_t       i;
+    yajl_val     v;
+    const char  *key;
 
     for (i = 0; i < root->u.object.len; i++) {
         v = root->u.object.values[i];
-        p = (u_char *) root->u.object.keys[i];
+        key = root->u.object.keys[i];
 
-        if (ngx_strcmp(p, "id") == 0) {
+        if (ngx_strcmp(key, "id") == 0) {
             if (!YAJL_IS_STRING(v)) {
                 goto bad_id;
             }
 
-            id.data = (u_char *) YAJL_GET_STRING(v);
-            id.len = ngx_strlen(id.data);
+            req->id.data = (u_char *) YAJL_GET_STRING(v);
+            req->id.len = ngx_strlen(req->id.data);
 
-            if (!ngx_bulk_fhir_id_valid((const char *) id.data, id.len)) {
+            if (!ngx_bulk_fhir_id_valid((const char *) req->id.data,
+                                        req->id.len))
+            {
                 goto bad_id;
             }
 
-        } else if (ngx_strcmp(p, "inputs") == 0) {
-            inputs = v;
+        } else if (ngx_strcmp(key, "inputs") == 0) {
+            req->inputs = v;
 
-        } else if (ngx_strcmp(p, "contentEncoding") == 0) {
-            enc.data = YAJL_IS_STRING(v) ? (u_char *) v->u.string : NULL;
-
-            if (enc.data == NULL
-                || (ngx_strcmp(enc.data, "gzip") != 0
-                    && ngx_strcmp(enc.data, "plain") != 0))
+        } else if (ngx_strcmp(key, "contentEncoding") == 0) {
+            if (!YAJL_IS_STRING(v)
+                || (ngx_strcmp(v->u.string, "gzip") != 0
+                    && ngx_strcmp(v->u.string, "plain") != 0))
             {
-                return ngx_http_bulk_import_bad(r, "\"contentEncoding\" must be "
-                                         "\"gzip\" or \"plain\"");
+                ngx_snprintf(req->err, sizeof(req->err) - 1,
+                             "\"contentEncoding\" must be \"gzip\" or "
+                             "\"plain\"%Z");
+                return NGX_DECLINED;
             }
 
-            enc.len = ngx_strlen(enc.data);
+            req->encoding.data = (u_char *) v->u.string;
+            req->encoding.len = ngx_strlen(v->u.string);
 
-        } else if (ngx_strcmp(p, "update") == 0
-                   || ngx_strcmp(p, "strip-nulls") == 0)
+        } else if (ngx_strcmp(key, "update") == 0
+                   || ngx_strcmp(key, "strip-nulls") == 0)
         {
             if (!YAJL_IS_TRUE(v) && !YAJL_IS_FALSE(v)) {
-                return ngx_http_bulk_import_bad(r, "\"%s\" must be true or false",
-                                         p);
+                ngx_snprintf(req->err, sizeof(req->err) - 1,
+                             "\"%s\" must be true or false%Z", key);
+                return NGX_DECLINED;
             }
 
-            if (p[0] == 'u') {
-                update = YAJL_IS_TRUE(v);
+            if (key[0] == 'u') {
+                req->update = YAJL_IS_TRUE(v);
 
             } else {
-                strip = YAJL_IS_TRUE(v);
+                req->strip_nulls = YAJL_IS_TRUE(v);
             }
 
-        } else if (ngx_strcmp(p, "merge") == 0) {
+        } else if (ngx_strcmp(key, "merge") == 0) {
             if (YAJL_IS_NULL(v)) {
                 continue;
             }
 
             if (!YAJL_IS_OBJECT(v)) {
-                return ngx_http_bulk_import_bad(r, "\"merge\" must be an object");
+                ngx_snprintf(req->err, sizeof(req->err) - 1,
+                             "\"merge\" must be an object%Z");
+                return NGX_DECLINED;
             }
 
-            if (ngx_http_bulk_json_text(r->pool, v, &merge) != NGX_OK) {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            if (ngx_http_bulk_json_text(r->pool, v, &req->merge) != NGX_OK) {
+                return NGX_ERROR;
             }
         }
 
         /* inputFormat, mode and anything else: accepted and ignored */
     }
 
-    if (inputs == NULL || !YAJL_IS_ARRAY(inputs)
-        || inputs->u.array.len == 0)
+    return ngx_http_bulk_import_inputs(r, req);
+
+bad_id:
+
+    ngx_snprintf(req->err, sizeof(req->err) - 1,
+                 "\"id\" must be a FHIR id ([A-Za-z0-9.-]{1,64})%Z");
+
+    return NGX_DECLINED;
+}
+
+
+static ngx_int_t
+ngx_http_bulk_import_inputs(ngx_http_request_t *r,
+    ngx_http_bulk_import_req_t *req)
+{
+    size_t                         i, j, n;
+    yajl_val                       in, v;
+    ngx_str_t                      s;
+    const char                    *key;
+    ngx_http_bulk_import_source_t *src;
+
+    if (req->inputs == NULL || !YAJL_IS_ARRAY(req->inputs)
+        || req->inputs->u.array.len == 0)
     {
-        return ngx_http_bulk_import_bad(r, "\"inputs\" must be a non-empty array "
-                                 "of {\"resourceType\", \"url\"}");
+        ngx_snprintf(req->err, sizeof(req->err) - 1,
+                     "\"inputs\" must be a non-empty array of "
+                     "{\"resourceType\", \"url\"}%Z");
+        return NGX_DECLINED;
     }
 
-    n = inputs->u.array.len;
-    size = sizeof(ngx_http_bulk_import_rec_t)
-           + (n - 1) * sizeof(ngx_http_bulk_import_input_rec_t);
+    n = req->inputs->u.array.len;
+
+    req->sources = ngx_pcalloc(r->pool,
+                               n * sizeof(ngx_http_bulk_import_source_t));
+    if (req->sources == NULL) {
+        return NGX_ERROR;
+    }
+
+    req->ninputs = n;
 
     for (i = 0; i < n; i++) {
-        in = inputs->u.array.values[i];
+        in = req->inputs->u.array.values[i];
+        src = &req->sources[i];
 
         if (!YAJL_IS_OBJECT(in)) {
-            return ngx_http_bulk_import_bad(r, "inputs[%uz] is not an object", i);
+            ngx_snprintf(req->err, sizeof(req->err) - 1,
+                         "inputs[%uz] is not an object%Z", i);
+            return NGX_DECLINED;
         }
 
-        ngx_str_null(&type);
-        ngx_str_null(&url);
-
         for (j = 0; j < in->u.object.len; j++) {
-            iv = in->u.object.values[j];
+            v = in->u.object.values[j];
+            key = in->u.object.keys[j];
 
-            if (!YAJL_IS_STRING(iv)) {
+            if (!YAJL_IS_STRING(v)) {
                 continue;
             }
 
-            s.data = (u_char *) YAJL_GET_STRING(iv);
+            s.data = (u_char *) YAJL_GET_STRING(v);
             s.len = ngx_strlen(s.data);
 
-            if (ngx_strcmp(in->u.object.keys[j], "resourceType") == 0) {
-                type = s;
+            if (ngx_strcmp(key, "resourceType") == 0) {
+                src->type = s;
 
-            } else if (ngx_strcmp(in->u.object.keys[j], "url") == 0) {
-                url = s;
+            } else if (ngx_strcmp(key, "url") == 0) {
+                src->url = s;
             }
         }
 
-        if (ngx_http_bulk_import_type_ok(type.data, type.len) != NGX_OK) {
-            return ngx_http_bulk_import_bad(r, "inputs[%uz]: \"resourceType\" must "
-                                     "be a resource type name", i);
+        if (ngx_http_bulk_import_type_ok(src->type.data, src->type.len)
+            != NGX_OK)
+        {
+            ngx_snprintf(req->err, sizeof(req->err) - 1,
+                         "inputs[%uz]: \"resourceType\" must be a resource "
+                         "type name%Z", i);
+            return NGX_DECLINED;
         }
 
-        if (ngx_http_bulk_import_url_ok(url.data, url.len) != NGX_OK) {
-            return ngx_http_bulk_import_bad(r, "inputs[%uz]: \"url\" must be an "
-                                     "http or https URL", i);
+        if (ngx_http_bulk_import_url_ok(src->url.data, src->url.len)
+            != NGX_OK)
+        {
+            ngx_snprintf(req->err, sizeof(req->err) - 1,
+                         "inputs[%uz]: \"url\" must be an http or https "
+                         "URL%Z", i);
+            return NGX_DECLINED;
         }
     }
 
-    if (id.len == 0) {
-        p = ngx_sprintf(idbuf, "%xT-%08xD", ngx_time(),
-                        (uint32_t) ngx_random());
-        id.data = idbuf;
-        id.len = p - idbuf;
+    return NGX_OK;
+}
+
+
+/* 128 random bits as 32 hex digits: a job id nobody can guess */
+
+static ngx_int_t
+ngx_http_bulk_import_new_id(u_char *buf, ngx_str_t *id)
+{
+    u_char  *p, *last;
+    u_char   rnd[16];
+
+    p = rnd;
+    last = rnd + sizeof(rnd);
+
+    while (p < last) {
+        ssize_t  n;
+
+        n = getrandom(p, last - p, 0);
+
+        if (n == -1) {
+            if (ngx_errno == NGX_EINTR) {
+                continue;
+            }
+
+            return NGX_ERROR;
+        }
+
+        p += n;
     }
 
-    z = shm_zone->data;
+    p = ngx_hex_dump(buf, rnd, sizeof(rnd));
 
-    /* the zone record */
+    id->data = buf;
+    id->len = p - buf;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_bulk_import_body(ngx_http_request_t *r, yajl_val root)
+{
+    u_char                        *json;
+    size_t                         len;
+    ngx_int_t                      rc;
+    ngx_str_t                      location;
+    ngx_http_bulk_loc_conf_t      *blcf;
+    ngx_http_bulk_main_conf_t     *bmcf;
+    ngx_http_bulk_import_req_t     req;
+    ngx_http_bulk_import_zone_t   *z;
+    ngx_http_bulk_import_rec_t    *rec;
+    u_char                         idbuf[2 * 16];
+
+    blcf = ngx_http_get_module_loc_conf(r, ngx_http_bulk_module);
+    bmcf = ngx_http_get_module_main_conf(r, ngx_http_bulk_module);
+    z = bmcf->import_zone->data;
+
+    ngx_memzero(&req, sizeof(ngx_http_bulk_import_req_t));
+    req.fhir = blcf->load_fhir;
+
+    switch (ngx_http_bulk_import_options(r, root, &req)) {
+
+    case NGX_OK:
+        break;
+
+    case NGX_DECLINED:
+        return ngx_http_bulk_send_error(r, NGX_HTTP_BAD_REQUEST, "invalid",
+                                        "%s", req.err);
+
+    default:
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (req.id.len == 0
+        && ngx_http_bulk_import_new_id(idbuf, &req.id) != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, ngx_errno,
+                      "getrandom() failed");
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_bulk_import_record(z, &req, r->pool, &rec, &json, &len);
+
+    switch (rc) {
+
+    case NGX_OK:
+        break;
+
+    case NGX_BUSY:
+        return ngx_http_bulk_send_error(r, NGX_HTTP_CONFLICT, "conflict",
+                                        "the import \"%V\" is %s",
+                                        &req.id, req.err);
+
+    case NGX_DECLINED:
+        return ngx_http_bulk_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                        "transient", "the bulk import zone "
+                                        "\"%V\" is full",
+                                        &bmcf->import_zone->shm.name);
+
+    default:
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_http_bulk_import_job(r, &req, z, rec) != NGX_OK) {
+        ngx_shmtx_lock(&z->shpool->mutex);
+        rec->status = NGX_HTTP_BULK_IMPORT_FAILED;
+        rec->owned = 0;
+        rec->end = ngx_http_bulk_import_now();
+        ngx_cpystrn(rec->err, (u_char *) "out of memory",
+                    NGX_HTTP_BULK_IMPORT_ERR_LEN);
+        ngx_shmtx_unlock(&z->shpool->mutex);
+
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "bulk import \"%V\" accepted: %uz inputs", &req.id,
+                  req.ninputs);
+
+    location.len = sizeof("/BulkImportStatus/") + req.id.len;
+    location.data = ngx_pnalloc(r->pool, location.len);
+
+    if (json == NULL || location.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_sprintf(location.data, "/BulkImportStatus/%V%Z", &req.id);
+
+    if (ngx_http_bulk_add_header(r, "Content-Location",
+                                 (const char *) location.data)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_bulk_import_send(r, NGX_HTTP_ACCEPTED, json, len, NULL);
+}
+
+
+/*
+ * The zone record of a new job, pinned and active: NGX_OK; NGX_BUSY when a
+ * live job owns that id (req->err says how); NGX_DECLINED when the zone is
+ * full even after evicting the records no job owns.  The rendered status
+ * goes to *json (NULL when out of memory).
+ */
+
+static ngx_int_t
+ngx_http_bulk_import_record(ngx_http_bulk_import_zone_t *z,
+    ngx_http_bulk_import_req_t *req, ngx_pool_t *pool,
+    ngx_http_bulk_import_rec_t **recp, u_char **json, size_t *lenp)
+{
+    size_t                             size, len;
+    ngx_uint_t                         i;
+    ngx_http_bulk_import_rec_t        *rec;
+    ngx_http_bulk_import_source_t     *src;
+    ngx_http_bulk_import_input_rec_t  *ir;
+
+    size = sizeof(ngx_http_bulk_import_rec_t)
+           + (req->ninputs - 1) * sizeof(ngx_http_bulk_import_input_rec_t);
 
     ngx_shmtx_lock(&z->shpool->mutex);
 
-    rec = ngx_http_bulk_import_lookup(z, id.data, id.len);
+    rec = ngx_http_bulk_import_lookup(z, req->id.data, req->id.len);
 
     if (rec) {
         if (ngx_http_bulk_import_check_owner(rec)) {
+            ngx_cpystrn(req->err, (u_char *)
+                        (rec->status == NGX_HTTP_BULK_IMPORT_ACTIVE
+                         ? "active" : "still being stopped"),
+                        sizeof(req->err));
             ngx_shmtx_unlock(&z->shpool->mutex);
-            return ngx_http_bulk_send_error(r, NGX_HTTP_CONFLICT, "conflict",
-                                         "the import \"%V\" is active", &id);
+            return NGX_BUSY;
         }
 
         ngx_http_bulk_import_free_rec(z, rec);
     }
 
     rec = ngx_http_bulk_import_alloc(z, size);
-
     if (rec == NULL) {
-        ngx_shmtx_unlock(&z->shpool->mutex);
-        return ngx_http_bulk_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                     "transient", "the bulk import zone "
-                                     "\"%V\" is full", &shm_zone->shm.name);
+        goto full;
     }
 
     ngx_memzero(rec, size);
 
-    for (i = 0; i < n; i++) {
-        in = inputs->u.array.values[i];
+    for (i = 0; i < req->ninputs; i++) {
+        src = &req->sources[i];
         ir = &rec->inputs[i];
+
         ir->length = -1;
-        rec->ninputs = i + 1;
 
-        for (j = 0; j < in->u.object.len; j++) {
-            iv = in->u.object.values[j];
+        /* bounded by ngx_http_bulk_import_type_ok() and by the field */
+        ir->type_len = ngx_min(src->type.len, sizeof(ir->type));
+        ngx_memcpy(ir->type, src->type.data, ir->type_len);
 
-            if (!YAJL_IS_STRING(iv)) {
-                continue;
-            }
-
-            s.data = (u_char *) YAJL_GET_STRING(iv);
-            s.len = ngx_strlen(s.data);
-
-            if (ngx_strcmp(in->u.object.keys[j], "resourceType") == 0) {
-                ngx_memcpy(ir->type, s.data, s.len);
-                ir->type_len = s.len;
-
-            } else if (ngx_strcmp(in->u.object.keys[j], "url") == 0) {
-                ir->url = ngx_http_bulk_import_alloc(z, s.len);
-                if (ir->url == NULL) {
-                    goto full;
-                }
-
-                ngx_memcpy(ir->url, s.data, s.len);
-                ir->url_len = s.len;
-            }
+        ir->url = ngx_http_bulk_import_alloc(z, src->url.len);
+        if (ir->url == NULL) {
+            rec->ninputs = i;
+            ngx_http_bulk_import_free_urls(z, rec);
+            ngx_slab_free_locked(z->shpool, rec);
+            goto full;
         }
+
+        ngx_memcpy(ir->url, src->url.data, src->url.len);
+        ir->url_len = src->url.len;
+        rec->ninputs = i + 1;
     }
 
-    ngx_memcpy(rec->id, id.data, id.len);
-    rec->id_len = id.len;
-    rec->node.key = ngx_crc32_short(id.data, id.len);
-    len = ngx_min(enc.len, sizeof(rec->encoding));
+    rec->id_len = ngx_min(req->id.len, sizeof(rec->id));
+    ngx_memcpy(rec->id, req->id.data, rec->id_len);
+    rec->node.key = ngx_crc32_short(rec->id, rec->id_len);
 
+    len = ngx_min(req->encoding.len, sizeof(rec->encoding));
     if (len) {
-        ngx_memcpy(rec->encoding, enc.data, len);
+        ngx_memcpy(rec->encoding, req->encoding.data, len);
     }
 
     rec->encoding_len = len;
     rec->status = NGX_HTTP_BULK_IMPORT_ACTIVE;
-    rec->fhir = fhir;
-    rec->update = update;
+    rec->fhir = req->fhir;
+    rec->update = req->update;
     rec->start = ngx_http_bulk_import_now();
     rec->pid = ngx_pid;
     rec->pid_start = ngx_http_bulk_import_worker_start;
     rec->heartbeat = ngx_time();
+    rec->owned = 1;
 
     ngx_rbtree_insert(&z->sh->rbtree, &rec->node);
     ngx_queue_insert_tail(&z->sh->queue, &rec->queue);
 
-    json = ngx_http_bulk_import_render(r->pool, rec, 1, &len);
+    *json = ngx_http_bulk_import_render(pool, rec, 1, lenp);
 
     ngx_shmtx_unlock(&z->shpool->mutex);
 
-    /* the job */
+    *recp = rec;
+
+    return NGX_OK;
+
+full:
+
+    ngx_shmtx_unlock(&z->shpool->mutex);
+
+    return NGX_DECLINED;
+}
+
+
+/* the job of a new record: its own pool, started by a timer */
+
+static ngx_int_t
+ngx_http_bulk_import_job(ngx_http_request_t *r,
+    ngx_http_bulk_import_req_t *req, ngx_http_bulk_import_zone_t *z,
+    ngx_http_bulk_import_rec_t *rec)
+{
+    ngx_uint_t                      i;
+    ngx_pool_t                     *pool;
+    ngx_http_core_loc_conf_t       *clcf;
+    ngx_http_bulk_import_job_t     *job;
+    ngx_http_bulk_import_input_t   *ji;
 
     pool = ngx_create_pool(NGX_DEFAULT_POOL_SIZE, ngx_cycle->log);
     if (pool == NULL) {
-        goto failed;
+        return NGX_ERROR;
     }
 
     job = ngx_pcalloc(pool, sizeof(ngx_http_bulk_import_job_t));
     if (job == NULL) {
-        ngx_destroy_pool(pool);
         goto failed;
     }
 
@@ -809,47 +1168,41 @@ ngx_http_bulk_import_body(ngx_http_request_t *r, yajl_val root)
     job->main_conf = r->main_conf;
     job->srv_conf = r->srv_conf;
     job->loc_conf = r->loc_conf;
-    job->conf = blcf;
-    job->fhir = fhir;
-    job->update = update;
-    job->strip_nulls = strip;
-    job->ninputs = n;
+    job->conf = ngx_http_get_module_loc_conf(r, ngx_http_bulk_module);
+    job->fhir = req->fhir;
+    job->update = req->update;
+    job->strip_nulls = req->strip_nulls;
+    job->ninputs = req->ninputs;
 
-    job->id.data = ngx_pstrdup(pool, &id);
-    job->id.len = id.len;
+    job->id.data = ngx_pstrdup(pool, &req->id);
+    job->id.len = req->id.len;
 
-    job->merge.len = merge.len;
-    job->merge.data = merge.len ? ngx_pstrdup(pool, &merge) : NULL;
+    job->merge.len = req->merge.len;
+    job->merge.data = req->merge.len ? ngx_pstrdup(pool, &req->merge) : NULL;
 
-    job->inputs = ngx_pcalloc(pool, n * sizeof(ngx_http_bulk_import_input_t));
+    job->inputs = ngx_pcalloc(pool, req->ninputs
+                                    * sizeof(ngx_http_bulk_import_input_t));
 
     if (job->id.data == NULL || job->inputs == NULL
-        || (merge.len && job->merge.data == NULL)
+        || (req->merge.len && job->merge.data == NULL)
         || ngx_array_init(&job->dead, pool, 4, sizeof(ngx_pool_t *))
            != NGX_OK)
     {
-        ngx_destroy_pool(pool);
         goto failed;
     }
 
-    for (i = 0; i < n; i++) {
+    for (i = 0; i < req->ninputs; i++) {
         ji = &job->inputs[i];
-        ir = &rec->inputs[i];
         ji->job = job;
         ji->index = i;
 
-        s.data = ir->type;
-        s.len = ir->type_len;
-        ji->type.data = ngx_pstrdup(pool, &s);
-        ji->type.len = s.len;
+        ji->type.data = ngx_pstrdup(pool, &req->sources[i].type);
+        ji->type.len = req->sources[i].type.len;
 
-        s.data = ir->url;
-        s.len = ir->url_len;
-        ji->url.data = ngx_pstrdup(pool, &s);
-        ji->url.len = s.len;
+        ji->url.data = ngx_pstrdup(pool, &req->sources[i].url);
+        ji->url.len = req->sources[i].url.len;
 
         if (ji->type.data == NULL || ji->url.data == NULL) {
-            ngx_destroy_pool(pool);
             goto failed;
         }
     }
@@ -867,56 +1220,13 @@ ngx_http_bulk_import_body(ngx_http_request_t *r, yajl_val root)
 
     ngx_add_timer(&job->timer, 1);
 
-    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                  "bulk import \"%V\" accepted: %uz inputs", &id, n);
-
-    location.len = sizeof("/BulkImportStatus/") + id.len;
-    location.data = ngx_pnalloc(r->pool, location.len);
-
-    if (json == NULL || location.data == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ngx_sprintf(location.data, "/BulkImportStatus/%V%Z", &id);
-
-    if (ngx_http_bulk_add_header(r, "Content-Location",
-                                 (const char *) location.data)
-        != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return ngx_http_bulk_import_send(r, NGX_HTTP_ACCEPTED, json, len, NULL);
-
-full:
-
-    for (i = 0; i < rec->ninputs; i++) {
-        if (rec->inputs[i].url) {
-            ngx_slab_free_locked(z->shpool, rec->inputs[i].url);
-        }
-    }
-
-    ngx_slab_free_locked(z->shpool, rec);
-    ngx_shmtx_unlock(&z->shpool->mutex);
-
-    return ngx_http_bulk_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                 "transient", "the bulk import zone "
-                                 "\"%V\" is full", &shm_zone->shm.name);
+    return NGX_OK;
 
 failed:
 
-    ngx_shmtx_lock(&z->shpool->mutex);
-    rec->status = NGX_HTTP_BULK_IMPORT_FAILED;
-    ngx_cpystrn(rec->err, (u_char *) "out of memory",
-                NGX_HTTP_BULK_IMPORT_ERR_LEN);
-    ngx_shmtx_unlock(&z->shpool->mutex);
+    ngx_destroy_pool(pool);
 
-    return NGX_HTTP_INTERNAL_SERVER_ERROR;
-
-bad_id:
-
-    return ngx_http_bulk_import_bad(r, "\"id\" must be a FHIR id "
-                                    "([A-Za-z0-9.-]{1,64})");
+    return NGX_ERROR;
 }
 
 
@@ -1104,9 +1414,8 @@ ngx_http_bulk_import_timer(ngx_event_t *ev)
     ngx_uint_t                     i;
     ngx_core_conf_t               *ccf;
     ngx_http_bulk_import_job_t    *job;
-    ngx_http_bulk_import_input_t  *in;
     ngx_http_bulk_import_rec_t    *rec;
-    const char                    *why;
+    ngx_http_bulk_import_stop_e    stop;
 
     job = ev->data;
     rec = job->rec;
@@ -1122,10 +1431,10 @@ ngx_http_bulk_import_timer(ngx_event_t *ev)
         }
     }
 
-    why = NULL;
+    stop = NGX_HTTP_BULK_IMPORT_RUN;
 
     if (rec->cancel && !job->cancelled) {
-        why = "cancelled";
+        stop = NGX_HTTP_BULK_IMPORT_CANCEL;
     }
 
     ngx_shmtx_unlock(&job->zone->shpool->mutex);
@@ -1138,42 +1447,14 @@ ngx_http_bulk_import_timer(ngx_event_t *ev)
     ccf = (ngx_core_conf_t *) ngx_get_conf(ngx_cycle->conf_ctx,
                                            ngx_core_module);
 
-    if (why == NULL && ngx_exiting && ccf->shutdown_timeout
-        && !job->cancelled)
+    if (stop == NGX_HTTP_BULK_IMPORT_RUN && ngx_exiting
+        && ccf->shutdown_timeout && !job->cancelled)
     {
-        why = "interrupted by nginx shutdown";
+        stop = NGX_HTTP_BULK_IMPORT_SHUTDOWN;
     }
 
-    if (why) {
-        job->cancelled = 1;
-
-        ngx_log_error(NGX_LOG_NOTICE, job->log, 0, "bulk import \"%V\": %s",
-                      &job->id, why);
-
-        ngx_shmtx_lock(&job->zone->shpool->mutex);
-
-        if (why[0] == 'i') {
-            ngx_cpystrn(rec->err, (u_char *) why,
-                        NGX_HTTP_BULK_IMPORT_ERR_LEN);
-        }
-
-        for (i = job->next; i < job->ninputs; i++) {
-            rec->inputs[i].status = why[0] == 'c'
-                                    ? NGX_HTTP_BULK_IMPORT_CANCELLED
-                                    : NGX_HTTP_BULK_IMPORT_FAILED;
-        }
-
-        ngx_shmtx_unlock(&job->zone->shpool->mutex);
-
-        job->next = job->ninputs;
-
-        for (i = 0; i < job->ninputs; i++) {
-            in = &job->inputs[i];
-
-            if (in->load && !in->load->answered) {
-                ngx_http_bulk_load_abort(in->load, why);
-            }
-        }
+    if (stop != NGX_HTTP_BULK_IMPORT_RUN) {
+        ngx_http_bulk_import_stop(job, stop);
     }
 
     if (!job->started) {
@@ -1184,6 +1465,56 @@ ngx_http_bulk_import_timer(ngx_event_t *ev)
 
     if (!job->ending) {
         ngx_add_timer(&job->timer, NGX_HTTP_BULK_IMPORT_HEARTBEAT);
+    }
+}
+
+
+/* the job stops early: cancelled by a DELETE, or nginx shuts down */
+
+static void
+ngx_http_bulk_import_stop(ngx_http_bulk_import_job_t *job,
+    ngx_http_bulk_import_stop_e stop)
+{
+    ngx_uint_t                     i, status;
+    const char                    *why;
+    ngx_http_bulk_import_rec_t    *rec;
+    ngx_http_bulk_import_input_t  *in;
+
+    rec = job->rec;
+    job->cancelled = 1;
+
+    if (stop == NGX_HTTP_BULK_IMPORT_CANCEL) {
+        why = "cancelled";
+        status = NGX_HTTP_BULK_IMPORT_CANCELLED;
+
+    } else {
+        why = "interrupted by nginx shutdown";
+        status = NGX_HTTP_BULK_IMPORT_FAILED;
+    }
+
+    ngx_log_error(NGX_LOG_NOTICE, job->log, 0, "bulk import \"%V\": %s",
+                  &job->id, why);
+
+    ngx_shmtx_lock(&job->zone->shpool->mutex);
+
+    if (stop == NGX_HTTP_BULK_IMPORT_SHUTDOWN) {
+        ngx_cpystrn(rec->err, (u_char *) why, NGX_HTTP_BULK_IMPORT_ERR_LEN);
+    }
+
+    for (i = job->next; i < job->ninputs; i++) {
+        rec->inputs[i].status = status;
+    }
+
+    ngx_shmtx_unlock(&job->zone->shpool->mutex);
+
+    job->next = job->ninputs;
+
+    for (i = 0; i < job->ninputs; i++) {
+        in = &job->inputs[i];
+
+        if (in->load && !in->load->answered) {
+            ngx_http_bulk_load_abort(in->load, why);
+        }
     }
 }
 
@@ -1799,6 +2130,8 @@ ngx_http_bulk_import_save_done(ngx_http_bulk_import_job_t *job)
 }
 
 
+/* the job is over: its record is no longer pinned */
+
 static void
 ngx_http_bulk_import_free(ngx_http_bulk_import_job_t *job)
 {
@@ -1809,6 +2142,14 @@ ngx_http_bulk_import_free(ngx_http_bulk_import_job_t *job)
     if (job->reap.posted) {
         ngx_delete_posted_event(&job->reap);
     }
+
+    ngx_http_bulk_pg_cancel(&job->waiter);
+
+    ngx_shmtx_lock(&job->zone->shpool->mutex);
+    job->rec->owned = 0;
+    ngx_shmtx_unlock(&job->zone->shpool->mutex);
+
+    job->rec = NULL;
 
     ngx_queue_remove(&job->queue);
     ngx_destroy_pool(job->pool);
@@ -1822,15 +2163,13 @@ ngx_http_bulk_import_status_handler(ngx_http_request_t *r)
 {
     u_char                       *json;
     size_t                        len;
-    off_t                         done, total;
-    ngx_int_t                     rc;
+    ngx_int_t                     rc, percent;
     ngx_str_t                     id, progress;
-    ngx_uint_t                    i, active, known;
+    ngx_uint_t                    active;
     ngx_http_bulk_loc_conf_t     *blcf;
     ngx_http_bulk_main_conf_t    *bmcf;
     ngx_http_bulk_import_rec_t   *rec;
     ngx_http_bulk_import_zone_t  *z;
-    ngx_http_bulk_import_input_rec_t  *in;
 
     if (r->method != NGX_HTTP_GET && r->method != NGX_HTTP_HEAD
         && r->method != NGX_HTTP_DELETE)
@@ -1879,7 +2218,8 @@ ngx_http_bulk_import_status_handler(ngx_http_request_t *r)
         return ngx_http_bulk_import_table(r, &id);
     }
 
-    active = ngx_http_bulk_import_check_owner(rec);
+    active = ngx_http_bulk_import_check_owner(rec)
+             && rec->status == NGX_HTTP_BULK_IMPORT_ACTIVE;
 
     if (r->method == NGX_HTTP_DELETE) {
         if (!active) {
@@ -1896,28 +2236,12 @@ ngx_http_bulk_import_status_handler(ngx_http_request_t *r)
     ngx_str_null(&progress);
 
     if (active && r->method != NGX_HTTP_DELETE) {
-        done = 0;
-        total = 0;
-        known = 1;
+        percent = ngx_http_bulk_import_percent(rec);
 
-        for (i = 0; i < rec->ninputs; i++) {
-            in = &rec->inputs[i];
-
-            if (in->length < 0) {
-                known = 0;
-                break;
-            }
-
-            total += in->length;
-            done += in->status > NGX_HTTP_BULK_IMPORT_ACTIVE ? in->length
-                                                             : in->bytes;
-        }
-
-        if (known) {
-            progress.data = ngx_pnalloc(r->pool, sizeof("100%"));
+        if (percent >= 0) {
+            progress.data = ngx_pnalloc(r->pool, NGX_INT_T_LEN + 2);
             if (progress.data) {
-                ngx_sprintf(progress.data, "%O%%%Z",
-                            total ? done * 100 / total : 0);
+                ngx_sprintf(progress.data, "%i%%%Z", percent);
                 progress.len = 1;
             }
         }
@@ -1934,6 +2258,52 @@ ngx_http_bulk_import_status_handler(ngx_http_request_t *r)
     return ngx_http_bulk_import_send(r, r->method == NGX_HTTP_DELETE
                                         ? NGX_HTTP_ACCEPTED : NGX_HTTP_OK,
                                      json, len, &progress);
+}
+
+
+/*
+ * The bytes of all sources fetched, in percent (0-100), or -1 while a
+ * source's size is unknown.  Sizes come from the sources' Content-Length:
+ * a length that makes no sense (the sum overflows, or more was received
+ * than announced) makes the progress unknown.  Zone locked.
+ */
+
+static ngx_int_t
+ngx_http_bulk_import_percent(ngx_http_bulk_import_rec_t *rec)
+{
+    off_t                              done, total, got;
+    ngx_uint_t                         i;
+    ngx_http_bulk_import_input_rec_t  *in;
+
+    done = 0;
+    total = 0;
+
+    for (i = 0; i < rec->ninputs; i++) {
+        in = &rec->inputs[i];
+
+        if (in->length < 0 || in->bytes < 0 || in->bytes > in->length
+            || in->length > NGX_MAX_OFF_T_VALUE - total)
+        {
+            return -1;
+        }
+
+        got = (in->status > NGX_HTTP_BULK_IMPORT_ACTIVE) ? in->length
+                                                         : in->bytes;
+        total += in->length;
+        done += got;
+    }
+
+    if (total == 0) {
+        return 0;
+    }
+
+    /* done <= total: neither product nor quotient overflows */
+
+    if (total > NGX_MAX_OFF_T_VALUE / 100) {
+        return (ngx_int_t) (done / (total / 100 + 1));
+    }
+
+    return (ngx_int_t) (done * 100 / total);
 }
 
 
