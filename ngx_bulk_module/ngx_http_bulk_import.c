@@ -2361,18 +2361,20 @@ ngx_http_bulk_import_table_ready(ngx_http_bulk_pg_waiter_t *w, ngx_int_t rc)
 {
     u_char                         *sql;
     char                           *idlit;
+    ngx_connection_t               *c;
     ngx_http_request_t             *r;
     ngx_http_bulk_import_lookup_t  *lk;
 
     lk = w->data;
     r = lk->request;
+    c = r->connection;     /* r is gone after ngx_http_finalize_request() */
 
     if (rc != NGX_OK) {
         ngx_http_finalize_request(r,
             ngx_http_bulk_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                                      "transient", "database unavailable: %s",
                                      w->err));
-        ngx_http_run_posted_requests(r->connection);
+        ngx_http_run_posted_requests(c);
         return;
     }
 
@@ -2406,7 +2408,7 @@ ngx_http_bulk_import_table_ready(ngx_http_bulk_pg_waiter_t *w, ngx_int_t rc)
         ngx_http_finalize_request(r,
             ngx_http_bulk_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                                      "transient", "database unavailable"));
-        ngx_http_run_posted_requests(r->connection);
+        ngx_http_run_posted_requests(c);
     }
 }
 
