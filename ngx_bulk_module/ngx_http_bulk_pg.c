@@ -39,6 +39,10 @@ static void ngx_http_bulk_pg_reset(ngx_http_bulk_pg_conn_t *pc);
 static void ngx_http_bulk_pg_reset_done(ngx_http_bulk_pg_conn_t *pc);
 
 
+/* the worker is exiting: ngx_http_bulk_pg_exit() closes what is left */
+static ngx_uint_t  ngx_http_bulk_pg_exited;
+
+
 #if (NGX_THREADS)
 
 /* a cancel request on its way, in the task's memory */
@@ -801,7 +805,7 @@ ngx_http_bulk_pg_close(ngx_http_bulk_pg_conn_t *pc)
      * writes to it
      */
 
-    if (!pc->connecting && !ngx_terminate && !ngx_quit
+    if (!pc->connecting && !ngx_http_bulk_pg_exited
         && PQstatus(pc->pg) == CONNECTION_OK
         && PQtransactionStatus(pc->pg) == PQTRANS_ACTIVE)
     {
@@ -1235,6 +1239,14 @@ ngx_http_bulk_pg_exit(ngx_cycle_t *cycle)
     if (bmcf == NULL) {
         return;
     }
+
+    /*
+     * nginx's thread pools are gone by now (their exit hook runs first):
+     * the connections closed here cancel nothing, their backends stop
+     * when they next write
+     */
+
+    ngx_http_bulk_pg_exited = 1;
 
     pp = bmcf->pools.elts;
 
