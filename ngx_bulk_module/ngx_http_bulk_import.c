@@ -141,6 +141,7 @@ struct ngx_http_bulk_import_job_s {
 
     ngx_event_t                   timer;
     ngx_event_t                   reap;
+    ngx_event_t                   done;     /* frees the job, posted */
 
     ngx_http_bulk_pg_waiter_t     waiter;   /* status writes */
     ngx_http_bulk_pg_conn_t      *pc;
@@ -238,6 +239,7 @@ static void ngx_http_bulk_import_save_ready(ngx_http_bulk_pg_waiter_t *w,
     ngx_int_t rc);
 static void ngx_http_bulk_import_saved(ngx_http_bulk_pg_conn_t *pc);
 static void ngx_http_bulk_import_save_done(ngx_http_bulk_import_job_t *job);
+static void ngx_http_bulk_import_done(ngx_event_t *ev);
 static void ngx_http_bulk_import_free(ngx_http_bulk_import_job_t *job);
 static ngx_int_t ngx_http_bulk_import_percent(
     ngx_http_bulk_import_rec_t *rec);
@@ -1216,6 +1218,10 @@ ngx_http_bulk_import_job(ngx_http_request_t *r,
     job->reap.data = job;
     job->reap.log = job->log;
 
+    job->done.handler = ngx_http_bulk_import_done;
+    job->done.data = job;
+    job->done.log = job->log;
+
     ngx_queue_insert_tail(&ngx_http_bulk_import_jobs, &job->queue);
 
     ngx_add_timer(&job->timer, 1);
@@ -1420,6 +1426,12 @@ ngx_http_bulk_import_timer(ngx_event_t *ev)
     job = ev->data;
     rec = job->rec;
 
+    if (job->ending) {
+        /* the last status write is on its way */
+        ngx_add_timer(&job->timer, NGX_HTTP_BULK_IMPORT_HEARTBEAT);
+        return;
+    }
+
     ngx_shmtx_lock(&job->zone->shpool->mutex);
 
     rec->heartbeat = ngx_time();
@@ -1463,9 +1475,7 @@ ngx_http_bulk_import_timer(ngx_event_t *ev)
         ngx_http_bulk_import_next(job);
     }
 
-    if (!job->ending) {
-        ngx_add_timer(&job->timer, NGX_HTTP_BULK_IMPORT_HEARTBEAT);
-    }
+    ngx_add_timer(&job->timer, NGX_HTTP_BULK_IMPORT_HEARTBEAT);
 }
 
 
@@ -1945,9 +1955,10 @@ ngx_http_bulk_import_end(ngx_http_bulk_import_job_t *job)
     ngx_log_error(NGX_LOG_INFO, job->log, 0, "bulk import \"%V\" %s",
                   &job->id, ngx_http_bulk_import_status_names[status]);
 
-    if (job->timer.timer_set) {
-        ngx_del_timer(&job->timer);
-    }
+    /*
+     * the heartbeat timer stays until the job is freed: not cancelable, it
+     * keeps a worker that shuts down alive for the last status write
+     */
 
     ngx_http_bulk_import_save(job);
 }
@@ -2124,9 +2135,21 @@ ngx_http_bulk_import_save_done(ngx_http_bulk_import_job_t *job)
         return;
     }
 
+    /*
+     * freed from a posted event: a save may end synchronously deep inside
+     * the job's own handlers (a database refusing at once)
+     */
+
     if (job->ending) {
-        ngx_http_bulk_import_free(job);
+        ngx_post_event(&job->done, &ngx_posted_events);
     }
+}
+
+
+static void
+ngx_http_bulk_import_done(ngx_event_t *ev)
+{
+    ngx_http_bulk_import_free(ev->data);
 }
 
 
@@ -2141,6 +2164,10 @@ ngx_http_bulk_import_free(ngx_http_bulk_import_job_t *job)
 
     if (job->reap.posted) {
         ngx_delete_posted_event(&job->reap);
+    }
+
+    if (job->done.posted) {
+        ngx_delete_posted_event(&job->done);
     }
 
     ngx_http_bulk_pg_cancel(&job->waiter);

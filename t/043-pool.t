@@ -23,7 +23,6 @@ workers(1);
 
 $ENV{TEST_NGINX_SRC} = "http://127.0.0.1:$ENV{TEST_NGINX_SERVER_PORT}/src";
 $ENV{TEST_NGINX_PROXY_PORT} = $ENV{TEST_NGINX_SERVER_PORT} + 14;
-$ENV{TEST_NGINX_DEAD_PORT} = $ENV{TEST_NGINX_SERVER_PORT} + 15;
 $ENV{TEST_NGINX_PROXY_CONNINFO} = "hostaddr=127.0.0.1 port=$ENV{TEST_NGINX_PROXY_PORT} "
     . "user=postgres dbname=bulk connect_timeout=5";
 
@@ -216,8 +215,7 @@ my $r = main::post('/$import', qq|{"id":"waiter","inputs":[{"resourceType":"Pati
 is($r->{status}, 202, "import accepted");
 # the database goes away: the busy connection breaks; the next attempts
 # are accepted by the proxy and closed at once (a database refusing sessions)
-BulkTest::proxy_stop($proxy);
-$proxy = BulkTest::proxy_start($port, '127.0.0.1', $ENV{TEST_NGINX_DEAD_PORT}, 60);
+kill 'USR2', $proxy;
 my $out = main::read_all($load, 30);
 like($out, qr/^HTTP\/1\.1 503.*server closed the connection/s,
      "the queued load fails at its connection attempt: 503");
@@ -275,3 +273,30 @@ unlike($all, qr/\r\n0\r\n\r\n\z/, "and no last chunk: the stream is cut");
 is(bulk_http_request(GET => '/Patient/$dump?_since=2100-01-01')->{status}, 200,
    "the new worker serves");
 unlike(bulk_error_log(), qr/exited on signal|double free|free\(\)/, "no crash");
+
+
+
+=== TEST 5: an import whose database refuses at once ends failed, its job freed outside its own handlers
+--- config
+    bulk_pg "host=/nonexistent/bulk port=5432 dbname=bulk";
+    bulk_source_allow 127.0.0.1;
+    include $TEST_NGINX_REPO/conf/bulk_api.conf;
+    location /src/ { alias $TEST_NGINX_HTML_DIR/; }
+--- init
+BulkTest::write_file(main::html('r.ndjson'), qq|{"resourceType":"Patient","id":"r1"}\n|);
+--- perl_test
+my $r = main::post('/$import', qq|{"id":"refused","inputs":[{"resourceType":"Patient","url":"$ENV{TEST_NGINX_SRC}/r.ndjson"},{"resourceType":"Patient","url":"$ENV{TEST_NGINX_SRC}/r.ndjson?2"}]}|);
+is($r->{status}, 202, "202 Accepted: the kick-off needs no database");
+my $j;
+ok(main::wait_until(sub {
+    $j = eval { BulkTest::json_decode(bulk_http_request(GET => '/BulkImportStatus/refused')->{body}) };
+    $j && $j->{status} ne 'active' }, 20), "the job ends");
+is($j->{status}, 'failed', "failed");
+like($j->{inputs}[0]{error}, qr/database unavailable/, "the input says why");
+$r = main::post('/$import', qq|{"id":"refused","inputs":[{"resourceType":"Patient","url":"$ENV{TEST_NGINX_SRC}/r.ndjson"}]}|);
+is($r->{status}, 202, "the id is free again: the job was freed");
+ok(main::wait_until(sub {
+    $j = eval { BulkTest::json_decode(bulk_http_request(GET => '/BulkImportStatus/refused')->{body}) };
+    $j && $j->{status} ne 'active' }, 20), "that job ends too");
+sleep 1.5;
+is(bulk_http_request(GET => '/BulkImportStatus/refused')->{status}, 200, "nginx still answers after a heartbeat");

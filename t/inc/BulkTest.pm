@@ -147,7 +147,10 @@ sub wait_backends {
 # Returns its pid; the proxy stops by itself after $life seconds.
 # %o: stall_after => N: after N bytes forwarded (both directions, all
 # connections) it stops forwarding and reading but keeps every socket
-# open, as a database host that hangs would; SIGUSR1 stalls it at once.
+# open, as a database host that hangs would; SIGUSR1 stalls it at once;
+# SIGUSR2 cuts every connection and from then on closes each new one as
+# soon as it is accepted (a database refusing sessions, with no moment
+# where connecting is refused outright).
 # Killing it (proxy_stop) cuts every connection.
 sub proxy_start {
     my ($listen, $host, $port, $life, %o) = @_;
@@ -163,9 +166,11 @@ sub proxy_start {
     $SIG{ALRM} = sub { POSIX::_exit(0) };
     alarm $life;
     my $stalled = 0;
+    my $refusing = 0;
     my $forwarded = 0;
     my @held;
     $SIG{USR1} = sub { $stalled = 1 };
+    $SIG{USR2} = sub { $refusing = 1 };
     my $sel = IO::Select->new($l);
     my %peer;
     while (1) {
@@ -178,8 +183,19 @@ sub proxy_start {
             }
             next;
         }
+        if ($refusing) {
+            # a database that went away and now refuses every session:
+            # the connections are cut, new ones accepted and closed at once
+            for my $s ($sel->handles) { close $s unless $s == $l }
+            $sel = IO::Select->new($l);
+            %peer = ();
+            while (1) {
+                my $c = $l->accept or next;
+                close $c;
+            }
+        }
         for my $s ($sel->can_read(1)) {
-            last if $stalled;
+            last if $stalled || $refusing;
             if ($s == $l) {
                 my $c = $l->accept or next;
                 my $u = IO::Socket::INET->new(PeerAddr => $host,
