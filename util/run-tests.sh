@@ -7,7 +7,10 @@ set -uo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 cd "$REPO"
 
-export BULK_PGDIR=${BULK_PGDIR:-$REPO/.pg-test}
+# the cluster lives outside the checkout (util/state.sh): user postgres
+# must reach it, and a checkout may sit under a 0700 home
+STATE=$(util/state.sh create) || exit 1
+export BULK_PGDIR=${BULK_PGDIR:-$STATE/pg-test}
 export BULK_PGPORT=${BULK_PGPORT:-54330}
 
 util/pg.sh start >/dev/null || { echo "cannot start PostgreSQL" >&2; exit 1; }

@@ -1,6 +1,10 @@
 #!/bin/bash
 # make run: the sample database and nginx with conf/bulk_api.conf on
 # 127.0.0.1:8080, in the foreground.  Ctrl-C stops nginx and PostgreSQL.
+#
+# Everything nginx's workers (user nobody) and PostgreSQL (user postgres)
+# touch lives in util/state.sh's directory, outside the checkout: a
+# checkout under a 0700 home is fine.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -8,7 +12,8 @@ cd "$REPO"
 
 NGINX=${NGINX:-/usr/sbin/nginx}
 LISTEN=${BULK_LISTEN:-127.0.0.1:8080}
-RUNDIR=$REPO/build/run
+STATE=$(util/state.sh create)
+RUNDIR=$STATE/run
 
 util/pg.sh start
 trap 'util/pg.sh stop >/dev/null 2>&1 || true' EXIT
@@ -60,6 +65,7 @@ ngx_bulk is serving on http://$LISTEN (Ctrl-C stops nginx and PostgreSQL)
   curl -s 'http://$LISTEN/Nope/\$dump'
 
   psql: util/pg.sh psql
+  PostgreSQL and nginx's files: $STATE (make clean removes it)
 
 MSG
 
