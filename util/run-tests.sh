@@ -24,4 +24,15 @@ export TEST_NGINX_PG_CONNINFO=$BULK_PG_CONNINFO
 export TEST_NGINX_PG_HOST=$PGHOST
 export TEST_NGINX_PG_PORT=$PGPORT
 
+# The test files load the real Test::Nginx::Socket when it is on the path
+# (PERL5LIB=<test-nginx>/lib), else the project's runner in t/lib; files
+# that need the project runner's extensions skip under the real one.
+runner=$(perl -e 'print "$INC{q(Test/Nginx/Socket.pm)} "
+    . "$Test::Nginx::Socket::VERSION" if eval { require Test::Nginx::Socket }')
+if [ -n "$runner" ]; then
+    echo "runner: the real Test::Nginx::Socket, $runner"
+else
+    echo "runner: the project's Test::Nginx::Socket, t/lib/Test/Nginx/Socket.pm"
+fi
+
 prove ${PROVE_FLAGS:-} ${TESTS:-t/*.t}
