@@ -8,8 +8,8 @@ use BulkTest;
 use Time::HiRes qw(time sleep);
 use IO::Socket::INET;
 
-plan skip_all => 'perl_test blocks need the project runner'
-    unless $Test::Nginx::Socket::IsFallback;
+plan skip_all => $BulkTest::NeedsProjectRunner
+    unless BulkTest::project_runner();
 plan 'no_plan';
 
 $ENV{TEST_NGINX_PROXY_PORT} = $ENV{TEST_NGINX_SERVER_PORT} + 11;
@@ -238,6 +238,29 @@ ok($n > 0 && $n < 6000, "some rows arrived ($n)");
 BulkTest::sql(q{DROP VIEW "stalltype"});
 --- error_log
 PostgreSQL sent nothing for bulk_pg_timeout
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 9: a row the converter cannot take ends the stream without its last chunk
+--- init
+BulkTest::seed(Basic => [
+    { id => 'ok1', resource => '{"code":{"text":"fine"}}' },
+    { id => 'deep', resource => ('{"a":' x 140) . '1' . ('}' x 140) },
+]);
+--- config
+    bulk_pg "$TEST_NGINX_PG_CONNINFO";
+    location ~ ^/(?<t>[A-Z][A-Za-z0-9]*)/\$dump$ { bulk_dump $t; }
+--- perl_test
+my $r = bulk_http_request(GET => '/Basic/$dump?fhir=true');
+is($r->{status}, 200, "the stream started");
+ok($r->{chunked} && !$r->{complete}, "it ends without its last chunk");
+like($r->{body}, qr/^\{"resourceType":"Basic","id":"ok1"[^\n]*\n\z/,
+     "after the row before");
+--- error_log eval
+qr/\[error\].*bulk dump of "Basic" failed after \d rows: row "deep" cannot be converted to FHIR: .*nesting too deep/
 --- no_error_log
 [alert]
 [crit]

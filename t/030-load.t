@@ -3,8 +3,12 @@
 use FindBin;
 BEGIN { eval { require Test::Nginx::Socket; 1 } or unshift @INC, "$FindBin::Bin/lib" }
 use lib "$FindBin::Bin/inc";
-use Test::Nginx::Socket 'no_plan';
+use Test::Nginx::Socket;
 use BulkTest;
+
+plan skip_all => $BulkTest::NeedsProjectRunner
+    unless BulkTest::project_runner();
+plan 'no_plan';
 
 $ENV{TEST_NGINX_SRC} = "http://127.0.0.1:$ENV{TEST_NGINX_SERVER_PORT}/src";
 $ENV{TEST_NGINX_SOURCE_PORT} = $ENV{TEST_NGINX_SERVER_PORT} + 12;

@@ -11,8 +11,8 @@ use BulkTest;
 use Time::HiRes qw(time sleep);
 use IO::Socket::INET;
 
-plan skip_all => 'perl_test blocks need the project runner'
-    unless $Test::Nginx::Socket::IsFallback;
+plan skip_all => $BulkTest::NeedsProjectRunner
+    unless BulkTest::project_runner();
 plan 'no_plan';
 
 $ENV{TEST_NGINX_PROXY_PORT} = $ENV{TEST_NGINX_SERVER_PORT} + 11;
@@ -22,6 +22,8 @@ $ENV{TEST_NGINX_PROXY_CONNINFO} = "hostaddr=127.0.0.1 port=$ENV{TEST_NGINX_PROXY
     . "user=postgres dbname=bulk connect_timeout=2";
 
 log_level('warn');
+
+our $port;      # the nginx port for perl_test code, set by the project runner
 
 our $Config = <<'CONF';
     bulk_pg "$TEST_NGINX_PROXY_CONNINFO";

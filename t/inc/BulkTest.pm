@@ -20,6 +20,18 @@ our @EXPORT = qw(plain_run source_start gzip_data write_file db sql sql_one seed
 
 my $dbh;
 
+# true when the Test::Nginx::Socket loaded is the project's runner
+# (t/lib), false under the real one (openresty/test-nginx)
+sub project_runner {
+    no warnings 'once';
+    return $Test::Nginx::Socket::IsFallback ? 1 : 0;
+}
+
+# the reason a file that needs the project runner's extensions (--- perl_test
+# and its helpers) gives for skipping under the real Test::Nginx
+our $NeedsProjectRunner = "needs the project runner's --- perl_test "
+    . "(t/lib/Test/Nginx/Socket.pm); the real Test::Nginx is loaded";
+
 sub db {
     return $dbh if $dbh && $dbh->ping;
     $dbh = DBI->connect("dbi:Pg:host=$ENV{PGHOST};port=$ENV{PGPORT};"
