@@ -59,7 +59,7 @@ BulkTest::fill_table('Basic', 20000, 1000);
 my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$::port") or die;
 setsockopt($s, Socket::SOL_SOCKET(), Socket::SO_RCVBUF(), 4096);
 print $s "GET /Basic/\$dump HTTP/1.1\r\nHost: x\r\n\r\n";
-sleep 0.5;
+ok(defined BulkTest::wait_backends(sub { $_[0] == 1 }, 60), "the stalled dump holds it");
 my $t0 = time;
 my $r = bulk_http_request(GET => '/Basic/$dump');
 my $dt = time - $t0;
@@ -117,7 +117,10 @@ my $pid = BulkTest::proxy_start($ENV{TEST_NGINX_PROXY_PORT}, '127.0.0.1', $ENV{P
 $r = bulk_http_request(GET => '/Basic/$dump');
 ok($r->{status} == 200 && ($r->{body} =~ tr/\n//) == 5, "database back: 200");
 BulkTest::proxy_stop($pid);
-sleep 0.3;
+# the worker sees its idle pooled connection closed (a debug line)
+my $t0 = time;
+sleep 0.05 until bulk_error_log() =~ /bulk pg: idle connection \S+ closed by server/
+                 || time - $t0 > 30;
 $r = bulk_http_request(GET => '/Basic/$dump');
 is($r->{status}, 503, "the pooled connection died with the database: 503");
 $pid = BulkTest::proxy_start($ENV{TEST_NGINX_PROXY_PORT}, '127.0.0.1', $ENV{PGPORT}, 30);
