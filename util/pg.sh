@@ -25,9 +25,14 @@ SCHEMA=$REPO/sql/schema.sql
 die() { echo "pg.sh: $*" >&2; exit 1; }
 
 # Run a command as the cluster's OS user: postgres when we are root, else
-# ourselves.
+# ourselves.  From /: postgres may not be able to enter the current
+# directory (a checkout under a 0700 home); every path here is absolute.
 as_pg() {
-    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+    if [ "$(id -u)" = 0 ]; then
+        (cd / && runuser -u postgres -- "$@")
+    else
+        "$@"
+    fi
 }
 
 abs_pgdir() {

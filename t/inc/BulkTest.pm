@@ -32,8 +32,17 @@ sub project_runner {
 our $NeedsProjectRunner = "needs the project runner's --- perl_test "
     . "(t/lib/Test/Nginx/Socket.pm); the real Test::Nginx is loaded";
 
+my $dbh_pid;
+
+# a forked child (a fault injected by a test in a child process) gets its
+# own connection: two processes on one would mix their protocol streams
 sub db {
+    if ($dbh && $dbh_pid != $$) {
+        $dbh->{InactiveDestroy} = 1;
+        undef $dbh;
+    }
     return $dbh if $dbh && $dbh->ping;
+    $dbh_pid = $$;
     $dbh = DBI->connect("dbi:Pg:host=$ENV{PGHOST};port=$ENV{PGPORT};"
                         . "dbname=" . ($ENV{PGDATABASE} || 'bulk'),
                         $ENV{PGUSER} || 'postgres', '',
@@ -173,6 +182,9 @@ sub proxy_start {
 
     $dbh->{InactiveDestroy} = 1 if $dbh;
     $SIG{ALRM} = sub { POSIX::_exit(0) };
+    # a peer that closed (a backend terminated, nginx gone) must not kill
+    # the proxy: the next connection would find nothing listening
+    $SIG{PIPE} = 'IGNORE';
     alarm $life;
     my $stalled = 0;
     my $forwarded = 0;
@@ -261,6 +273,7 @@ sub source_start {
     close $told;
     $dbh->{InactiveDestroy} = 1 if $dbh;
     $SIG{ALRM} = sub { POSIX::_exit(0) };
+    $SIG{PIPE} = 'IGNORE';      # nginx went away: the next connection
     alarm($o{life} || 60);
     my $hold = $o{hold_after};
     while (my $c = $l->accept) {
