@@ -3,6 +3,8 @@
 #   make          build build/ngx_http_bulk_module.so against Debian's nginx
 #   make run      sample database + nginx on 127.0.0.1:8080 (Ctrl-C stops)
 #   make test     the whole suite against a private PostgreSQL cluster
+#   make clean    removes build/, t/servroot* and the clusters and nginx
+#                 files in /var/tmp/ngx_bulk-<name>-<hash> (util/state.sh)
 #   make bench    throughput against psql COPY (not part of make test)
 #   make soak     one 2 GiB streamed $load, worker memory watched (SOAK_BYTES)
 #   make deb      build/deb/libnginx-mod-http-bulk_<VERSION>_<arch>.deb
@@ -74,6 +76,7 @@ check: deps all asan
 	@util/check.sh
 
 clean:
-	rm -rf $(BUILD) t/servroot
+	@util/state.sh clean
+	rm -rf $(BUILD) t/servroot t/servroot-deb
 
 -include t/unit/unit.mk

@@ -1,14 +1,14 @@
-# Self-test of the test runner (t/lib/Test/Nginx/Socket.pm fallback, or the
-# real Test::Nginx::Socket when installed).  Uses only stock nginx features,
-# no ngx_bulk module.
+# Self-test of the test runner (t/lib/Test/Nginx/Socket.pm, the project's
+# own, or the real Test::Nginx::Socket when it is on the path).  Uses only
+# stock nginx features, no ngx_bulk module, and only sections both runners
+# know: it runs under both.  The project runner's extensions are tested in
+# t/003-runner-extras.t.
 use FindBin;
 BEGIN { eval { require Test::Nginx::Socket; 1 } or unshift @INC, "$FindBin::Bin/lib" }
 use Test::Nginx::Socket 'no_plan';
 
 # These tests use no module: do not load ngx_bulk for them.
 BEGIN { delete $ENV{TEST_NGINX_LOAD_MODULES} }
-
-our $Fallback = $Test::Nginx::Socket::IsFallback;
 
 no_shuffle();
 run_tests();
@@ -128,75 +128,3 @@ raw ok
 --- error_log
 unknown directive "this_directive_does_not_exist"
 
-
-
-=== TEST 9: perl_test slow read and abort (fallback runner only)
---- skip_eval
-7: !$::Fallback
---- init
-open my $fh, '>', "$ENV{TEST_NGINX_HTML_DIR}/big.txt" or die $!;
-print $fh "x" x 1048575, "\n";
-close $fh;
---- config
-    location = /big.txt { }
-    location = /bigchunked {
-        sub_filter_types *;
-        sub_filter 'nomatch' 'x';
-        rewrite ^ /big.txt break;
-        root $TEST_NGINX_HTML_DIR;
-    }
---- request
-GET /big.txt
---- response_headers
-Content-Length: 1048576
---- perl_test
-my $r = bulk_http_request(GET => '/bigchunked', slow_read => [16384, 0.002]);
-is($r->{status}, 200, "slow read: status");
-ok($r->{chunked} && $r->{complete}, "slow read: chunked and complete");
-is(length $r->{body}, 1048576, "slow read: full body");
-my $a = bulk_http_request(GET => '/big.txt', abort_after => 1000);
-ok($a->{aborted} && !$a->{complete}, "abort_after: incomplete");
-is(length $a->{body}, 1000, "abort_after: 1000 bytes read");
-my @w = bulk_worker_pids();
-is(scalar @w, 1, "one worker");
-ok(bulk_rss_kb($w[0]) > 0 && bulk_peak_rss_kb($w[0]) >= bulk_rss_kb($w[0]),
-   "rss helpers");
---- no_error_log
-[alert]
-
-
-
-=== TEST 10: truncated chunked response from upstream is detected (fallback only)
---- skip_eval
-3: !$::Fallback
---- init
-use IO::Socket::INET;
-$ENV{TEST_NGINX_FAKE_PORT} = $ENV{TEST_NGINX_SERVER_PORT} + 1;
-my $l = IO::Socket::INET->new(LocalAddr => '127.0.0.1', Listen => 5,
-    LocalPort => $ENV{TEST_NGINX_FAKE_PORT}, ReuseAddr => 1) or die "listen: $!";
-my $pid = fork;
-die "fork: $!" unless defined $pid;
-if (!$pid) {
-    local $SIG{ALRM} = sub { POSIX::_exit(0) };
-    alarm 20;
-    my $c = $l->accept or POSIX::_exit(0);
-    my $req = '';
-    while ($req !~ /\r\n\r\n/) { sysread($c, $req, 4096, length $req) or last }
-    print $c "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n";
-    close $c;
-    POSIX::_exit(0);
-}
-close $l;
-$::FakePid = $pid;
---- config
-    location = /trunc {
-        proxy_pass http://127.0.0.1:$TEST_NGINX_FAKE_PORT;
-        proxy_http_version 1.1;
-        proxy_buffering off;
-    }
---- perl_test
-my $r = bulk_http_request(GET => '/trunc');
-is($r->{status}, 200, "truncated: status");
-ok($r->{chunked} && !$r->{complete}, "truncated: chunked body reported incomplete");
-is($r->{body}, "hello", "truncated: partial body");
-waitpid($::FakePid, 0);

@@ -256,7 +256,7 @@ Content-Type: application/json
 
 === TEST 21: strings with backslashes, quotes, newlines, non-ASCII and emoji
 --- init
-seed(Patient => [ { id => 'esc', resource =>
+BulkTest::seed(Patient => [ { id => 'esc', resource =>
     '{"text":{"div":"a \\"quoted\\" C:\\\\dir\\\\n line1\\nline2\\ttab \\u0001 ü 日本 😀"}}' } ]);
 --- request
 GET /Patient/$dump

@@ -8,8 +8,8 @@ use BulkTest;
 use Time::HiRes qw(time sleep);
 use IO::Socket::INET;
 
-plan skip_all => 'perl_test blocks need the project runner'
-    unless $Test::Nginx::Socket::IsFallback;
+plan skip_all => $BulkTest::NeedsProjectRunner
+    unless BulkTest::project_runner();
 plan 'no_plan';
 
 $ENV{TEST_NGINX_PROXY_PORT} = $ENV{TEST_NGINX_SERVER_PORT} + 11;
@@ -59,7 +59,7 @@ BulkTest::fill_table('Basic', 20000, 1000);
 my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$::port") or die;
 setsockopt($s, Socket::SOL_SOCKET(), Socket::SO_RCVBUF(), 4096);
 print $s "GET /Basic/\$dump HTTP/1.1\r\nHost: x\r\n\r\n";
-sleep 0.5;
+ok(defined BulkTest::wait_backends(sub { $_[0] == 1 }, 60), "the stalled dump holds it");
 my $t0 = time;
 my $r = bulk_http_request(GET => '/Basic/$dump');
 my $dt = time - $t0;
@@ -117,7 +117,10 @@ my $pid = BulkTest::proxy_start($ENV{TEST_NGINX_PROXY_PORT}, '127.0.0.1', $ENV{P
 $r = bulk_http_request(GET => '/Basic/$dump');
 ok($r->{status} == 200 && ($r->{body} =~ tr/\n//) == 5, "database back: 200");
 BulkTest::proxy_stop($pid);
-sleep 0.3;
+# the worker sees its idle pooled connection closed (a debug line)
+my $t0 = time;
+sleep 0.05 until bulk_error_log() =~ /bulk pg: idle connection \S+ closed by server/
+                 || time - $t0 > 30;
 $r = bulk_http_request(GET => '/Basic/$dump');
 is($r->{status}, 503, "the pooled connection died with the database: 503");
 $pid = BulkTest::proxy_start($ENV{TEST_NGINX_PROXY_PORT}, '127.0.0.1', $ENV{PGPORT}, 30);
@@ -238,6 +241,29 @@ ok($n > 0 && $n < 6000, "some rows arrived ($n)");
 BulkTest::sql(q{DROP VIEW "stalltype"});
 --- error_log
 PostgreSQL sent nothing for bulk_pg_timeout
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 9: a row the converter cannot take ends the stream without its last chunk
+--- init
+BulkTest::seed(Basic => [
+    { id => 'ok1', resource => '{"code":{"text":"fine"}}' },
+    { id => 'deep', resource => ('{"a":' x 140) . '1' . ('}' x 140) },
+]);
+--- config
+    bulk_pg "$TEST_NGINX_PG_CONNINFO";
+    location ~ ^/(?<t>[A-Z][A-Za-z0-9]*)/\$dump$ { bulk_dump $t; }
+--- perl_test
+my $r = bulk_http_request(GET => '/Basic/$dump?fhir=true');
+is($r->{status}, 200, "the stream started");
+ok($r->{chunked} && !$r->{complete}, "it ends without its last chunk");
+like($r->{body}, qr/^\{"resourceType":"Basic","id":"ok1"[^\n]*\n\z/,
+     "after the row before");
+--- error_log eval
+qr/\[error\].*bulk dump of "Basic" failed after \d rows: row "deep" cannot be converted to FHIR: .*nesting too deep/
 --- no_error_log
 [alert]
 [crit]

@@ -3,8 +3,12 @@
 use FindBin;
 BEGIN { eval { require Test::Nginx::Socket; 1 } or unshift @INC, "$FindBin::Bin/lib" }
 use lib "$FindBin::Bin/inc";
-use Test::Nginx::Socket 'no_plan';
+use Test::Nginx::Socket;
 use BulkTest;
+
+plan skip_all => $BulkTest::NeedsProjectRunner
+    unless BulkTest::project_runner();
+plan 'no_plan';
 
 $ENV{TEST_NGINX_SRC} = "http://127.0.0.1:$ENV{TEST_NGINX_SERVER_PORT}/src";
 $ENV{TEST_NGINX_SOURCE_PORT} = $ENV{TEST_NGINX_SERVER_PORT} + 12;
@@ -399,20 +403,21 @@ qq|POST /Patient/\$load\n{"source": "$ENV{TEST_NGINX_SRC}/s3.ndjson?X-Amz-Signat
 === TEST 18: a client that disconnects during a load: rolled back, the pool is clean
 --- init
 BulkTest::reset_type('Patient');
+# 2,000 rows, then the source holds the rest: the load is in the middle
 $::src = BulkTest::source_start($ENV{TEST_NGINX_SOURCE_PORT}, body => main::pats(20000),
-                                rate => 200000, life => 30);
+                                hold_after => length(main::pats(2000)), life => 120);
 --- config eval
 $::Config
+--- timeout: 120
 --- perl_test
 my $body = qq|{"source": "http://127.0.0.1:$ENV{TEST_NGINX_SOURCE_PORT}/slow.ndjson"}|;
 my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$::port") or die;
 print $s "POST /Patient/\$load HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
        . "Content-Length: " . length($body) . "\r\n\r\n$body";
-select(undef, undef, undef, 1.5);
-ok(BulkTest::sql_one(q{SELECT count(*) FROM pg_stat_activity WHERE application_name = 'ngx_bulk'
-    AND state <> 'idle'}) >= 1, "the load is running");
+ok(BulkTest::source_held($::src), "the source sent its first rows and holds");
+ok(defined BulkTest::wait_backends(sub { $_[0] >= 1 }, 60), "the load is running");
 close $s;
-ok(defined BulkTest::wait_backends(sub { $_[0] == 0 }, 2), "its backend is gone: rolled back");
+ok(defined BulkTest::wait_backends(sub { $_[0] == 0 }, 10), "its backend is gone: rolled back");
 BulkTest::proxy_stop($::src);
 is(BulkTest::sql_one(q{SELECT count(*) FROM patient}), 0, "nothing committed");
 BulkTest::write_file(main::html('after.ndjson'), main::pats(5));

@@ -9,8 +9,8 @@ use BulkTest;
 our $Sample = "$FindBin::Bin/../../shared/data/synthea-10";
 
 plan skip_all => "no Synthea sample in $Sample" unless -d $Sample;
-plan skip_all => 'perl_test blocks need the project runner'
-    unless $Test::Nginx::Socket::IsFallback;
+plan skip_all => $BulkTest::NeedsProjectRunner
+    unless BulkTest::project_runner();
 plan 'no_plan';
 
 our (%Count, $All);

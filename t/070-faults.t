@@ -11,8 +11,8 @@ use BulkTest;
 use Time::HiRes qw(time sleep);
 use IO::Socket::INET;
 
-plan skip_all => 'perl_test blocks need the project runner'
-    unless $Test::Nginx::Socket::IsFallback;
+plan skip_all => $BulkTest::NeedsProjectRunner
+    unless BulkTest::project_runner();
 plan 'no_plan';
 
 $ENV{TEST_NGINX_PROXY_PORT} = $ENV{TEST_NGINX_SERVER_PORT} + 11;
@@ -22,6 +22,8 @@ $ENV{TEST_NGINX_PROXY_CONNINFO} = "hostaddr=127.0.0.1 port=$ENV{TEST_NGINX_PROXY
     . "user=postgres dbname=bulk connect_timeout=2";
 
 log_level('warn');
+
+our $port;      # the nginx port for perl_test code, set by the project runner
 
 our $Config = <<'CONF';
     bulk_pg "$TEST_NGINX_PROXY_CONNINFO";
@@ -65,6 +67,21 @@ sub pool_clean {
         sleep 0.05;
     }
     return 0;
+}
+
+# in a child process: once the source holds in the middle of a load whose
+# COPY runs (a busy backend), does &$fault, then lets the source go on;
+# returns the child's pid
+sub fault_mid_load {
+    my ($fault) = @_;
+    my $pid = fork;
+    die "fork: $!" unless defined $pid;
+    return $pid if $pid;
+    my $ok = BulkTest::source_held($::src)
+             && defined BulkTest::wait_backends(sub { $_[0] >= 1 }, 60);
+    $fault->() if $ok;
+    BulkTest::source_release($::src);
+    POSIX::_exit($ok ? 0 : 1);
 }
 
 sub load_req {
@@ -173,22 +190,24 @@ BulkTest::proxy_stop($::proxy);
 --- init
 BulkTest::reset_type('Patient');
 $::src = BulkTest::source_start($ENV{TEST_NGINX_SOURCE_PORT}, body => main::pats(20000),
-                                rate => 300000, life => 30);
+                                hold_after => length(main::pats(2000)), life => 120);
 $::proxy = main::proxy();
 BulkTest::write_file("$ENV{TEST_NGINX_HTML_DIR}/small.ndjson", main::pats(50));
+--- timeout: 120
 --- perl_test
-my $pid = fork;
-if (!$pid) { sleep 1.5; BulkTest::proxy_stop($::proxy); POSIX::_exit(0) }
+my $proxy = $::proxy;
+my $pid = main::fault_mid_load(sub { BulkTest::proxy_stop($proxy) });
 my $t0 = time;
 my $r = main::load_req('/Patient/$load', "http://127.0.0.1:$ENV{TEST_NGINX_SOURCE_PORT}/p.ndjson",
-                       timeout => 30);
+                       timeout => 60);
 waitpid $pid, 0;
+is($?, 0, "the proxy was cut in the middle of the load");
 BulkTest::proxy_stop($::src);
 is($r->{status}, 503, "answer 503");
 like($r->{body}, qr/"code":"transient".*(connection was lost|COPY to the database failed: server closed the connection)/,
      "transient OperationOutcome")
     or diag $r->{body};
-ok(time - $t0 < 10, "answered in " . sprintf('%.1f', time - $t0) . "s");
+ok(time - $t0 < 30, "answered in " . sprintf('%.1f', time - $t0) . "s");
 is(BulkTest::sql_one(q{SELECT count(*) FROM patient}), 0, "nothing committed");
 $::proxy = main::proxy();
 $r = main::load_req('/Patient/$load', "$ENV{TEST_NGINX_SRC}/small.ndjson");
@@ -222,20 +241,19 @@ BulkTest::proxy_stop($::proxy);
 --- init
 BulkTest::reset_type('Patient');
 $::src = BulkTest::source_start($ENV{TEST_NGINX_SOURCE_PORT}, body => main::pats(20000),
-                                rate => 300000, life => 30);
+                                hold_after => length(main::pats(2000)), life => 120);
 $::proxy = main::proxy();
 BulkTest::write_file("$ENV{TEST_NGINX_HTML_DIR}/small.ndjson", main::pats(50));
+--- timeout: 120
 --- perl_test
-my $pid = fork;
-if (!$pid) {
-    sleep 1.5;
+my $pid = main::fault_mid_load(sub {
     BulkTest::sql(q{SELECT pg_terminate_backend(pid) FROM pg_stat_activity
                     WHERE application_name = 'ngx_bulk' AND state <> 'idle'});
-    POSIX::_exit(0);
-}
+});
 my $r = main::load_req('/Patient/$load', "http://127.0.0.1:$ENV{TEST_NGINX_SOURCE_PORT}/p.ndjson",
-                       timeout => 30);
+                       timeout => 60);
 waitpid $pid, 0;
+is($?, 0, "its backend was terminated in the middle of the load");
 BulkTest::proxy_stop($::src);
 is($r->{status}, 503, "answer 503");
 like($r->{body}, qr/"code":"transient"/, "transient") or diag $r->{body};
@@ -316,7 +334,7 @@ BulkTest::proxy_stop($::proxy);
 --- init
 BulkTest::reset_type('Patient');
 $::src = BulkTest::source_start($ENV{TEST_NGINX_SOURCE_PORT}, body => main::pats(20000),
-                                rate => 500000, life => 40);
+                                hold_after => length(main::pats(2000)), life => 120);
 $::proxy = main::proxy();
 BulkTest::write_file("$ENV{TEST_NGINX_HTML_DIR}/small.ndjson", main::pats(50));
 --- timeout: 60
@@ -337,13 +355,13 @@ BulkTest::proxy_stop($::proxy);
 # stalled in the middle of the COPY
 $::proxy = main::proxy();
 my $p = $::proxy;
-my $pid = fork;
-if (!$pid) { sleep 1.5; kill 'USR1', $p; POSIX::_exit(0) }
+my $pid = main::fault_mid_load(sub { kill 'USR1', $p });
 $t0 = time;
 $r = main::load_req('/Patient/$load', "http://127.0.0.1:$ENV{TEST_NGINX_SOURCE_PORT}/p.ndjson",
-                    timeout => 20);
+                    timeout => 60);
 $dt = time - $t0;
 waitpid $pid, 0;
+is($?, 0, "the database stalled in the middle of the COPY");
 ok(!$r->{timed_out}, sprintf("stalled mid-COPY: answered (%s) after %.1fs",
                              $r->{status} // 'nothing', $dt));
 is($r->{status}, 504, "answer 504");

@@ -11,8 +11,8 @@ use BulkTest;
 use Time::HiRes qw(time sleep);
 use IO::Socket::INET;
 
-plan skip_all => 'perl_test blocks need the project runner'
-    unless $Test::Nginx::Socket::IsFallback;
+plan skip_all => $BulkTest::NeedsProjectRunner
+    unless BulkTest::project_runner();
 plan 'no_plan';
 
 $ENV{TEST_NGINX_SRC} = "http://127.0.0.1:$ENV{TEST_NGINX_SERVER_PORT}/src";
@@ -55,7 +55,7 @@ sub checksum {
          . '/' . BulkTest::sql_one(q{SELECT count(*) FROM pg_tables WHERE schemaname = 'public'});
 }
 
-sub seed {
+sub seed_patients {
     BulkTest::seed('Patient', [ map { { id => "p$_", resource => qq|{"n": $_}| } } 1 .. 10 ]);
 }
 
@@ -76,7 +76,7 @@ __DATA__
 
 === TEST 1: SQL injection and odd names in path elements and _since: 4xx, nothing changed
 --- init
-main::seed();
+main::seed_patients();
 --- perl_test
 my $before = main::checksum();
 my @types = ('Patient";drop table patient;--', "Patient'", "Patient;", "Patient\0", 'Pat%ient',
@@ -109,7 +109,7 @@ is(main::checksum(), $before, "the database is unchanged");
 
 === TEST 2: injection in $load and $dump-sql bodies; the merge is a literal
 --- init
-main::seed();
+main::seed_patients();
 BulkTest::write_file("$ENV{TEST_NGINX_HTML_DIR}/m.ndjson", qq|{"resourceType":"Patient","id":"m1"}\n|);
 --- perl_test
 my $before = main::checksum();
@@ -143,7 +143,7 @@ is(BulkTest::sql_one(q{SELECT count(*) FROM patient}), 11, "the table is there, 
 
 === TEST 3: $dump-sql cannot write, read files as a role without the right, or run two statements
 --- init
-main::seed();
+main::seed_patients();
 BulkTest::sql(q{DO $$ BEGIN CREATE ROLE bulk_reader LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$});
 BulkTest::sql(q{GRANT USAGE ON SCHEMA public TO bulk_reader});
 BulkTest::sql(q{GRANT SELECT ON patient TO bulk_reader});
@@ -173,7 +173,7 @@ is(main::checksum(), $before, "the database is unchanged");
 
 === TEST 4: JSON nested 100,000 deep in bodies and in an NDJSON line; YAML bombs and tags
 --- init
-main::seed();
+main::seed_patients();
 my $deep = ('[' x 100000) . (']' x 100000);
 BulkTest::write_file("$ENV{TEST_NGINX_HTML_DIR}/deep.ndjson",
     qq|{"resourceType":"Patient","id":"d1"}\n{"resourceType":"Patient","id":"d2","x":$deep}\n|
@@ -227,7 +227,7 @@ is(BulkTest::sql_one(q{SELECT count(*) FROM patient WHERE id LIKE 'd%'}), 1, "on
 
 === TEST 5: a 1 GB request body is 413 at once, never read whole
 --- init
-main::seed();
+main::seed_patients();
 --- perl_test
 my ($w) = bulk_worker_pids();
 for my $path ('/$load', '/$dump-sql', '/small/$load') {
@@ -260,7 +260,7 @@ SKIP: {
 
 === TEST 6: a gzip bomb (1.5 GB of one line) and a 100 MB line: reported as too long, memory bounded
 --- init
-main::seed();
+main::seed_patients();
 open my $gz, '|-', "gzip -1 > $ENV{TEST_NGINX_HTML_DIR}/bomb.gz" or die;
 print $gz qq|{"resourceType":"Patient","id":"b1"}\n{"resourceType":"Patient","id":"b2","x":"|;
 my $z = "\0" x (1 << 20);
@@ -308,7 +308,7 @@ is(BulkTest::sql_one(q{SELECT string_agg(id, ',' ORDER BY id) FROM patient WHERE
 
 === TEST 7: invalid UTF-8 in JSON strings: the line is rejected, not stored
 --- init
-main::seed();
+main::seed_patients();
 BulkTest::write_file("$ENV{TEST_NGINX_HTML_DIR}/u.ndjson", join '',
     qq|{"resourceType":"Patient","id":"u1","name":"\xc3\xbc"}\n|,
     qq|{"resourceType":"Patient","id":"u2","name":"\xc3"}\n|,

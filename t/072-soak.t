@@ -11,8 +11,8 @@ use Time::HiRes qw(time sleep);
 use IO::Socket::INET;
 use IO::Select;
 
-plan skip_all => 'perl_test blocks need the project runner'
-    unless $Test::Nginx::Socket::IsFallback;
+plan skip_all => $BulkTest::NeedsProjectRunner
+    unless BulkTest::project_runner();
 # thousands of requests: not under valgrind (make check's second pass)
 plan skip_all => 'too slow under valgrind' if $ENV{TEST_NGINX_USE_VALGRIND};
 plan 'no_plan';

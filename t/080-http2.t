@@ -5,15 +5,16 @@
 use FindBin;
 BEGIN { eval { require Test::Nginx::Socket; 1 } or unshift @INC, "$FindBin::Bin/lib" }
 use lib "$FindBin::Bin/inc";
-use Test::Nginx::Socket 'no_plan';
+use Test::Nginx::Socket;
 use BulkTest;
 use File::Temp ();
 use IO::Uncompress::Gunzip qw(gunzip $GunzipError);
 
-plan skip_all => 'perl_test needs the fallback runner'
-    unless $Test::Nginx::Socket::IsFallback;
+plan skip_all => $BulkTest::NeedsProjectRunner
+    unless BulkTest::project_runner();
 plan skip_all => 'needs the openssl and curl commands'
     if system('openssl version >/dev/null 2>&1 && curl --version >/dev/null 2>&1');
+plan 'no_plan';
 
 my $base = $ENV{TEST_NGINX_SERVER_PORT};
 $ENV{TEST_NGINX_H2_PORT} = $base + 1;      # TLS + h2 front

@@ -4,12 +4,13 @@
 use FindBin;
 BEGIN { eval { require Test::Nginx::Socket; 1 } or unshift @INC, "$FindBin::Bin/lib" }
 use lib "$FindBin::Bin/inc";
-use Test::Nginx::Socket 'no_plan';
+use Test::Nginx::Socket;
 use BulkTest;
 use File::Temp ();
 
-plan skip_all => 'perl_test needs the fallback runner'
-    unless $Test::Nginx::Socket::IsFallback;
+plan skip_all => $BulkTest::NeedsProjectRunner
+    unless BulkTest::project_runner();
+plan 'no_plan';
 
 our $Repo = $ENV{TEST_NGINX_REPO};
 our $Port = $ENV{TEST_NGINX_SERVER_PORT};

@@ -1,7 +1,8 @@
 #!/bin/bash
 # make bench: $dump and $load throughput against psql COPY on the same table.
 #
-# Starts its own PostgreSQL cluster (<repo>/.pg-bench, port BULK_PGPORT,
+# Starts its own PostgreSQL cluster (<state>/pg-bench, <state> being
+# util/state.sh's directory outside the checkout; port BULK_PGPORT,
 # default 54331) and its own nginx (one worker, 127.0.0.1:BENCH_PORT,
 # default 18090), loads BENCH_ROWS rows (default 1000000) and prints one
 # line per measured pair:
@@ -36,7 +37,7 @@
 # <repo>/../shared/data/synthea-10) converted with build/fhir2rows, or,
 # without it, util/gen_sample.pl's Observation rows, multiplied in SQL with
 # fresh ids.  The load source is the same template's FHIR lines multiplied
-# with fresh ids (util/fresh-ids.pl), written to build/bench/data/ and kept
+# with fresh ids (util/fresh-ids.pl), written to <state>/bench/data/ and kept
 # for the next run with the same BENCH_ROWS and template: for 1M rows about
 # 1.1 GB of NDJSON, 1.1 GB of rows and the .gz (about 0.1 GB at level 6).
 set -euo pipefail
@@ -48,12 +49,13 @@ NGINX=${NGINX:-/usr/sbin/nginx}
 BENCH_ROWS=${BENCH_ROWS:-1000000}
 BENCH_PORT=${BENCH_PORT:-18090}
 BENCH_SAMPLE=${BENCH_SAMPLE:-$REPO/../shared/data/synthea-10}
-export BULK_PGDIR=$REPO/.pg-bench
+STATE=$(util/state.sh create)
+export BULK_PGDIR=$STATE/pg-bench
 export BULK_PGPORT=${BULK_PGPORT:-54331}
 BENCH_ONLY=${BENCH_ONLY:-dump dump_gzip dump_fhir dump_sql_tsv dump_sql_csv dump_sql_ndjson converter load load_gzip import}
 BENCH_LOAD_RUNS=${BENCH_LOAD_RUNS:-2}
 BENCH_GZIP_LEVEL=${BENCH_GZIP_LEVEL:-6}
-RUNDIR=$REPO/build/bench
+RUNDIR=$STATE/bench     # nginx workers (nobody) read and write here
 TMP=$RUNDIR/tmp
 DATA=$RUNDIR/data
 BASE=http://127.0.0.1:$BENCH_PORT

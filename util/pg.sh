@@ -1,12 +1,18 @@
 #!/bin/bash
 # Private PostgreSQL 15 cluster for ngx_bulk development and tests.
 # Usage: util/pg.sh start|stop|status|psql [args]|env
-# Env: BULK_PGDIR (default <repo>/.pg), BULK_PGPORT (default 54329), BULK_PGBIN.
+# Env: BULK_PGDIR (default <state>/pg, <state> given by util/state.sh:
+# /var/tmp/ngx_bulk-<checkout name>-<hash>), BULK_PGPORT (default 54329),
+# BULK_PGBIN.
+# Invoked as root, the cluster runs as user postgres (initdb refuses root);
+# otherwise as the invoking user.
 set -euo pipefail
 
 UTIL_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 REPO=$(dirname "$UTIL_DIR")
-BULK_PGDIR=${BULK_PGDIR:-$REPO/.pg}
+if [ -z "${BULK_PGDIR:-}" ]; then
+    BULK_PGDIR=$("$UTIL_DIR/state.sh" create)/pg
+fi
 BULK_PGPORT=${BULK_PGPORT:-54329}
 BULK_PGBIN=${BULK_PGBIN:-/usr/lib/postgresql/15/bin}
 DB=bulk
@@ -18,9 +24,15 @@ SCHEMA=$REPO/sql/schema.sql
 
 die() { echo "pg.sh: $*" >&2; exit 1; }
 
-# Run a command as the postgres OS user (or directly if we already are).
+# Run a command as the cluster's OS user: postgres when we are root, else
+# ourselves.  From /: postgres may not be able to enter the current
+# directory (a checkout under a 0700 home); every path here is absolute.
 as_pg() {
-    if [ "$(id -un)" = postgres ]; then "$@"; else runuser -u postgres -- "$@"; fi
+    if [ "$(id -u)" = 0 ]; then
+        (cd / && runuser -u postgres -- "$@")
+    else
+        "$@"
+    fi
 }
 
 abs_pgdir() {
@@ -46,7 +58,7 @@ cmd_start() {
         chmod 0755 "$BULK_PGDIR"
     fi
     as_pg test -x "$BULK_PGDIR" -a -w "$BULK_PGDIR" ||
-        die "user postgres cannot reach/write $BULK_PGDIR (a parent directory is not traversable by postgres?)"
+        die "user $(as_pg id -un) cannot reach/write $BULK_PGDIR (a parent directory is not traversable by that user? set BULK_PGDIR)"
     mkdir -p "$RUN"
     chmod 0777 "$RUN"
     if [ "$(id -u)" = 0 ]; then chown postgres: "$RUN"; fi

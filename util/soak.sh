@@ -2,7 +2,8 @@
 # make soak: one POST /$load of a large source generated on the fly, with
 # the nginx worker's memory watched.
 #
-# Starts its own PostgreSQL cluster (<repo>/.pg-soak, port BULK_PGPORT,
+# Starts its own PostgreSQL cluster (<state>/pg-soak, <state> being
+# util/state.sh's directory outside the checkout; port BULK_PGPORT,
 # default 54332), its own nginx (one worker, 127.0.0.1:SOAK_PORT, default
 # 18091) and util/soak-source.pl on 127.0.0.1:SOAK_SRC_PORT (default
 # 18092), which streams SOAK_BYTES (default 2 GiB) of Aidbox NDJSON
@@ -32,9 +33,10 @@ SOAK_RATE=${SOAK_RATE:-0}
 SOAK_PORT=${SOAK_PORT:-18091}
 SOAK_SRC_PORT=${SOAK_SRC_PORT:-18092}
 BENCH_SAMPLE=${BENCH_SAMPLE:-$REPO/../shared/data/synthea-10}
-export BULK_PGDIR=$REPO/.pg-soak
+STATE=$(util/state.sh create)
+export BULK_PGDIR=$STATE/pg-soak
 export BULK_PGPORT=${BULK_PGPORT:-54332}
-RUNDIR=$REPO/build/soak
+RUNDIR=$STATE/soak      # nginx workers (nobody) read and write here
 TMP=$RUNDIR/tmp
 BASE=http://127.0.0.1:$SOAK_PORT
 

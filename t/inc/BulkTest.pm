@@ -14,14 +14,35 @@ use POSIX ();
 use Time::HiRes qw(time sleep);
 use Exporter 'import';
 
-our @EXPORT = qw(plain_run source_start gzip_data write_file db sql sql_one seed reset_type json_lines json_decode
+our @EXPORT = qw(plain_run source_start source_held source_release gzip_data write_file db sql sql_one seed reset_type json_lines json_decode
                  json_canon dechunk backends busy_backends backend_pids wait_backends
                  proxy_start proxy_stop fill_table);
 
 my $dbh;
 
+# true when the Test::Nginx::Socket loaded is the project's runner
+# (t/lib), false under the real one (openresty/test-nginx)
+sub project_runner {
+    no warnings 'once';
+    return $Test::Nginx::Socket::IsFallback ? 1 : 0;
+}
+
+# the reason a file that needs the project runner's extensions (--- perl_test
+# and its helpers) gives for skipping under the real Test::Nginx
+our $NeedsProjectRunner = "needs the project runner's --- perl_test "
+    . "(t/lib/Test/Nginx/Socket.pm); the real Test::Nginx is loaded";
+
+my $dbh_pid;
+
+# a forked child (a fault injected by a test in a child process) gets its
+# own connection: two processes on one would mix their protocol streams
 sub db {
+    if ($dbh && $dbh_pid != $$) {
+        $dbh->{InactiveDestroy} = 1;
+        undef $dbh;
+    }
     return $dbh if $dbh && $dbh->ping;
+    $dbh_pid = $$;
     $dbh = DBI->connect("dbi:Pg:host=$ENV{PGHOST};port=$ENV{PGPORT};"
                         . "dbname=" . ($ENV{PGDATABASE} || 'bulk'),
                         $ENV{PGUSER} || 'postgres', '',
@@ -164,6 +185,9 @@ sub proxy_start {
 
     $dbh->{InactiveDestroy} = 1 if $dbh;
     $SIG{ALRM} = sub { POSIX::_exit(0) };
+    # a peer that closed (a backend terminated, nginx gone) must not kill
+    # the proxy: the next connection would find nothing listening
+    $SIG{PIPE} = 'IGNORE';
     alarm $life;
     my $stalled = 0;
     my $refusing = 0;
@@ -231,23 +255,44 @@ sub proxy_start {
     }
 }
 
-# A one-shot HTTP source in a child process on 127.0.0.1:$port.
+# An HTTP source in a child process on 127.0.0.1:$port (one connection at
+# a time).  Returns its pid.
 # %o: body => bytes, length => Content-Length to announce (default the
 # body's), cut_after => close after sending this many body bytes,
 # stall_after => stop sending (but keep the connection) after this many,
-# rate => bytes per second, life => seconds before it exits; chunks =>
-# [pieces]: a chunked body, one chunk per piece, each followed by a pause.
+# hold_after => after this many body bytes (of the first connection that
+# gets that far) tell the test (source_held) and wait for its
+# source_release() before sending the rest, rate => bytes per second,
+# life => seconds before it exits (default 60); chunks => [pieces]: a
+# chunked body, one chunk per piece, each followed by a pause.
+# hold_after is how a test keeps a load or an import in the middle of its
+# source for as long as it needs, on a loaded machine or under valgrind
+# alike: no guess at how long a transfer takes.
+my %SourceTold;     # pid => the read end of the source's pipe
+
 sub source_start {
     my ($port, %o) = @_;
     my $l = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port,
                                   Listen => 16, ReuseAddr => 1)
         or die "source listen $port: $!";
+    pipe(my $told, my $tell) or die "pipe: $!";
+    # the child's handler exists before the parent can signal it
+    my $released = 0;
+    local $SIG{USR1} = sub { $released = 1 };
     my $pid = fork;
     die "fork: $!" unless defined $pid;
-    if ($pid) { close $l; return $pid }
+    if ($pid) {
+        close $l;
+        close $tell;
+        $SourceTold{$pid} = $told;
+        return $pid;
+    }
+    close $told;
     $dbh->{InactiveDestroy} = 1 if $dbh;
     $SIG{ALRM} = sub { POSIX::_exit(0) };
+    $SIG{PIPE} = 'IGNORE';      # nginx went away: the next connection
     alarm($o{life} || 60);
+    my $hold = $o{hold_after};
     while (my $c = $l->accept) {
         my $req = '';
         while ($req !~ /\r\n\r\n/) {
@@ -276,15 +321,37 @@ sub source_start {
         my $step = $o{rate} ? int($o{rate} / 10) || 1 : 65536;
         while ($off < $limit) {
             my $n = $limit - $off < $step ? $limit - $off : $step;
+            $n = $hold - $off if defined $hold && $off < $hold && $off + $n > $hold;
             my $w = syswrite($c, $body, $n, $off);
             last unless defined $w;
             $off += $w;
+            if (defined $hold && $off == $hold) {
+                undef $hold;
+                syswrite($tell, "held\n");
+                sleep 0.05 until $released;
+            }
             sleep 0.1 if $o{rate};
         }
         sleep($o{life} || 60) if defined $o{stall_after};
         close $c;
     }
     POSIX::_exit(0);
+}
+
+# waits up to $secs (default 60) for the source started with hold_after to
+# have sent that much and to hold; true if it does
+sub source_held {
+    my ($pid, $secs) = @_;
+    my $fh = $SourceTold{$pid} or die "source $pid was not started here";
+    return 0 unless IO::Select->new($fh)->can_read($secs // 60);
+    my $line = <$fh>;
+    return defined $line && $line eq "held\n";
+}
+
+# lets a holding source send the rest of its body
+sub source_release {
+    my ($pid) = @_;
+    kill 'USR1', $pid;
 }
 
 sub gzip_data {
@@ -307,6 +374,7 @@ sub proxy_stop {
     return unless $pid;
     kill 'KILL', $pid;
     waitpid $pid, 0;
+    close delete $SourceTold{$pid} if $SourceTold{$pid};
 }
 
 1;

@@ -1,7 +1,8 @@
 package Test::Nginx::Socket;
 
 # Fallback implementation of a subset of OpenResty's Test::Nginx::Socket,
-# built on Test::Base.  Only used when the real module is not installed.
+# built on Test::Base.  Loaded by the test files when the real module is not
+# on the path (PERL5LIB=<test-nginx>/lib makes them load the real one).
 # See the POD at the end of this file for the supported API.
 
 use strict;
@@ -38,7 +39,7 @@ our @EXPORT = qw(
 
 our $NginxBinary = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
 our $ServerPort = $ENV{TEST_NGINX_SERVER_PORT} || $ENV{TEST_NGINX_PORT} || 1984;
-our $ServerPortForClient = $ServerPort;
+our $ServerPortForClient = $ENV{TEST_NGINX_CLIENT_PORT} || $ServerPort;
 our $ServerAddr = '127.0.0.1';
 our $ServRoot;
 our $TestDir = File::Basename::dirname(File::Spec->rel2abs($0));
@@ -68,8 +69,12 @@ our $UseSanitizers = do {
 our $RepeatEach = 1;
 our $Workers = 1;
 our $WorkerConnections = 1024;
-our $MasterProcessEnabled = 'on';
-our $LogLevel = 'debug';
+our $MasterProcessEnabled = ($ENV{TEST_NGINX_MASTER_PROCESS} // 'on') =~ /^(?:on|1)$/
+    ? 'on' : 'off';
+our $LogLevel = $ENV{TEST_NGINX_LOG_LEVEL} || 'debug';
+our $WorkerUser = $ENV{TEST_NGINX_WORKER_USER};
+die "Bad value in the env TEST_NGINX_WORKER_USER: $WorkerUser\n"
+    if defined $WorkerUser && $WorkerUser !~ /^\w[-\w]+(?:\s+\w[-\w]+)?$/;
 our $NoRootLocation = 0;
 our $ConfigPreamble = '';
 our @EnvToNginx;
@@ -534,7 +539,11 @@ sub _write_config {
     $conf .= "master_process $MasterProcessEnabled;\n";
     $conf .= "error_log $ErrLogFile $LogLevel;\n";
     $conf .= "pid $PidFile;\n";
-    $conf .= "user root;\n" if $> == 0 && $main !~ /^\s*user\s/m;
+    if ($main !~ /^\s*user\s/m) {
+        # as the real Test::Nginx: the workers run as root when we are
+        $conf .= defined $WorkerUser ? "user $WorkerUser;\n"
+               : $> == 0 ? "user root;\n" : '';
+    }
     $conf .= "$ConfigPreamble\n" if $ConfigPreamble ne '';
     $conf .= "\n# main_config\n$main\n";
     $conf .= "events {\n    accept_mutex off;\n    worker_connections $WorkerConnections;\n}\n\n";
@@ -1034,7 +1043,7 @@ Test::Nginx::Socket - minimal fallback for OpenResty's Test::Nginx::Socket (ngx_
 
 =head1 DESCRIPTION
 
-Only loaded when the real Test::Nginx is not installed.  Blocks are parsed
+Loaded when the real Test::Nginx is not on the path.  Blocks are parsed
 by Test::Base, so section filters (C<eval>, C<chomp>, ...) behave as in the
 real module.  Each block (and each repetition) gets a freshly started nginx
 (C<daemon off>, forked by the runner so its exit status, stderr and valgrind
@@ -1064,14 +1073,21 @@ dying, nginx not exiting on SIGQUIT, valgrind errors, sanitizer reports.
 C<perl_test> (extension): Perl code run after the block's requests, with
 nginx still running.  Has C<$::port>, C<$::servroot>, C<$::block>,
 C<$::name>; use Test::More asserts directly.  Under C<use strict>.  The
-real Test::Nginx does not know this section, so files using it should
-C<plan skip_all> unless C<$Test::Nginx::Socket::IsFallback>.
+real Test::Nginx does not know this section (it ignores it), so files
+using it C<plan skip_all> unless C<$Test::Nginx::Socket::IsFallback> (see
+C<BulkTest::project_runner()>), as do files that use incomplete_ok,
+skip_valgrind or the helpers below: only this runner has them.
 
 =head2 Environment
 
-TEST_NGINX_BINARY, TEST_NGINX_LOAD_MODULES, TEST_NGINX_SERVER_PORT /
-TEST_NGINX_PORT, TEST_NGINX_SERVROOT, TEST_NGINX_TIMEOUT,
-TEST_NGINX_USE_VALGRIND, TEST_NGINX_VALGRIND_SUPP, TEST_NGINX_NO_CLEAN.
+As in the real module: TEST_NGINX_BINARY, TEST_NGINX_LOAD_MODULES,
+TEST_NGINX_SERVER_PORT / TEST_NGINX_PORT, TEST_NGINX_CLIENT_PORT,
+TEST_NGINX_SERVROOT, TEST_NGINX_TIMEOUT (default 10, the real one's is 3),
+TEST_NGINX_LOG_LEVEL, TEST_NGINX_MASTER_PROCESS (default on, the real
+one's is off), TEST_NGINX_WORKER_USER, TEST_NGINX_USE_VALGRIND,
+TEST_NGINX_NO_CLEAN.  Of its own: TEST_NGINX_VALGRIND_SUPP.
+TEST_NGINX_HTML_DIR is set by this runner only: files meant for both
+runners use html_dir().
 Valgrind: nginx runs under memcheck (C<--leak-check=full
 --errors-for-leak-kinds=definite>, one C<logs/valgrind.PID.log> per process,
 suppressions from F<valgrind.supp> next to the test files (stock-nginx and
