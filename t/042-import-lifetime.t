@@ -9,8 +9,8 @@ use Test::Nginx::Socket;
 use BulkTest;
 use Time::HiRes qw(sleep time);
 
-plan skip_all => 'perl_test blocks need the project runner'
-    unless $Test::Nginx::Socket::IsFallback;
+plan skip_all => $BulkTest::NeedsProjectRunner
+    unless BulkTest::project_runner();
 plan 'no_plan';
 
 workers(2);

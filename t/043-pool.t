@@ -15,8 +15,8 @@ use IO::Select;
 use Socket qw(SOL_SOCKET SO_RCVBUF);
 use Time::HiRes qw(sleep time);
 
-plan skip_all => 'perl_test blocks need the project runner'
-    unless $Test::Nginx::Socket::IsFallback;
+plan skip_all => $BulkTest::NeedsProjectRunner
+    unless BulkTest::project_runner();
 plan 'no_plan';
 
 workers(1);
