@@ -102,6 +102,7 @@ struct ngx_http_bulk_pg_conn_s {
     unsigned                      connecting:1;
     unsigned                      idle:1;
     unsigned                      dirty:1;     /* reset before reuse */
+    unsigned                      doomed:1;    /* the server said FATAL */
     unsigned                      resetting:1; /* DISCARD ALL on its way */
     unsigned                      want_read:1;
     unsigned                      want_write:1;

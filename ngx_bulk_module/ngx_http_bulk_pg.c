@@ -31,6 +31,7 @@ static ngx_int_t ngx_http_bulk_pg_want(ngx_http_bulk_pg_conn_t *pc,
 static void ngx_http_bulk_pg_event(ngx_event_t *ev);
 static void ngx_http_bulk_pg_timeout(ngx_event_t *ev);
 static void ngx_http_bulk_pg_idle(ngx_http_bulk_pg_conn_t *pc);
+static void ngx_http_bulk_pg_notice(void *arg, const PGresult *res);
 static void ngx_http_bulk_pg_waiter_event(ngx_event_t *ev);
 static ngx_int_t ngx_http_bulk_pg_check_hosts(ngx_conf_t *cf,
     const char *hosts);
@@ -305,7 +306,15 @@ ngx_http_bulk_pg_acquire(ngx_http_bulk_pg_waiter_t *w)
         pc->idle = 0;
         pc->c->idle = 0;
 
-        if (PQstatus(pc->pg) == CONNECTION_OK
+        /*
+         * the server may have closed it meanwhile (a restart, a terminated
+         * backend, idle_session_timeout) before its read event was seen:
+         * libpq finds out when it reads
+         */
+
+        (void) PQconsumeInput(pc->pg);
+
+        if (!pc->doomed && PQstatus(pc->pg) == CONNECTION_OK
             && PQtransactionStatus(pc->pg) == PQTRANS_IDLE)
         {
             ngx_log_debug1(NGX_LOG_DEBUG_HTTP, w->log, 0,
@@ -401,7 +410,7 @@ ngx_http_bulk_pg_release(ngx_http_bulk_pg_conn_t *pc, ngx_uint_t reusable)
     }
 
     if (reusable
-        && !ngx_exiting && !ngx_terminate && !ngx_quit
+        && !ngx_exiting && !ngx_terminate && !ngx_quit && !pc->doomed
         && PQstatus(pc->pg) == CONNECTION_OK
         && PQtransactionStatus(pc->pg) == PQTRANS_IDLE
         && !PQisBusy(pc->pg))
@@ -680,6 +689,8 @@ ngx_http_bulk_pg_connected(ngx_http_bulk_pg_conn_t *pc)
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, pc->c->log, 0,
                    "bulk pg: connected %p", pc);
+
+    (void) PQsetNoticeReceiver(pc->pg, ngx_http_bulk_pg_notice, pc);
 
     w = pc->waiter;
     pc->waiter = NULL;
@@ -1024,6 +1035,35 @@ ngx_http_bulk_pg_event(ngx_event_t *ev)
 }
 
 
+/*
+ * Notices and warnings go to the error log (at info: a query may raise
+ * many); a FATAL one means the server is about to close the connection
+ * (a terminated backend, a shutdown): it is never handed out again, even
+ * before its socket says so.
+ */
+
+static void
+ngx_http_bulk_pg_notice(void *arg, const PGresult *res)
+{
+    ngx_http_bulk_pg_conn_t  *pc = arg;
+
+    const char  *severity, *msg;
+
+    severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+    msg = PQresultErrorMessage(res);
+
+    if (severity
+        && (ngx_strcmp(severity, "FATAL") == 0
+            || ngx_strcmp(severity, "PANIC") == 0))
+    {
+        pc->doomed = 1;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, &pc->log, 0, "bulk pg: %*s",
+                  ngx_http_bulk_msg_len(msg), msg);
+}
+
+
 static void
 ngx_http_bulk_pg_idle(ngx_http_bulk_pg_conn_t *pc)
 {
@@ -1033,7 +1073,8 @@ ngx_http_bulk_pg_idle(ngx_http_bulk_pg_conn_t *pc)
         PQfreemem(n);
     }
 
-    if (PQstatus(pc->pg) != CONNECTION_OK || PQisBusy(pc->pg)) {
+    if (PQstatus(pc->pg) != CONNECTION_OK || PQisBusy(pc->pg) || pc->doomed)
+    {
         ngx_log_debug1(NGX_LOG_DEBUG_HTTP, pc->c->log, 0,
                        "bulk pg: idle connection %p closed by server", pc);
         ngx_http_bulk_pg_release(pc, 0);

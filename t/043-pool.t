@@ -255,7 +255,8 @@ is(bulk_http_request(GET => '/Patient/$dump?_since=2100-01-01')->{status}, 200,
    "a first dump leaves an idle pooled connection");
 BulkTest::sql(q{SELECT pg_terminate_backend(pid) FROM pg_stat_activity
                 WHERE application_name = 'ngx_bulk'});
-ok(main::wait_until(sub { BulkTest::backends() == 0 }, 20), "the database closed it");
+ok(main::wait_until(sub { bulk_error_log() =~ /bulk pg: idle connection \S+ closed by server/ }, 20),
+   "the database closed it, and the pool saw it");
 my $c = main::held_request(GET => '/Patient/$dump');
 my $head = '';
 $c->blocking(1);
@@ -300,3 +301,23 @@ ok(main::wait_until(sub {
     $j && $j->{status} ne 'active' }, 20), "that job ends too");
 sleep 1.5;
 is(bulk_http_request(GET => '/BulkImportStatus/refused')->{status}, 200, "nginx still answers after a heartbeat");
+
+
+
+=== TEST 6: a pooled connection the server is closing is never handed out
+--- init
+BulkTest::seed(Patient => [{ id => 'k1', resource => '{"active":true}' }]);
+--- perl_test
+# a terminated backend sends FATAL, leaves pg_stat_activity, and only then
+# closes its socket: a request right after it must not get that connection
+my @st;
+for my $i (1 .. 20) {
+    push @st, bulk_http_request(GET => '/Patient/$dump')->{status};
+    BulkTest::sql(q{SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                    WHERE application_name = 'ngx_bulk'});
+    main::wait_until(sub { BulkTest::backends() == 0 }, 20);
+}
+push @st, bulk_http_request(GET => '/Patient/$dump')->{status};
+is("@st", join(' ', (200) x 21), "every dump got a live connection");
+like(bulk_error_log(), qr/bulk pg: FATAL:  terminating connection due to administrator command/,
+     "the server's FATAL notice is logged");
