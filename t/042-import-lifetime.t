@@ -231,7 +231,8 @@ my $alt = $ENV{TEST_NGINX_ALT_PORT};
 my $r = main::post('/$import', qq|{"id":"late","inputs":[{"resourceType":"Patient","url":"http://127.0.0.1:$ENV{TEST_NGINX_SOURCE_PORT}/s.ndjson"}]}|,
                    port => $alt);
 is($r->{status}, 202, "202 Accepted");
-my $j = main::wait_status('late', sub { $_[0]{inputs}[0]{status} eq 'active' });
+# the input has its database connection and is fetching (the source stalls)
+my $j = main::wait_status('late', sub { $_[0]{inputs}[0]{status} eq 'active' && $_[0]{inputs}[0]{bytes} > 0 });
 my $pid = main::worker_of(qr/bulk import "late" accepted/);
 ok($pid, "the job runs in worker $pid");
 # the worker stops for longer than any heartbeat rule would wait (10 s);
