@@ -66,7 +66,7 @@ my $dt = time - $t0;
 is($r->{status}, 503, "queued request times out with 503");
 is($r->{headers}{'retry-after'}, '5', "Retry-After");
 like($r->{body}, qr/"code":"transient".*busy/, "OperationOutcome transient");
-ok($dt >= 0.9 && $dt < 3, "after the queue timeout (${dt}s)");
+ok($dt >= 0.9, "after the queue timeout, not before (${dt}s)");
 is(BulkTest::backends(), 1, "still one backend");
 close $s;
 ok(defined BulkTest::wait_backends(sub { $_[0] == 0 }, 2),
@@ -203,7 +203,7 @@ is(($r->{body} =~ tr/\n//), 100000, "with every row");
 --- init
 BulkTest::fill_table('Basic', 10, 10);
 BulkTest::sql(q{CREATE OR REPLACE VIEW "slowtype" AS SELECT b.* FROM basic b
-    CROSS JOIN LATERAL (SELECT pg_sleep(3)) s});
+    CROSS JOIN LATERAL (SELECT pg_sleep(30)) s});
 --- config
     bulk_pg "$TEST_NGINX_PG_CONNINFO";
     bulk_pg_timeout 1s;
@@ -214,8 +214,9 @@ my $r = bulk_http_request(GET => '/Slowtype/$dump');
 my $dt = time - $t0;
 is($r->{status}, 504, "504");
 like($r->{body}, qr/"code":"timeout".*bulk_pg_timeout/, "timeout OperationOutcome");
-ok($dt >= 0.9 && $dt < 2.5, "after about a second (${dt}s)");
-ok(defined BulkTest::wait_backends(sub { $_[0] == 0 }, 3), "the backend is released");
+ok($dt >= 0.9, "after bulk_pg_timeout, not before (${dt}s)");
+ok(defined BulkTest::wait_backends(sub { $_[0] == 0 }, 3 * BulkTest::slack()),
+   "the backend is released (its query cancelled)");
 $r = bulk_http_request(GET => '/Basic/$dump');
 is($r->{status}, 200, "the next dump works");
 BulkTest::sql(q{DROP VIEW "slowtype"});

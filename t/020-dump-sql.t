@@ -396,12 +396,10 @@ ok($r->{status} == 200 && $r->{body} eq "4\n", "the next request works");
 === TEST 8: statement timeout is 504; the connection is reusable
 --- perl_test
 for my $f (qw(tsv csv ndjson)) {
-    my $t0 = time;
-    my $r = main::post({ query => 'select pg_sleep(2)', format => $f },
+    # the query would take a minute: the answer is the timeout's
+    my $r = main::post({ query => 'select pg_sleep(60)', format => $f },
                        path => '/timeout/$dump-sql');
-    my $dt = time - $t0;
     main::check_err($r, 504, 'timeout', qr/statement timeout \(SQLSTATE 57014\)/, "$f timeout");
-    ok($dt < 1.5, "$f: answered after ${dt}s");
 }
 my $r = main::post({ query => 'select 1 as a' }, path => '/timeout/$dump-sql');
 ok($r->{status} == 200 && $r->{body} eq "1\n", "a quick query under the timeout works");

@@ -115,6 +115,15 @@ sub dechunk {
 # true without valgrind or a sanitizer: RSS figures mean nothing under
 # AddressSanitizer (shadow memory, the quarantine of freed blocks) or
 # valgrind, and timing windows stretch there; make test checks them
+# how many times slower the code under test may run here: a bound that
+# only rules out a hang or a blow-up (a YAML bomb expanded, a body read
+# whole) is multiplied by it, so it holds under valgrind and the sanitizers
+sub slack {
+    no warnings 'once';
+    return $ENV{TEST_NGINX_USE_VALGRIND} ? 20
+         : $Test::Nginx::Socket::UseSanitizers ? 4 : 1;
+}
+
 sub plain_run {
     return !$Test::Nginx::Socket::UseSanitizers
         && !$ENV{TEST_NGINX_USE_VALGRIND};

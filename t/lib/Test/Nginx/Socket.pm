@@ -55,8 +55,9 @@ our $AccLogFile = "$LogDir/access.log";
 our $StderrFile = "$LogDir/stderr.log";
 our $PidFile  = "$LogDir/nginx.pid";
 
-our $Timeout = $ENV{TEST_NGINX_TIMEOUT} || 10;
 our $UseValgrind = $ENV{TEST_NGINX_USE_VALGRIND};
+# valgrind runs nginx some twenty times slower: requests get more time
+our $Timeout = $ENV{TEST_NGINX_TIMEOUT} || ($UseValgrind ? 60 : 10);
 our $NoClean = $ENV{TEST_NGINX_NO_CLEAN};
 # nginx built with AddressSanitizer (make asan): its RSS says nothing about
 # the module's memory use (shadow memory, quarantine of freed blocks)
