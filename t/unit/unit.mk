@@ -125,3 +125,15 @@ fuzz:
 	$(MAKE) fuzz-ndjson
 	$(MAKE) fuzz-since
 	$(MAKE) fuzz-body
+
+# $export building blocks: search parameter tables, _typeFilter to SQL,
+# _elements, kick-off parameters
+
+SEARCH_SRCS = ngx_bulk_module/ngx_bulk_fhir_search.c \
+	ngx_bulk_module/ngx_bulk_fhir_schema.c
+SEARCH_DEPS = $(SEARCH_SRCS) ngx_bulk_module/ngx_bulk_fhir_search.h \
+	ngx_bulk_module/ngx_bulk_fhir_schema.h
+
+build/unit/test_fhir_search: t/unit/test_fhir_search.c $(SEARCH_DEPS)
+	@mkdir -p $(@D)
+	$(UNIT_CC) $(UNIT_CFLAGS) $(FORMAT_INC) -o $@ $< $(SEARCH_SRCS)
