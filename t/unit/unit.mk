@@ -4,6 +4,8 @@
 #   make unit-test              test_format + roundtrip (ASan/UBSan)
 #   make fuzz-format            libFuzzer for $(FUZZ_TIME) seconds
 #   make fuzz-body              libFuzzer of YAML/JSON bodies, as long
+#   make fuzz-typefilter        libFuzzer of _typeFilter to SQL, as long
+#   make build/typefilter_sql   prints the SQL of a _typeFilter
 #   make bench-format           MB/s against yajl parse + yajl_gen
 #   make build/fhir2rows        FHIR NDJSON -> COPY rows (make bench)
 
@@ -109,7 +111,7 @@ build/fuzz/fuzz_since: fuzz/fuzz_since.c ngx_bulk_module/ngx_bulk_time.c \
 
 # fuzz-<name>: the target for $(FUZZ_TIME) seconds on a scratch copy of
 # its seed corpus t/fuzz/<name>/
-fuzz-ndjson fuzz-since fuzz-body: fuzz-%: build/fuzz/fuzz_%
+fuzz-ndjson fuzz-since fuzz-body fuzz-typefilter: fuzz-%: build/fuzz/fuzz_%
 	rm -rf build/fuzz/corpus-$*
 	mkdir -p build/fuzz/corpus-$* build/fuzz/artifacts-$*
 	cp t/fuzz/$*/* build/fuzz/corpus-$*/
@@ -117,7 +119,7 @@ fuzz-ndjson fuzz-since fuzz-body: fuzz-%: build/fuzz/fuzz_%
 		-max_len=65536 -timeout=10 -print_final_stats=1 \
 		-artifact_prefix=build/fuzz/artifacts-$*/ build/fuzz/corpus-$*
 
-.PHONY: fuzz fuzz-ndjson fuzz-since fuzz-body
+.PHONY: fuzz fuzz-ndjson fuzz-since fuzz-body fuzz-typefilter
 
 # every fuzzer, one after the other
 fuzz:
@@ -125,6 +127,7 @@ fuzz:
 	$(MAKE) fuzz-ndjson
 	$(MAKE) fuzz-since
 	$(MAKE) fuzz-body
+	$(MAKE) fuzz-typefilter
 
 # $export building blocks: search parameter tables, _typeFilter to SQL,
 # _elements, kick-off parameters
@@ -137,3 +140,23 @@ SEARCH_DEPS = $(SEARCH_SRCS) ngx_bulk_module/ngx_bulk_fhir_search.h \
 build/unit/test_fhir_search: t/unit/test_fhir_search.c $(SEARCH_DEPS)
 	@mkdir -p $(@D)
 	$(UNIT_CC) $(UNIT_CFLAGS) $(FORMAT_INC) -o $@ $< $(SEARCH_SRCS)
+
+TYPEFILTER_SRCS = ngx_bulk_module/ngx_bulk_typefilter.c \
+	ngx_bulk_module/ngx_bulk_json.c ngx_bulk_module/ngx_bulk_time.c \
+	$(SEARCH_SRCS)
+TYPEFILTER_DEPS = $(TYPEFILTER_SRCS) $(SEARCH_DEPS) \
+	ngx_bulk_module/ngx_bulk_typefilter.h ngx_bulk_module/ngx_bulk_json.h \
+	ngx_bulk_module/ngx_bulk_time.h
+
+build/unit/test_typefilter: t/unit/test_typefilter.c $(TYPEFILTER_DEPS)
+	@mkdir -p $(@D)
+	$(UNIT_CC) $(UNIT_CFLAGS) $(FORMAT_INC) -o $@ $< $(TYPEFILTER_SRCS)
+
+build/typefilter_sql: util/typefilter_sql.c $(TYPEFILTER_DEPS)
+	@mkdir -p $(@D)
+	$(UNIT_CC) $(BENCH_CFLAGS) $(FORMAT_INC) -o $@ $< $(TYPEFILTER_SRCS)
+
+build/fuzz/fuzz_typefilter: fuzz/fuzz_typefilter.c $(TYPEFILTER_DEPS)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FORMAT_INC) -o $@ $< $(TYPEFILTER_SRCS) \
+		-lyajl
