@@ -5,6 +5,7 @@
 #   make fuzz-format            libFuzzer for $(FUZZ_TIME) seconds
 #   make fuzz-body              libFuzzer of YAML/JSON bodies, as long
 #   make fuzz-typefilter        libFuzzer of _typeFilter to SQL, as long
+#   make fuzz-elements          libFuzzer of the _elements filter, as long
 #   make build/typefilter_sql   prints the SQL of a _typeFilter
 #   make bench-format           MB/s against yajl parse + yajl_gen
 #   make build/fhir2rows        FHIR NDJSON -> COPY rows (make bench)
@@ -111,7 +112,8 @@ build/fuzz/fuzz_since: fuzz/fuzz_since.c ngx_bulk_module/ngx_bulk_time.c \
 
 # fuzz-<name>: the target for $(FUZZ_TIME) seconds on a scratch copy of
 # its seed corpus t/fuzz/<name>/
-fuzz-ndjson fuzz-since fuzz-body fuzz-typefilter: fuzz-%: build/fuzz/fuzz_%
+fuzz-ndjson fuzz-since fuzz-body fuzz-typefilter fuzz-elements: \
+		fuzz-%: build/fuzz/fuzz_%
 	rm -rf build/fuzz/corpus-$*
 	mkdir -p build/fuzz/corpus-$* build/fuzz/artifacts-$*
 	cp t/fuzz/$*/* build/fuzz/corpus-$*/
@@ -119,7 +121,7 @@ fuzz-ndjson fuzz-since fuzz-body fuzz-typefilter: fuzz-%: build/fuzz/fuzz_%
 		-max_len=65536 -timeout=10 -print_final_stats=1 \
 		-artifact_prefix=build/fuzz/artifacts-$*/ build/fuzz/corpus-$*
 
-.PHONY: fuzz fuzz-ndjson fuzz-since fuzz-body fuzz-typefilter
+.PHONY: fuzz fuzz-ndjson fuzz-since fuzz-body fuzz-typefilter fuzz-elements
 
 # every fuzzer, one after the other
 fuzz:
@@ -128,6 +130,7 @@ fuzz:
 	$(MAKE) fuzz-since
 	$(MAKE) fuzz-body
 	$(MAKE) fuzz-typefilter
+	$(MAKE) fuzz-elements
 
 # $export building blocks: search parameter tables, _typeFilter to SQL,
 # _elements, kick-off parameters
@@ -160,3 +163,16 @@ build/fuzz/fuzz_typefilter: fuzz/fuzz_typefilter.c $(TYPEFILTER_DEPS)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FORMAT_INC) -o $@ $< $(TYPEFILTER_SRCS) \
 		-lyajl
+
+ELEMENTS_SRCS = ngx_bulk_module/ngx_bulk_elements.c \
+	ngx_bulk_module/ngx_bulk_json.c ngx_bulk_module/ngx_bulk_fhir_schema.c
+ELEMENTS_DEPS = $(ELEMENTS_SRCS) ngx_bulk_module/ngx_bulk_elements.h \
+	ngx_bulk_module/ngx_bulk_json.h ngx_bulk_module/ngx_bulk_fhir_schema.h
+
+build/unit/test_elements: t/unit/test_elements.c $(ELEMENTS_DEPS)
+	@mkdir -p $(@D)
+	$(UNIT_CC) $(UNIT_CFLAGS) $(FORMAT_INC) -o $@ $< $(ELEMENTS_SRCS) -lyajl
+
+build/fuzz/fuzz_elements: fuzz/fuzz_elements.c $(ELEMENTS_DEPS)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FORMAT_INC) -o $@ $< $(ELEMENTS_SRCS) -lyajl
