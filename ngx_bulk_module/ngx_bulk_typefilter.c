@@ -125,7 +125,6 @@ typedef struct {
     ngx_bulk_tf_buf_t              a;         /* unescaped parts */
     ngx_bulk_tf_buf_t              b;
     unsigned                       nvalues;
-    unsigned                       oom:1;
 } ngx_bulk_tf_ctx_t;
 
 
@@ -227,7 +226,6 @@ ngx_bulk_tf_grow(ngx_bulk_tf_ctx_t *ctx, ngx_bulk_tf_buf_t *b, size_t n)
 
 oom:
 
-    ctx->oom = 1;
     return ngx_bulk_tf_fail(ctx, "out of memory");
 }
 
@@ -269,10 +267,10 @@ static int
 ngx_bulk_tf_json_string(ngx_bulk_tf_ctx_t *ctx, ngx_bulk_tf_buf_t *b,
     const char *s, size_t n)
 {
-    char           *p;
-    size_t          i;
-    unsigned char   c;
-    static const char  hex[] = "0123456789abcdef";
+    char               *p;
+    size_t              i;
+    unsigned char       c;
+    static const char   hex[] = "0123456789abcdef";
 
     if (ngx_bulk_tf_grow(ctx, b, 6 * n + 2) != 0) {
         return -1;
@@ -1141,11 +1139,11 @@ static int
 ngx_bulk_tf_date_value(ngx_bulk_tf_ctx_t *ctx, const char *v, size_t n,
     const char **prefix)
 {
-    int          y, mo, d, h, mi, s, len, carry;
-    size_t       i, flen;
-    char         lo[NGX_BULK_SINCE_MAX], hi[NGX_BULK_SINCE_MAX];
-    char         err[128], show[48], stamp[80], *frac;
-    static const char  *prefixes[] = {
+    int                  y, mo, d, h, mi, s, len, carry;
+    size_t               i, flen;
+    char                 lo[NGX_BULK_SINCE_MAX], hi[NGX_BULK_SINCE_MAX];
+    char                 err[128], show[48], stamp[80], *frac;
+    static const char   *prefixes[] = {
         "eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", NULL
     };
 
@@ -1362,7 +1360,6 @@ ngx_bulk_tf_compare(ngx_bulk_tf_ctx_t *ctx, const ngx_bulk_tf_cmp_t *cmps,
     vars = malloc(vl + 1);
 
     if (vars == NULL) {
-        ctx->oom = 1;
         return ngx_bulk_tf_fail(ctx, "out of memory");
     }
 

@@ -63,7 +63,8 @@ row(patient => 'p2', '2021-01-01T00:00:00Z', qq{{
     "identifier": [{"value": "456"}]}});
 row(patient => 'p3', '2019-12-31T23:59:59.999999Z', qq{{
     "gender": "male", "birthDate": "1985-02-28",
-    "name": [{"family": "Smythe", "given": ["Zo\\u00eb"], "text": "Zoë Smythe"}]}});
+    "name": [{"family": "Smythe", "given": ["Zo\\u00eb"],
+              "text": "Zoë Smythe"}]}});
 row(patient => 'p4', '2020-12-31T23:59:59Z', qq{{
     "birthDate": "2020-02-30", "name": [{"text": "Back\\\\slash \\"q\\""}]}});
 row(patient => 'p5', '2022-06-01T12:00:00Z', qq{{
@@ -230,17 +231,23 @@ my @cases = (
     ['MedicationRequest?patient=p2', ['m2']],
 
     # errors: unsupported, or malformed
-    ['Observation?subject=p1', qr/^unsupported: "subject=p1": the parameter refers to several resource types/],
+    ['Observation?subject=p1',
+     qr/^unsupported: "subject=p1": the parameter refers to several resource/],
     ['Observation?code:text=x', qr/^unsupported: modifier ":text" on "code"/],
     ['Observation?code:missing=true', qr/^unsupported: modifier ":missing"/],
-    ['Observation?subject.name=x', qr/^unsupported: chained parameter "subject.name"/],
-    ['Observation?value-quantity=5', qr/^unsupported: quantity parameter "value-quantity"/],
+    ['Observation?subject.name=x',
+     qr/^unsupported: chained parameter "subject.name"/],
+    ['Observation?value-quantity=5',
+     qr/^unsupported: quantity parameter "value-quantity"/],
     ['Observation?_has:Observation:patient:code=1', qr/^unsupported: _has/],
-    ['Patient?email=a@b', qr/^unsupported: search parameter "email" of Patient/],
+    ['Patient?email=a@b',
+     qr/^unsupported: search parameter "email" of Patient/],
     ['Patient?_count=10', qr/^unsupported: result parameter "_count"/],
-    ['Patient?_include=Patient:link', qr/^unsupported: result parameter "_include"/],
+    ['Patient?_include=Patient:link',
+     qr/^unsupported: result parameter "_include"/],
     ['Observation?date=ap2020', qr/^unsupported: "date": the ap prefix/],
-    ['Observation?combo-code-value-quantity=x', qr/^unsupported: search parameter/],
+    ['Observation?combo-code-value-quantity=x',
+     qr/^unsupported: search parameter/],
     ['Observation?subject=#p1', qr/^unsupported: "subject": a local reference/],
     ['Nope?x=1', qr/^_typeFilter: unknown resource type "Nope"/],
     ['Patient', qr/^a _typeFilter is Type\?query/],
@@ -254,7 +261,8 @@ my @cases = (
     ['Patient?name', qr/^_typeFilter parameter "name" has no value/],
     ['Patient?_id=a_b', qr/^"_id": "a_b" is not a FHIR id/],
     ['Patient?active=yes', qr/^"active": a boolean is true or false/],
-    ['Patient?gender=http://x|', qr/^unsupported: "gender": a system without a code/],
+    ['Patient?gender=http://x|',
+     qr/^unsupported: "gender": a system without a code/],
 );
 
 sub typefilter {

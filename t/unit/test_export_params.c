@@ -272,9 +272,9 @@ test_query(void)
 static void
 test_body(void)
 {
-    size_t  i;
-    char    deep[256];
-    static const char  all[] = PARAMS(
+    size_t              i;
+    char                deep[256];
+    static const char   all[] = PARAMS(
         "{\"name\":\"_outputFormat\",\"valueString\":\"application/fhir+"
         "ndjson\"},"
         "{\"name\":\"_since\",\"valueInstant\":\"2020-05-17T10:00:00.5Z\"},"
