@@ -4,6 +4,10 @@
 #   make unit-test              test_format + roundtrip (ASan/UBSan)
 #   make fuzz-format            libFuzzer for $(FUZZ_TIME) seconds
 #   make fuzz-body              libFuzzer of YAML/JSON bodies, as long
+#   make fuzz-typefilter        libFuzzer of _typeFilter to SQL, as long
+#   make fuzz-elements          libFuzzer of the _elements filter, as long
+#   make fuzz-export_params     libFuzzer of $export kick-off parameters
+#   make build/typefilter_sql   prints the SQL of a _typeFilter
 #   make bench-format           MB/s against yajl parse + yajl_gen
 #   make build/fhir2rows        FHIR NDJSON -> COPY rows (make bench)
 
@@ -109,7 +113,8 @@ build/fuzz/fuzz_since: fuzz/fuzz_since.c ngx_bulk_module/ngx_bulk_time.c \
 
 # fuzz-<name>: the target for $(FUZZ_TIME) seconds on a scratch copy of
 # its seed corpus t/fuzz/<name>/
-fuzz-ndjson fuzz-since fuzz-body: fuzz-%: build/fuzz/fuzz_%
+fuzz-ndjson fuzz-since fuzz-body fuzz-typefilter fuzz-elements \
+		fuzz-export_params: fuzz-%: build/fuzz/fuzz_%
 	rm -rf build/fuzz/corpus-$*
 	mkdir -p build/fuzz/corpus-$* build/fuzz/artifacts-$*
 	cp t/fuzz/$*/* build/fuzz/corpus-$*/
@@ -117,7 +122,8 @@ fuzz-ndjson fuzz-since fuzz-body: fuzz-%: build/fuzz/fuzz_%
 		-max_len=65536 -timeout=10 -print_final_stats=1 \
 		-artifact_prefix=build/fuzz/artifacts-$*/ build/fuzz/corpus-$*
 
-.PHONY: fuzz fuzz-ndjson fuzz-since fuzz-body
+.PHONY: fuzz fuzz-ndjson fuzz-since fuzz-body fuzz-typefilter fuzz-elements \
+	fuzz-export_params
 
 # every fuzzer, one after the other
 fuzz:
@@ -125,3 +131,70 @@ fuzz:
 	$(MAKE) fuzz-ndjson
 	$(MAKE) fuzz-since
 	$(MAKE) fuzz-body
+	$(MAKE) fuzz-typefilter
+	$(MAKE) fuzz-elements
+	$(MAKE) fuzz-export_params
+
+# $export building blocks: search parameter tables, _typeFilter to SQL,
+# _elements, kick-off parameters
+
+SEARCH_SRCS = ngx_bulk_module/ngx_bulk_fhir_search.c \
+	ngx_bulk_module/ngx_bulk_fhir_schema.c
+SEARCH_DEPS = $(SEARCH_SRCS) ngx_bulk_module/ngx_bulk_fhir_search.h \
+	ngx_bulk_module/ngx_bulk_fhir_schema.h
+
+build/unit/test_fhir_search: t/unit/test_fhir_search.c $(SEARCH_DEPS)
+	@mkdir -p $(@D)
+	$(UNIT_CC) $(UNIT_CFLAGS) $(FORMAT_INC) -o $@ $< $(SEARCH_SRCS)
+
+TYPEFILTER_SRCS = ngx_bulk_module/ngx_bulk_typefilter.c \
+	ngx_bulk_module/ngx_bulk_json.c ngx_bulk_module/ngx_bulk_time.c \
+	$(SEARCH_SRCS)
+TYPEFILTER_DEPS = $(TYPEFILTER_SRCS) $(SEARCH_DEPS) \
+	ngx_bulk_module/ngx_bulk_typefilter.h ngx_bulk_module/ngx_bulk_json.h \
+	ngx_bulk_module/ngx_bulk_time.h
+
+build/unit/test_typefilter: t/unit/test_typefilter.c $(TYPEFILTER_DEPS)
+	@mkdir -p $(@D)
+	$(UNIT_CC) $(UNIT_CFLAGS) $(FORMAT_INC) -o $@ $< $(TYPEFILTER_SRCS)
+
+build/typefilter_sql: util/typefilter_sql.c $(TYPEFILTER_DEPS)
+	@mkdir -p $(@D)
+	$(UNIT_CC) $(BENCH_CFLAGS) $(FORMAT_INC) -o $@ $< $(TYPEFILTER_SRCS)
+
+build/fuzz/fuzz_typefilter: fuzz/fuzz_typefilter.c $(TYPEFILTER_DEPS)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FORMAT_INC) -o $@ $< $(TYPEFILTER_SRCS) \
+		-lyajl
+
+ELEMENTS_SRCS = ngx_bulk_module/ngx_bulk_elements.c \
+	ngx_bulk_module/ngx_bulk_json.c ngx_bulk_module/ngx_bulk_fhir_schema.c
+ELEMENTS_DEPS = $(ELEMENTS_SRCS) ngx_bulk_module/ngx_bulk_elements.h \
+	ngx_bulk_module/ngx_bulk_json.h ngx_bulk_module/ngx_bulk_fhir_schema.h
+
+build/unit/test_elements: t/unit/test_elements.c $(ELEMENTS_DEPS)
+	@mkdir -p $(@D)
+	$(UNIT_CC) $(UNIT_CFLAGS) $(FORMAT_INC) -o $@ $< $(ELEMENTS_SRCS) -lyajl
+
+build/fuzz/fuzz_elements: fuzz/fuzz_elements.c $(ELEMENTS_DEPS)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FORMAT_INC) -o $@ $< $(ELEMENTS_SRCS) -lyajl
+
+EXPORT_PARAMS_SRCS = ngx_bulk_module/ngx_bulk_export_params.c \
+	ngx_bulk_module/ngx_bulk_json.c ngx_bulk_module/ngx_bulk_time.c \
+	ngx_bulk_module/ngx_bulk_fhir_schema.c
+EXPORT_PARAMS_DEPS = $(EXPORT_PARAMS_SRCS) \
+	ngx_bulk_module/ngx_bulk_export_params.h ngx_bulk_module/ngx_bulk_json.h \
+	ngx_bulk_module/ngx_bulk_time.h ngx_bulk_module/ngx_bulk_fhir_schema.h
+
+build/unit/test_export_params: t/unit/test_export_params.c \
+		$(EXPORT_PARAMS_DEPS)
+	@mkdir -p $(@D)
+	$(UNIT_CC) $(UNIT_CFLAGS) $(FORMAT_INC) -o $@ $< $(EXPORT_PARAMS_SRCS) \
+		-lyajl
+
+build/fuzz/fuzz_export_params: fuzz/fuzz_export_params.c \
+		$(EXPORT_PARAMS_DEPS)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FORMAT_INC) -o $@ $< $(EXPORT_PARAMS_SRCS) \
+		-lyajl
