@@ -1,5 +1,6 @@
 #!/bin/bash
-# make bench: $dump and $load throughput against psql COPY on the same table.
+# make bench: each operation's throughput against the same work done by
+# PostgreSQL's own tools (psql COPY, \copy) in the same run.
 #
 # Starts its own PostgreSQL cluster (<state>/pg-bench, <state> being
 # util/state.sh's directory outside the checkout; port BULK_PGPORT,
@@ -7,31 +8,55 @@
 # default 18090), loads BENCH_ROWS rows (default 1000000) and prints one
 # line per measured pair:
 #
-#   BENCH <name> ratio=<ours/baseline> ours=<rows/s> baseline=<rows/s> rss_mb=<MB>
+#   BENCH <name> ratio=<median> spread=<min>-<max> ours=<rows/s>
+#         baseline=<rows/s> runs=<N> rss_mb=<MB>          (on one line)
 #
 #   dump       GET /<Type>/$dump             vs psql COPY (resource::text)
 #   dump_gzip  GET /<Type>/$dump?gzip=true   vs psql COPY | gzip -1
 #   dump_fhir  GET /<Type>/$dump?fhir=true   vs our own plain $dump
-#   converter  make bench-format (only with the Synthea sample)
+#   dump_sql_tsv, dump_sql_csv, dump_sql_ndjson
+#              POST /$dump-sql of SELECT id, txid, ts, resource vs psql COPY
+#              of the same query (csv: with HEADER; ndjson: of row_to_json)
+#   converter  build/bench_format, the converter alone in MB/s against yajl
+#              parsing and regenerating the same documents (only with the
+#              Synthea sample; no rss_mb)
 #   load       POST /fhir/$load of BENCH_ROWS FHIR NDJSON resources into the
 #              empty table vs psql \copy of the same resources already
 #              converted to rows (build/fhir2rows), into the empty table
 #   load_gzip  the same with the source gzipped (gzip -BENCH_GZIP_LEVEL,
 #              default 6) vs the same psql \copy of the plain rows
+#   import     POST /fhir/$import of the same resources as 4 inputs, timed
+#              until the job is finished, vs the same psql \copy
 #
 # BENCH_ONLY="load load_gzip" (names separated by spaces) runs a subset.
 #
-# rss_mb is the nginx worker's peak RSS (VmHWM) over that pair's own runs
-# (nginx is restarted before each pair).  Each side runs twice,
-# interleaved; the better time is kept (the first run also warms the cache
-# and checks that the output is complete).  Lines starting with '#' are
-# detail.  For the loads, BENCH_LOAD_RUNS (default 2) sets the runs per
-# side; the table and its history are truncated (and CHECKPOINTed) before
-# every run, the answer's count and the table's count are both checked, and
-# the '#' line gives the CPU seconds of the nginx worker and of PostgreSQL
-# (all its processes) during each side's runs.  The $load source is served
-# by the bench nginx itself (location /benchsrc/, sendfile), so the
-# worker's CPU includes serving the file.
+# Method (the machine may be shared, so single timings are noise): ours and
+# the baseline alternate, ours, baseline, ours, baseline, ..., BENCH_RUNS
+# times each (default 5; fewer only for a quick look, which says so).  Run
+# i's ratio is ours_rate / baseline_rate of that adjacent pair (run i of
+# ours with run i of the baseline); ratio= is the median of those N ratios
+# and spread= their min and max; ours= and baseline= are the medians of
+# each side's rows/s (MB/s for converter).  An even N takes the mean of
+# the two middle values.  For the dumps, each side first runs once more,
+# uncounted: that warm-up reads the table into the cache and checks that
+# the output is complete.  rss_mb is the nginx worker's peak RSS (VmHWM)
+# over that pair's runs of ours, warm-up included: nginx is restarted
+# before each pair and the peak is reset before each of our runs (so
+# dump_fhir's plain-$dump baseline, on the same worker, is not counted).
+# Lines starting with '#' are detail: every run's seconds.
+#
+# Loads: BENCH_LOAD_RUNS (default BENCH_RUNS) sets the runs per side of
+# load, load_gzip and import.  There is no uncounted run: the table and its
+# history are truncated (and CHECKPOINTed) before every run, outside the
+# timing, and every run is checked (the answer's count or the job's status,
+# and the table's count).  The '#' line gives the CPU seconds of the nginx
+# worker and of PostgreSQL (all its processes) during each side's runs.
+# The $load source is served by the bench nginx itself (location
+# /benchsrc/, sendfile), so the worker's CPU includes serving the file.
+#
+# converter: build/bench_format runs BENCH_RUNS times, one round each
+# (after its own warm-up pass: yajl alone, then our conversion to Aidbox
+# and back to FHIR; ours is the slower of the two), ratios as above.
 #
 # Data: the Synthea MedicationRequest sample (BENCH_SAMPLE, default
 # <repo>/../shared/data/synthea-10) converted with build/fhir2rows, or,
@@ -53,7 +78,8 @@ STATE=$(util/state.sh create)
 export BULK_PGDIR=$STATE/pg-bench
 export BULK_PGPORT=${BULK_PGPORT:-54331}
 BENCH_ONLY=${BENCH_ONLY:-dump dump_gzip dump_fhir dump_sql_tsv dump_sql_csv dump_sql_ndjson converter load load_gzip import}
-BENCH_LOAD_RUNS=${BENCH_LOAD_RUNS:-2}
+BENCH_RUNS=${BENCH_RUNS:-5}
+BENCH_LOAD_RUNS=${BENCH_LOAD_RUNS:-$BENCH_RUNS}
 BENCH_GZIP_LEVEL=${BENCH_GZIP_LEVEL:-6}
 RUNDIR=$STATE/bench     # nginx workers (nobody) read and write here
 TMP=$RUNDIR/tmp
@@ -64,7 +90,8 @@ die() { echo "bench: error: $*" >&2; exit 1; }
 
 [[ $BENCH_ROWS =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROWS must be a positive integer"
 [[ $BENCH_PORT =~ ^[0-9]+$ ]] || die "BENCH_PORT must be a port number"
-[[ $BENCH_LOAD_RUNS =~ ^[1-9]$ ]] || die "BENCH_LOAD_RUNS must be 1 to 9"
+[[ $BENCH_RUNS =~ ^[1-9][0-9]?$ ]] || die "BENCH_RUNS must be 1 to 99"
+[[ $BENCH_LOAD_RUNS =~ ^[1-9][0-9]?$ ]] || die "BENCH_LOAD_RUNS must be 1 to 99"
 [[ $BENCH_GZIP_LEVEL =~ ^[1-9]$ ]] || die "BENCH_GZIP_LEVEL must be 1 to 9"
 for b in $BENCH_ONLY; do
     case $b in
@@ -108,6 +135,8 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+BENCH_T0=$(now)
 
 # ------------------------------------------------------------------ build
 make -s all build/fhir2rows
@@ -242,6 +271,9 @@ http {
 
         bulk_pg "$BULK_PG_CONNINFO";
         bulk_pg_pool 4 timeout=10s;
+        # the \$load and \$import sources are served by this nginx on a
+        # loopback address, which the module refuses by default (SSRF)
+        bulk_source_allow 127.0.0.1;
 
         include $REPO/conf/bulk_api.conf;
 
@@ -289,6 +321,12 @@ worker_hwm_reset() {
 # ------------------------------------------------------------- measuring
 COPY_SQL="COPY (SELECT resource::text FROM \"$TABLE\") TO STDOUT"
 
+echo "# $BENCH_RUNS runs per side (loads: $BENCH_LOAD_RUNS), ours and the baseline" \
+     "alternating; ratio = median of the per-pair ratios, spread = their min-max"
+if [ "$BENCH_RUNS" -lt 5 ] || [ "$BENCH_LOAD_RUNS" -lt 5 ]; then
+    echo "# fewer than 5 runs per side: a quick look, not a measurement"
+fi
+
 # run <label> <command...>: runs it, sets T (seconds)
 run() {
     local label=$1 t0 t1
@@ -297,6 +335,31 @@ run() {
     "$@" || die "$label failed"
     t1=$(now)
     T=$(elapsed "$t0" "$t1")
+}
+
+# our_run <label> <command...>: run, with the worker's peak RSS reset
+# before and read after; RSS keeps the highest since the pair began
+RSS=0
+our_run() {
+    local hwm
+    worker_hwm_reset
+    run "$@"
+    hwm=$(worker_hwm)
+    RSS=$(awk -v a="$RSS" -v b="$hwm" 'BEGIN { print (b + 0 > a + 0) ? b : a }')
+}
+
+# alternate <ours label> <ours function> <base label> <base function>:
+# BENCH_RUNS runs of each, ours first, then the baseline, and so on;
+# OS and BS get the seconds of each side's runs (" t1 t2 ...")
+alternate() {
+    local i
+    OS=; BS=
+    for i in $(seq "$BENCH_RUNS"); do
+        our_run "$1" "$2"
+        OS="$OS $T"
+        run "$3" "$4"
+        BS="$BS $T"
+    done
 }
 
 # curl_check <url> <filter...>: the output piped through filter | wc -l
@@ -325,66 +388,107 @@ psql_check() { psql_copy | wc -l > "$TMP/lines"; }
 psql_gzip() { psql_copy | gzip -1 > /dev/null; }
 psql_gzip_check() { psql_copy | gzip -1 | wc -c > "$TMP/gzsize"; }
 
-rate() { awk -v n="$BENCH_ROWS" -v t="$1" 'BEGIN { printf "%d", n / t }'; }
+# the statistics of one pair; $1 and $2 are the seconds of ours and of the
+# baseline, run i of one with run i of the other
+PAIR_AWK='
+function median(a, k,    i, j, t) {    # sorts a[1..k]
+    for (i = 2; i <= k; i++) {
+        t = a[i]
+        for (j = i - 1; j >= 1 && a[j] > t; j--)
+            a[j + 1] = a[j]
+        a[j + 1] = t
+    }
+    return (k % 2) ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
+}
+BEGIN {
+    k = split(os, o, " ")
+    if (k == 0 || split(bs, b, " ") != k) {
+        bad = 1    # (exit in BEGIN still runs END)
+        exit 1
+    }
+    for (i = 1; i <= k; i++) {
+        if (o[i] <= 0) o[i] = 0.001
+        if (b[i] <= 0) b[i] = 0.001
+        r[i] = b[i] / o[i]    # (n / o) / (n / b)
+        ro[i] = n / o[i]
+        rb[i] = n / b[i]
+        rs = rs sprintf(" %.2f", r[i])
+    }
+}'
 
-report() {    # name ours_t base_t rss
-    awk -v name="$1" -v n="$BENCH_ROWS" -v o="$2" -v b="$3" -v rss="$4" 'BEGIN {
-        printf "BENCH %s ratio=%.2f ours=%d baseline=%d rss_mb=%s\n",
-               name, b / o, n / o, n / b, rss }'
+# ratios "<ours seconds>" "<baseline seconds>": the per-pair ratios
+ratios() {
+    awk -v n="$BENCH_ROWS" -v os="$1" -v bs="$2" "$PAIR_AWK"'
+        END { if (!bad) print substr(rs, 2) }' < /dev/null
+}
+
+# report <name> "<ours seconds>" "<baseline seconds>" <rss>
+report() {
+    awk -v name="$1" -v n="$BENCH_ROWS" -v os="$2" -v bs="$3" -v rss="$4" "$PAIR_AWK"'
+        END {
+            if (bad)
+                exit 1
+            m = median(r, k)
+            printf "BENCH %s ratio=%.2f spread=%.2f-%.2f ours=%d baseline=%d runs=%d rss_mb=%s\n",
+                   name, m, r[1], r[k], median(ro, k), median(rb, k), k, rss
+        }' < /dev/null || die "report $1: no runs"
+}
+
+# detail <name> <ours label> <base label> [text]: the '#' lines of a pair
+detail() {
+    echo "# $1: $2$OS s; $3$BS s${4:+; $4}"
+    echo "# $1: per-pair ratios $(ratios "$OS" "$BS")"
 }
 
 URL=$BASE/$TYPE/\$dump
 
-# dump: ours and psql COPY, interleaved
+# dump: ours and psql COPY
+o_dump() { curl_plain "$URL"; }
+
 if want dump; then
-    nginx_restart
-    run "curl \$dump" curl_check "$URL" cat;    o1=$T
+    nginx_restart; RSS=0
+    our_run "curl \$dump" curl_check "$URL" cat;  wo=$T
     check_lines "\$dump"
     read -r code dump_bytes < "$TMP/w"
-    run "psql COPY" psql_check;                b1=$T
+    run "psql COPY" psql_check;                   wb=$T
     check_lines "psql COPY"
-    run "curl \$dump" curl_plain "$URL";        o2=$T
-    run "psql COPY" psql_plain;                b2=$T
-    rss=$(worker_hwm)
-    dump_o=$(min "$o1" "$o2"); dump_b=$(min "$b1" "$b2")
-    echo "# dump: ours $o1 s, $o2 s; psql COPY $b1 s, $b2 s; \$dump output $(mb "$dump_bytes") MB"
-    report dump "$dump_o" "$dump_b" "$rss"
+    alternate "curl \$dump" o_dump "psql COPY" psql_plain
+    detail dump ours "psql COPY" \
+        "warm-up (checked) $wo s, $wb s; \$dump output $(mb "$dump_bytes") MB"
+    report dump "$OS" "$BS" "$RSS"
 fi
 
 # dump_gzip: ours and psql COPY | gzip -1
+o_dump_gzip() { curl_plain "$URL?gzip=true"; }
+
 if want dump_gzip; then
-    nginx_restart
-    run "curl \$dump?gzip=true" curl_check "$URL?gzip=true" gunzip; o1=$T
+    nginx_restart; RSS=0
+    our_run "curl \$dump?gzip=true" curl_check "$URL?gzip=true" gunzip; wo=$T
     check_lines "\$dump?gzip=true (gunzipped)"
     read -r code gz_bytes < "$TMP/w"
-    run "psql COPY | gzip -1" psql_gzip_check;  b1=$T
-    run "curl \$dump?gzip=true" curl_plain "$URL?gzip=true";  o2=$T
-    run "psql COPY | gzip -1" psql_gzip;        b2=$T
-    rss=$(worker_hwm)
-    echo "# dump_gzip: ours $o1 s (with gunzip | wc), $o2 s; psql | gzip -1 $b1 s, $b2 s;" \
-         "ours $(mb "$gz_bytes") MB, gzip -1 $(mb "$(cat "$TMP/gzsize")") MB"
-    report dump_gzip "$(min "$o1" "$o2")" "$(min "$b1" "$b2")" "$rss"
+    run "psql COPY | gzip -1" psql_gzip_check;    wb=$T
+    alternate "curl \$dump?gzip=true" o_dump_gzip "psql COPY | gzip -1" psql_gzip
+    detail dump_gzip ours "psql | gzip -1" \
+        "warm-up $wo s (checked, with gunzip | wc), $wb s; ours $(mb "$gz_bytes") MB, gzip -1 $(mb "$(cat "$TMP/gzsize")") MB"
+    report dump_gzip "$OS" "$BS" "$RSS"
 fi
 
-# dump_fhir: ours with fhir=true against our own plain $dump
-# (the plain runs share the worker: its peak is reset before each fhir run)
+# dump_fhir: ours with fhir=true against our own plain $dump (the plain
+# runs share the worker: only the fhir runs count for its peak RSS)
+o_dump_fhir() { curl_plain "$URL?fhir=true"; }
+
 if want dump_fhir; then
-    nginx_restart
-    run "curl \$dump?fhir=true" curl_check "$URL?fhir=true" cat; o1=$T
+    nginx_restart; RSS=0
+    our_run "curl \$dump?fhir=true" curl_check "$URL?fhir=true" cat; wo=$T
     check_lines "\$dump?fhir=true"
     read -r code fhir_bytes < "$TMP/w"
-    rss1=$(worker_hwm)
-    run "curl \$dump" curl_plain "$URL";        b1=$T
-    worker_hwm_reset
-    run "curl \$dump?fhir=true" curl_plain "$URL?fhir=true"; o2=$T
-    rss=$(worker_hwm)
-    rss=$(awk -v a="$rss1" -v b="$rss" 'BEGIN { print (a > b) ? a : b }')
-    run "curl \$dump" curl_plain "$URL";        b2=$T
-    echo "# dump_fhir: fhir=true $o1 s, $o2 s; plain $b1 s, $b2 s; fhir output $(mb "$fhir_bytes") MB"
-    report dump_fhir "$(min "$o1" "$o2")" "$(min "$b1" "$b2")" "$rss"
+    run "curl \$dump" o_dump;                      wb=$T
+    alternate "curl \$dump?fhir=true" o_dump_fhir "curl \$dump" o_dump
+    detail dump_fhir fhir=true plain \
+        "warm-up $wo s (checked), $wb s; fhir output $(mb "$fhir_bytes") MB"
+    report dump_fhir "$OS" "$BS" "$RSS"
 fi
 
-# converter: the format converter alone, on the sample
 # dump_sql_<format>: POST /$dump-sql against psql COPY of the same query
 # (ndjson against COPY of row_to_json); csv has one header line more
 SQL_QUERY="SELECT id, txid, ts, resource FROM \"$TABLE\""
@@ -404,33 +508,79 @@ psql_sql() {    # copy-sql filter...
     "${PSQL[@]}" -c "$q" | "$@" | wc -l > "$TMP/lines"
 }
 
-for fmt in tsv csv ndjson; do
-    want "dump_sql_$fmt" || continue
+o_sql() { curl_sql "$SQL_FMT" cat; }
+b_sql() { psql_sql "$SQL_BASE" cat; }
 
-    case $fmt in
-    tsv)    base="COPY ($SQL_QUERY) TO STDOUT" ;;
-    csv)    base="COPY ($SQL_QUERY) TO STDOUT (FORMAT csv, HEADER)" ;;
-    ndjson) base="COPY (SELECT row_to_json(q) FROM ($SQL_QUERY) q) TO STDOUT" ;;
+# the csv output's header line is not a row
+sql_check_lines() {
+    [ "$SQL_FMT" = csv ] && echo "$(( $(cat "$TMP/lines") - 1 ))" > "$TMP/lines"
+    check_lines "$1"
+}
+
+for SQL_FMT in tsv csv ndjson; do
+    want "dump_sql_$SQL_FMT" || continue
+
+    case $SQL_FMT in
+    tsv)    SQL_BASE="COPY ($SQL_QUERY) TO STDOUT" ;;
+    csv)    SQL_BASE="COPY ($SQL_QUERY) TO STDOUT (FORMAT csv, HEADER)" ;;
+    ndjson) SQL_BASE="COPY (SELECT row_to_json(q) FROM ($SQL_QUERY) q) TO STDOUT" ;;
     esac
 
-    nginx_restart
-    run "\$dump-sql $fmt" curl_sql "$fmt" cat;      o1=$T
-    [ "$fmt" = csv ] && echo "$(( $(cat "$TMP/lines") - 1 ))" > "$TMP/lines"
-    check_lines "\$dump-sql $fmt"
+    nginx_restart; RSS=0
+    our_run "\$dump-sql $SQL_FMT" o_sql;          wo=$T
+    sql_check_lines "\$dump-sql $SQL_FMT"
     read -r code sql_bytes < "$TMP/w"
-    run "psql $fmt" psql_sql "$base" cat;            b1=$T
-    run "\$dump-sql $fmt" curl_sql "$fmt" cat;      o2=$T
-    run "psql $fmt" psql_sql "$base" cat;            b2=$T
-    rss=$(worker_hwm)
-    echo "# dump_sql_$fmt: ours $o1 s, $o2 s; psql $b1 s, $b2 s; output $(mb "$sql_bytes") MB"
-    report "dump_sql_$fmt" "$(min "$o1" "$o2")" "$(min "$b1" "$b2")" "$rss"
+    run "psql $SQL_FMT" b_sql;                    wb=$T
+    sql_check_lines "psql $SQL_FMT"
+    alternate "\$dump-sql $SQL_FMT" o_sql "psql $SQL_FMT" b_sql
+    detail "dump_sql_$SQL_FMT" ours psql \
+        "warm-up (checked) $wo s, $wb s; output $(mb "$sql_bytes") MB"
+    report "dump_sql_$SQL_FMT" "$OS" "$BS" "$RSS"
 done
 
+# converter: the format converter alone, on the sample, BENCH_RUNS times
+# one round (build/bench_format <dir> 1: yajl alone, then ours)
 if ! want converter; then
     :
 elif [ "$SAMPLE" = 1 ]; then
-    make -s bench-format UNIT_SAMPLE="$BENCH_SAMPLE" 2>&1 | grep -E '^(BENCH|#)' ||
-        die "make bench-format printed no BENCH line"
+    make -s build/bench_format
+    conv=
+    for i in $(seq "$BENCH_RUNS"); do
+        line=$(build/bench_format "$BENCH_SAMPLE" 1 | grep '^BENCH converter ') ||
+            die "build/bench_format printed no BENCH line"
+        conv="$conv$line"$'\n'
+    done
+    awk -v runs="$BENCH_RUNS" '
+        function median(a, k,    i, j, t) {
+            for (i = 2; i <= k; i++) {
+                t = a[i]
+                for (j = i - 1; j >= 1 && a[j] > t; j--)
+                    a[j + 1] = a[j]
+                a[j + 1] = t
+            }
+            return (k % 2) ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
+        }
+        {
+            k++
+            for (f = 3; f <= NF; f++) {
+                split($f, kv, "=")
+                v[kv[1], k] = kv[2]
+            }
+            o[k] = v["ours", k]; b[k] = v["baseline", k]
+            a[k] = v["to_aidbox", k]; h[k] = v["to_fhir", k]
+            r[k] = o[k] / b[k]
+            os = os " " o[k]; bs = bs " " b[k]; rs = rs sprintf(" %.2f", r[k])
+        }
+        END {
+            if (k != runs)
+                exit 1
+            print "# converter: ours" os " MB/s; yajl" bs " MB/s"
+            print "# converter: per-pair ratios" substr(rs, 1)
+            m = median(r, k)
+            printf "BENCH converter ratio=%.2f spread=%.2f-%.2f ours=%.1f baseline=%.1f " \
+                   "to_aidbox=%.1f to_fhir=%.1f runs=%d\n",
+                   m, r[1], r[k], median(o, k), median(b, k), median(a, k), median(h, k), k
+        }' <<< "${conv%$'\n'}" || die "build/bench_format: unexpected output"
 else
     echo "# converter: skipped (no Synthea sample)"
 fi
@@ -484,34 +634,44 @@ base_load() {
     "${PSQL[@]}" -c "\\copy \"$TABLE\" (id, txid, resource_type, status, resource) FROM '$DATA/load.tsv'"
 }
 
-# load_pair <name> <source file>: BENCH_LOAD_RUNS runs of each side,
-# interleaved, each into the truncated table; the best time of each side
-load_pair() {
-    local name=$1 src=$2 i o b os= bs= ot=0 bt=0 owt=0 w0 p0 rss
-    nginx_restart
-    o=; b=
+# load_runs <label> <command...>: BENCH_LOAD_RUNS runs of the command and
+# of psql \copy, alternating, each into the truncated table and checked
+# (outside the timing); OS, BS as alternate(); CPU ticks in OWT (the
+# worker during ours), OPT (PostgreSQL during ours), BPT (during \copy)
+load_runs() {
+    local label=$1 i w0 p0
+    shift
+    OS=; BS=; OWT=0; OPT=0; BPT=0
     for i in $(seq "$BENCH_LOAD_RUNS"); do
         load_reset
         w0=$(worker_ticks); p0=$(pg_ticks)
-        run "\$load $src" ours_load "$src"
-        owt=$((owt + $(worker_ticks) - w0)); ot=$((ot + $(pg_ticks) - p0))
-        check_table "\$load $src"
-        os="$os $T"; o=$(min "${o:-$T}" "$T")
+        our_run "$label" "$@"
+        OWT=$((OWT + $(worker_ticks) - w0)); OPT=$((OPT + $(pg_ticks) - p0))
+        check_table "$label"
+        OS="$OS $T"
 
         load_reset
         p0=$(pg_ticks)
         run "psql \\copy" base_load
         sleep 0.2    # let the postmaster reap psql's backend
-        bt=$((bt + $(pg_ticks) - p0))
+        BPT=$((BPT + $(pg_ticks) - p0))
         check_table "psql \\copy"
-        bs="$bs $T"; b=$(min "${b:-$T}" "$T")
+        BS="$BS $T"
     done
-    rss=$(worker_hwm)
-    echo "# $name: ours$os s; psql \\copy$bs s; ours $(rate "$o") resources/s," \
-         "psql \\copy $(rate "$b") rows/s"
-    echo "# $name: CPU over $BENCH_LOAD_RUNS run(s): ours nginx worker $(secs "$owt") s," \
-         "PostgreSQL $(secs "$ot") s; psql \\copy PostgreSQL $(secs "$bt") s"
-    report "$name" "$o" "$b" "$rss"
+}
+
+load_cpu() {
+    echo "# $1: CPU over $BENCH_LOAD_RUNS run(s): ours nginx worker $(secs "$OWT") s," \
+         "PostgreSQL $(secs "$OPT") s; psql \\copy PostgreSQL $(secs "$BPT") s"
+}
+
+# load_pair <name> <source file>
+load_pair() {
+    nginx_restart; RSS=0
+    load_runs "\$load $2" ours_load "$2"
+    detail "$1" ours "psql \\copy"
+    load_cpu "$1"
+    report "$1" "$OS" "$BS" "$RSS"
 }
 
 if want load; then
@@ -544,32 +704,24 @@ ours_import() {
         die "\$import $id ended $st: $(curl -sS "$BASE/BulkImportStatus/$id" | head -c 800)"
 }
 
+IMPORT_N=0
+o_import() { IMPORT_N=$((IMPORT_N + 1)); ours_import "$IMPORT_N"; }
+
 if want import; then
     if [ ! -e "$DATA/import.part.03" ] || [ "$DATA/load.ndjson" -nt "$DATA/import.part.03" ]; then
         split -n l/4 -d -a 2 "$DATA/load.ndjson" "$DATA/import.part."
     fi
 
-    nginx_restart
-    o=; b=; os=; bs=
-    for i in $(seq "$BENCH_LOAD_RUNS"); do
-        load_reset
-        run "\$import" ours_import "$i"
-        check_table "\$import"
-        os="$os $T"; o=$(min "${o:-$T}" "$T")
-
-        load_reset
-        run "psql \\copy" base_load
-        sleep 0.2
-        check_table "psql \\copy"
-        bs="$bs $T"; b=$(min "${b:-$T}" "$T")
-    done
-    rss=$(worker_hwm)
-    echo "# import: ours$os s; psql \\copy$bs s; ours $(rate "$o") resources/s," \
-         "psql \\copy $(rate "$b") rows/s (4 inputs, 2 at a time)"
-    report import "$o" "$b" "$rss"
+    nginx_restart; RSS=0
+    load_runs "\$import" o_import
+    detail import ours "psql \\copy" "4 inputs, 2 at a time"
+    load_cpu import
+    report import "$OS" "$BS" "$RSS"
 fi
 
 if grep -q '\[\(alert\|crit\|emerg\)\]' "$RUNDIR/logs/error.log" 2>/dev/null; then
     echo "# nginx error.log has alerts:"
     grep '\[\(alert\|crit\|emerg\)\]' "$RUNDIR/logs/error.log" | tail -5 | sed 's/^/#   /'
 fi
+
+echo "# bench took $(elapsed "$BENCH_T0" "$(now)") s"
