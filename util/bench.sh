@@ -242,6 +242,9 @@ http {
 
         bulk_pg "$BULK_PG_CONNINFO";
         bulk_pg_pool 4 timeout=10s;
+        # the \$load and \$import sources are served by this nginx on a
+        # loopback address, which the module refuses by default (SSRF)
+        bulk_source_allow 127.0.0.1;
 
         include $REPO/conf/bulk_api.conf;
 
