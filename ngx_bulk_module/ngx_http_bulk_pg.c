@@ -10,7 +10,7 @@
  */
 
 
-#include "ngx_http_bulk_module.h"
+#include "ngx_http_bulk_pg.h"
 #include <arpa/inet.h>
 
 
@@ -33,8 +33,12 @@ static void ngx_http_bulk_pg_timeout(ngx_event_t *ev);
 static void ngx_http_bulk_pg_idle(ngx_http_bulk_pg_conn_t *pc);
 static void ngx_http_bulk_pg_notice(void *arg, const PGresult *res);
 static void ngx_http_bulk_pg_waiter_event(ngx_event_t *ev);
+static ngx_int_t ngx_http_bulk_pg_params(ngx_conf_t *cf,
+    ngx_http_bulk_pg_pool_t *pool);
 static ngx_int_t ngx_http_bulk_pg_check_hosts(ngx_conf_t *cf,
     const char *hosts);
+static void ngx_http_bulk_pg_waiter_error(ngx_http_bulk_pg_waiter_t *w,
+    const char *msg);
 static void ngx_http_bulk_pg_shutdown(ngx_http_bulk_pg_conn_t *pc);
 static void ngx_http_bulk_pg_reset(ngx_http_bulk_pg_conn_t *pc);
 static void ngx_http_bulk_pg_reset_done(ngx_http_bulk_pg_conn_t *pc);
@@ -70,12 +74,8 @@ ngx_http_bulk_pg_pool_t *
 ngx_http_bulk_pg_pool_get(ngx_conf_t *cf, ngx_str_t *conninfo, ngx_uint_t max,
     ngx_msec_t timeout)
 {
-    char                        *err;
     u_char                      *p;
-    size_t                       len;
-    ngx_uint_t                   i, n, has_app, has_addr;
-    const char                  *host;
-    PQconninfoOption            *opts, *o;
+    ngx_uint_t                   i;
     ngx_http_bulk_pg_pool_t     *pool, **pp;
     ngx_http_bulk_main_conf_t   *bmcf;
 
@@ -120,16 +120,47 @@ ngx_http_bulk_pg_pool_get(ngx_conf_t *cf, ngx_str_t *conninfo, ngx_uint_t max,
     }
 #endif
 
+    if (ngx_http_bulk_pg_params(cf, pool) != NGX_OK) {
+        return NULL;
+    }
+
+    pp = ngx_array_push(&bmcf->pools);
+    if (pp == NULL) {
+        return NULL;
+    }
+
+    *pp = pool;
+
+    return pool;
+}
+
+
+/*
+ * The conninfo as the keys and values of PQconnectStartParams(), with
+ * fallback_application_name "ngx_bulk" unless an application name is set
+ */
+
+static ngx_int_t
+ngx_http_bulk_pg_params(ngx_conf_t *cf, ngx_http_bulk_pg_pool_t *pool)
+{
+    char                        *err;
+    u_char                      *p;
+    size_t                       len;
+    ngx_uint_t                   i, n, has_app, has_addr;
+    const char                  *host;
+    PQconninfoOption            *opts, *o;
+
     err = NULL;
     opts = PQconninfoParse((char *) pool->conninfo.data, &err);
     if (opts == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid PostgreSQL conninfo \"%V\": %*s",
-                           conninfo, ngx_http_bulk_msg_len(err), err);
+                           &pool->conninfo, ngx_http_bulk_pg_msg_len(err),
+                           err);
         if (err) {
             PQfreemem(err);
         }
-        return NULL;
+        return NGX_ERROR;
     }
 
     n = 0;
@@ -162,14 +193,14 @@ ngx_http_bulk_pg_pool_get(ngx_conf_t *cf, ngx_str_t *conninfo, ngx_uint_t max,
     if (host && !has_addr && ngx_http_bulk_pg_check_hosts(cf, host) != NGX_OK)
     {
         PQconninfoFree(opts);
-        return NULL;
+        return NGX_ERROR;
     }
 
     pool->keys = ngx_pcalloc(cf->pool, (n + 2) * sizeof(char *));
     pool->values = ngx_pcalloc(cf->pool, (n + 2) * sizeof(char *));
     if (pool->keys == NULL || pool->values == NULL) {
         PQconninfoFree(opts);
-        return NULL;
+        return NGX_ERROR;
     }
 
     i = 0;
@@ -183,7 +214,7 @@ ngx_http_bulk_pg_pool_get(ngx_conf_t *cf, ngx_str_t *conninfo, ngx_uint_t max,
         p = ngx_pnalloc(cf->pool, len);
         if (p == NULL) {
             PQconninfoFree(opts);
-            return NULL;
+            return NGX_ERROR;
         }
         ngx_memcpy(p, o->keyword, len);
         pool->keys[i] = (char *) p;
@@ -192,7 +223,7 @@ ngx_http_bulk_pg_pool_get(ngx_conf_t *cf, ngx_str_t *conninfo, ngx_uint_t max,
         p = ngx_pnalloc(cf->pool, len);
         if (p == NULL) {
             PQconninfoFree(opts);
-            return NULL;
+            return NGX_ERROR;
         }
         ngx_memcpy(p, o->val, len);
         pool->values[i] = (char *) p;
@@ -207,14 +238,7 @@ ngx_http_bulk_pg_pool_get(ngx_conf_t *cf, ngx_str_t *conninfo, ngx_uint_t max,
         pool->values[i] = "ngx_bulk";
     }
 
-    pp = ngx_array_push(&bmcf->pools);
-    if (pp == NULL) {
-        return NULL;
-    }
-
-    *pp = pool;
-
-    return pool;
+    return NGX_OK;
 }
 
 
@@ -547,7 +571,6 @@ static ngx_http_bulk_pg_conn_t *
 ngx_http_bulk_pg_connect(ngx_http_bulk_pg_pool_t *pool,
     ngx_http_bulk_pg_waiter_t *w)
 {
-    u_char                   *p;
     ngx_socket_t              fd;
     ngx_connection_t         *c;
     ngx_http_bulk_pg_conn_t  *pc;
@@ -570,12 +593,7 @@ ngx_http_bulk_pg_connect(ngx_http_bulk_pg_pool_t *pool,
     fd = PQsocket(pc->pg);
 
     if (PQstatus(pc->pg) == CONNECTION_BAD || fd == -1) {
-        p = ngx_cpystrn(w->err, (u_char *) PQerrorMessage(pc->pg),
-                        sizeof(w->err));
-        while (p > w->err && (p[-1] == '\n' || p[-1] == ' ')) {
-            *--p = '\0';
-        }
-
+        ngx_http_bulk_pg_waiter_error(w, PQerrorMessage(pc->pg));
         PQfinish(pc->pg);
         ngx_free(pc);
         return NULL;
@@ -714,7 +732,6 @@ ngx_http_bulk_pg_connected(ngx_http_bulk_pg_conn_t *pc)
 static void
 ngx_http_bulk_pg_failed(ngx_http_bulk_pg_conn_t *pc)
 {
-    u_char                     *p;
     ngx_http_bulk_pg_pool_t    *pool;
     ngx_http_bulk_pg_waiter_t  *w;
 
@@ -722,11 +739,7 @@ ngx_http_bulk_pg_failed(ngx_http_bulk_pg_conn_t *pc)
     pool = pc->pool;
 
     if (w) {
-        p = ngx_cpystrn(w->err, (u_char *) PQerrorMessage(pc->pg),
-                        sizeof(w->err));
-        while (p > w->err && (p[-1] == '\n' || p[-1] == ' ')) {
-            *--p = '\0';
-        }
+        ngx_http_bulk_pg_waiter_error(w, PQerrorMessage(pc->pg));
 
         if (w->err[0] == '\0') {
             ngx_cpystrn(w->err, (u_char *) "connection failed",
@@ -914,7 +927,7 @@ ngx_http_bulk_pg_cancel_done(ngx_event_t *ev)
     if (!cc->ok) {
         ngx_log_error(NGX_LOG_WARN, ev->log, 0,
                       "bulk pg: cannot cancel the query of backend %d: %*s",
-                      cc->pid, ngx_http_bulk_msg_len(cc->err), cc->err);
+                      cc->pid, ngx_http_bulk_pg_msg_len(cc->err), cc->err);
     }
 
     ngx_queue_remove(&cc->queue);
@@ -1060,7 +1073,7 @@ ngx_http_bulk_pg_notice(void *arg, const PGresult *res)
     }
 
     ngx_log_error(NGX_LOG_INFO, &pc->log, 0, "bulk pg: %*s",
-                  ngx_http_bulk_msg_len(msg), msg);
+                  ngx_http_bulk_pg_msg_len(msg), msg);
 }
 
 
@@ -1122,7 +1135,7 @@ ngx_http_bulk_pg_reset(ngx_http_bulk_pg_conn_t *pc)
     if (ngx_http_bulk_pg_send(pc, "DISCARD ALL") != NGX_OK) {
         ngx_log_error(NGX_LOG_ERR, pc->c->log, 0,
                       "bulk pg: cannot reset a connection: %*s",
-                      ngx_http_bulk_msg_len(PQerrorMessage(pc->pg)),
+                      ngx_http_bulk_pg_msg_len(PQerrorMessage(pc->pg)),
                       PQerrorMessage(pc->pg));
         pc->resetting = 0;
         ngx_http_bulk_pg_release(pc, 0);
@@ -1156,7 +1169,7 @@ ngx_http_bulk_pg_reset_done(ngx_http_bulk_pg_conn_t *pc)
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
             ngx_log_error(NGX_LOG_ERR, pc->c->log, 0,
                           "bulk pg: cannot reset a connection: %*s",
-                          ngx_http_bulk_msg_len(PQresultErrorMessage(res)),
+                          ngx_http_bulk_pg_msg_len(PQresultErrorMessage(res)),
                           PQresultErrorMessage(res));
             ok = 0;
         }
@@ -1320,4 +1333,42 @@ ngx_int_t
 ngx_http_bulk_pg_write(ngx_http_bulk_pg_conn_t *pc, ngx_uint_t on)
 {
     return ngx_http_bulk_pg_want(pc, pc->want_read, on);
+}
+
+
+/* the length of a libpq message without its trailing newline and spaces */
+
+size_t
+ngx_http_bulk_pg_msg_len(const char *msg)
+{
+    size_t  len;
+
+    if (msg == NULL) {
+        return 0;
+    }
+
+    len = ngx_strlen(msg);
+
+    while (len && (msg[len - 1] == '\n' || msg[len - 1] == ' ')) {
+        len--;
+    }
+
+    return len;
+}
+
+
+/* why a waiter gets no connection: a libpq message, trimmed */
+
+static void
+ngx_http_bulk_pg_waiter_error(ngx_http_bulk_pg_waiter_t *w, const char *msg)
+{
+    size_t  len;
+
+    len = ngx_min(ngx_http_bulk_pg_msg_len(msg), sizeof(w->err) - 1);
+
+    if (len) {
+        ngx_memcpy(w->err, msg, len);
+    }
+
+    w->err[len] = '\0';
 }
