@@ -717,6 +717,10 @@ ngx_http_bulk_dump(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return rv;
     }
 
+    if (blcf->dump_type->lengths == NULL) {
+        return ngx_http_bulk_type(cf, &blcf->dump_type->value);
+    }
+
     return NGX_CONF_OK;
 }
 
@@ -835,22 +839,33 @@ ngx_http_bulk_format(ngx_conf_t *cf, ngx_http_bulk_loc_conf_t *blcf,
 }
 
 
-/* a type name of the configuration: letters and digits */
+/*
+ * A type named in the configuration passes the check every request's
+ * type passes (ngx_http_bulk_type_valid()): one that never could is
+ * refused here rather than answered 404 every time.
+ */
 
 static char *
 ngx_http_bulk_type(ngx_conf_t *cf, ngx_str_t *type)
 {
-    u_char  *p, *end;
+    const char  *canonical;
 
-    for (p = type->data, end = p + type->len; p < end; p++) {
-        if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z')
-              || (*p >= '0' && *p <= '9')))
-        {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid resource type \"%V\"", type);
-            return NGX_CONF_ERROR;
-        }
+    if (ngx_http_bulk_type_valid(type->data, type->len) == NGX_OK) {
+        return NGX_CONF_OK;
     }
 
-    return NGX_CONF_OK;
+    canonical = ngx_bulk_fhir_type_canonical((char *) type->data, type->len);
+
+    if (canonical) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid resource type \"%V\", the FHIR type is "
+                           "\"%s\"", type, canonical);
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid resource type \"%V\", a type name is "
+                           "[A-Z][A-Za-z0-9]{0,63}", type);
+    }
+
+    return NGX_CONF_ERROR;
 }
