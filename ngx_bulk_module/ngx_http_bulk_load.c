@@ -798,8 +798,7 @@ ngx_http_bulk_load_prepared(ngx_http_bulk_load_ctx_t *ctx)
             return;
 
         default:
-            status = NGX_HTTP_INTERNAL_SERVER_ERROR;
-            code = "exception";
+            status = ngx_http_bulk_pg_status(res, 0, &code);
 
             ngx_http_bulk_load_fail(ctx, status, code,
                                     "cannot prepare the load: %*s",
@@ -1529,11 +1528,7 @@ ngx_http_bulk_load_results(ngx_http_bulk_load_ctx_t *ctx)
         }
 
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-            code = PQresultErrorField(res, PG_DIAG_SQLSTATE)
-                   ? "processing" : "transient";
-            status = PQresultErrorField(res, PG_DIAG_SQLSTATE)
-                     ? NGX_HTTP_BULK_UNPROCESSABLE
-                     : NGX_HTTP_SERVICE_UNAVAILABLE;
+            status = ngx_http_bulk_pg_status(res, 1, &code);
 
             ngx_http_bulk_load_fail(ctx, status, code,
                                     "the database refused the load, "
