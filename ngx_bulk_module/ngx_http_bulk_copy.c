@@ -49,6 +49,8 @@ static void ngx_http_bulk_copy_finish(ngx_http_bulk_copy_t *copy,
     ngx_int_t rc);
 static void ngx_http_bulk_copy_abort(ngx_http_bulk_copy_t *copy,
     const char *reason);
+static void ngx_http_bulk_copy_release(ngx_http_bulk_copy_t *copy,
+    ngx_uint_t reusable);
 static void ngx_http_bulk_copy_cleanup(void *data);
 
 
@@ -83,11 +85,10 @@ ngx_http_bulk_copy_init(ngx_http_bulk_copy_t *copy, ngx_http_request_t *r)
     copy->tick.data = copy;
     copy->tick.log = r->connection->log;
 
-    copy->waiter.pool = blcf->pool;
-    copy->waiter.ready = ngx_http_bulk_copy_ready;
-    copy->waiter.data = copy;
+    ngx_http_bulk_pg_waiter_init(&copy->waiter, blcf->pool,
+                                 ngx_http_bulk_copy_ready, copy,
+                                 r->connection->log);
     copy->waiter.stats = &copy->stats;
-    copy->waiter.log = r->connection->log;
 
     return NGX_OK;
 }
@@ -98,7 +99,6 @@ ngx_http_bulk_copy_init(ngx_http_bulk_copy_t *copy, ngx_http_request_t *r)
 ngx_int_t
 ngx_http_bulk_copy_run(ngx_http_bulk_copy_t *copy)
 {
-    ngx_int_t            rc;
     ngx_http_request_t  *r;
 
     r = copy->request;
@@ -106,14 +106,7 @@ ngx_http_bulk_copy_run(ngx_http_bulk_copy_t *copy)
     r->main->count++;
     r->read_event_handler = ngx_http_test_reading;
 
-    rc = ngx_http_bulk_pg_acquire(&copy->waiter);
-
-    if (rc == NGX_OK) {
-        ngx_http_bulk_copy_ready(&copy->waiter, NGX_OK);
-
-    } else if (rc == NGX_ERROR) {
-        ngx_http_bulk_copy_ready(&copy->waiter, NGX_ERROR);
-    }
+    ngx_http_bulk_pg_get(&copy->waiter);
 
     return NGX_DONE;
 }
@@ -139,15 +132,11 @@ ngx_http_bulk_copy_ready(ngx_http_bulk_pg_waiter_t *w, ngx_int_t rc)
         return;
     }
 
-    copy->pc = w->conn;
-    w->conn = NULL;
+    copy->pc = ngx_http_bulk_pg_take(w, ngx_http_bulk_copy_pg_handler, copy);
 
     if (copy->taint) {
         ngx_http_bulk_pg_taint(copy->pc);
     }
-
-    ngx_http_bulk_pg_set_handler(copy->pc, ngx_http_bulk_copy_pg_handler,
-                                 copy);
 
     /*
      * a database that stops answering raises no event: the watchdog ends
@@ -674,10 +663,7 @@ ngx_http_bulk_copy_tick(ngx_event_t *ev)
                                            "bulk_pg_timeout");
 
         } else {
-            if (copy->pc) {
-                ngx_http_bulk_pg_release(copy->pc, 0);
-                copy->pc = NULL;
-            }
+            ngx_http_bulk_copy_release(copy, 0);
 
             ngx_http_bulk_copy_finish(copy,
                 ngx_http_bulk_send_error(copy->request,
@@ -711,21 +697,7 @@ ngx_http_bulk_copy_tick(ngx_event_t *ev)
 static void
 ngx_http_bulk_copy_finish(ngx_http_bulk_copy_t *copy, ngx_int_t rc)
 {
-    if (copy->result) {
-        PQclear(copy->result);
-        copy->result = NULL;
-    }
-
-    if (copy->pc) {
-        ngx_http_bulk_pg_release(copy->pc, 1);
-        copy->pc = NULL;
-    }
-
-    if (copy->tick.timer_set) {
-        ngx_del_timer(&copy->tick);
-    }
-
-    copy->state = ngx_http_bulk_copy_done;
+    ngx_http_bulk_copy_release(copy, 1);
 
     ngx_http_finalize_request(copy->request, rc);
 }
@@ -754,13 +726,29 @@ ngx_http_bulk_copy_abort(ngx_http_bulk_copy_t *copy, const char *reason)
         }
     }
 
+    ngx_http_bulk_copy_release(copy, 0);
+
+    r->connection->error = 1;
+    ngx_http_finalize_request(r, NGX_ERROR);
+}
+
+
+/*
+ * The driver lets go: of its error result, of its connection (reusable:
+ * back to the pool if the transaction is over; else closed, which stops
+ * a query still running) and of its tick.
+ */
+
+static void
+ngx_http_bulk_copy_release(ngx_http_bulk_copy_t *copy, ngx_uint_t reusable)
+{
     if (copy->result) {
         PQclear(copy->result);
         copy->result = NULL;
     }
 
     if (copy->pc) {
-        ngx_http_bulk_pg_release(copy->pc, 0);
+        ngx_http_bulk_pg_release(copy->pc, reusable);
         copy->pc = NULL;
     }
 
@@ -769,31 +757,17 @@ ngx_http_bulk_copy_abort(ngx_http_bulk_copy_t *copy, const char *reason)
     }
 
     copy->state = ngx_http_bulk_copy_done;
-
-    r->connection->error = 1;
-    ngx_http_finalize_request(r, NGX_ERROR);
 }
 
+
+/* the request is freed: a client gone mid-query closes the connection */
 
 static void
 ngx_http_bulk_copy_cleanup(void *data)
 {
     ngx_http_bulk_copy_t  *copy = data;
 
-    if (copy->tick.timer_set) {
-        ngx_del_timer(&copy->tick);
-    }
-
     ngx_http_bulk_pg_cancel(&copy->waiter);
 
-    if (copy->result) {
-        PQclear(copy->result);
-        copy->result = NULL;
-    }
-
-    if (copy->pc) {
-        /* the client went away mid-query: closing stops the backend */
-        ngx_http_bulk_pg_release(copy->pc, 0);
-        copy->pc = NULL;
-    }
+    ngx_http_bulk_copy_release(copy, 0);
 }

@@ -43,7 +43,7 @@ typedef struct {
 static ngx_int_t ngx_http_bulk_dump_args(ngx_http_request_t *r,
     ngx_http_bulk_dump_ctx_t *ctx);
 static ngx_int_t ngx_http_bulk_dump_bool(ngx_http_request_t *r,
-    ngx_http_bulk_dump_ctx_t *ctx, const char *name, ngx_uint_t *value);
+    ngx_http_bulk_dump_ctx_t *ctx, ngx_str_t *name, ngx_uint_t *value);
 static ngx_int_t ngx_http_bulk_dump_query(ngx_http_request_t *r,
     ngx_http_bulk_dump_ctx_t *ctx);
 static ngx_int_t ngx_http_bulk_dump_error(ngx_http_bulk_copy_t *copy,
@@ -59,6 +59,11 @@ static ngx_int_t ngx_http_bulk_dump_fields(ngx_http_bulk_copy_t *copy,
 static ngx_int_t ngx_http_bulk_dump_members(ngx_http_bulk_out_t *o,
     const u_char **p, const u_char *end, ngx_str_t *skip, ngx_uint_t nskip,
     ngx_bulk_member_t *found, ngx_uint_t *any);
+
+
+static ngx_str_t  ngx_http_bulk_dump_fhir_arg = ngx_string("fhir");
+static ngx_str_t  ngx_http_bulk_dump_gzip_arg = ngx_string("gzip");
+static ngx_str_t  ngx_http_bulk_dump_since_arg = ngx_string("_since");
 
 
 static ngx_str_t  ngx_http_bulk_dump_top_skip[] = {
@@ -97,11 +102,6 @@ ngx_http_bulk_dump_handler(ngx_http_request_t *r)
     ngx_http_bulk_copy_t      *copy;
     ngx_http_bulk_loc_conf_t  *blcf;
     ngx_http_bulk_dump_ctx_t  *ctx;
-
-    rc = ngx_http_discard_request_body(r);
-    if (rc != NGX_OK) {
-        return rc;
-    }
 
     blcf = ngx_http_get_module_loc_conf(r, ngx_http_bulk_module);
 
@@ -166,39 +166,29 @@ static ngx_int_t
 ngx_http_bulk_dump_args(ngx_http_request_t *r, ngx_http_bulk_dump_ctx_t *ctx)
 {
     int         n;
-    u_char     *dst, *src;
     ngx_int_t   rc;
     ngx_str_t   value;
     ngx_uint_t  flag;
     char        err[128];
 
-    rc = ngx_http_bulk_dump_bool(r, ctx, "fhir", &flag);
+    rc = ngx_http_bulk_dump_bool(r, ctx, &ngx_http_bulk_dump_fhir_arg, &flag);
     if (rc != NGX_OK) {
         return rc;
     }
 
     ctx->fhir = flag;
 
-    rc = ngx_http_bulk_dump_bool(r, ctx, "gzip", &flag);
+    rc = ngx_http_bulk_dump_bool(r, ctx, &ngx_http_bulk_dump_gzip_arg, &flag);
     if (rc != NGX_OK) {
         return rc;
     }
 
     ctx->gzip = flag;
 
-    if (ngx_http_arg(r, (u_char *) "_since", 6, &value) != NGX_OK) {
-        return NGX_OK;
+    rc = ngx_http_bulk_arg(r, &ngx_http_bulk_dump_since_arg, &value);
+    if (rc != NGX_OK) {
+        return (rc == NGX_DECLINED) ? NGX_OK : NGX_ERROR;
     }
-
-    dst = ngx_pnalloc(r->pool, value.len + 1);
-    if (dst == NULL) {
-        return NGX_ERROR;
-    }
-
-    src = value.data;
-    value.data = dst;
-    ngx_unescape_uri(&dst, &src, value.len, NGX_UNESCAPE_URI);
-    value.len = dst - value.data;
 
     n = ngx_bulk_since_parse(value.data, value.len, ctx->since, err);
 
@@ -218,13 +208,13 @@ ngx_http_bulk_dump_args(ngx_http_request_t *r, ngx_http_bulk_dump_ctx_t *ctx)
 
 static ngx_int_t
 ngx_http_bulk_dump_bool(ngx_http_request_t *r, ngx_http_bulk_dump_ctx_t *ctx,
-    const char *name, ngx_uint_t *value)
+    ngx_str_t *name, ngx_uint_t *value)
 {
     ngx_str_t  v;
 
     *value = 0;
 
-    if (ngx_http_arg(r, (u_char *) name, ngx_strlen(name), &v) != NGX_OK) {
+    if (ngx_http_arg(r, name->data, name->len, &v) != NGX_OK) {
         return NGX_OK;
     }
 
@@ -238,7 +228,7 @@ ngx_http_bulk_dump_bool(ngx_http_request_t *r, ngx_http_bulk_dump_ctx_t *ctx,
     }
 
     ngx_snprintf(ctx->err, sizeof(ctx->err) - 1,
-                 "%s must be true or false, got \"%V\"%Z", name, &v);
+                 "%V must be true or false, got \"%V\"%Z", name, &v);
 
     return NGX_DECLINED;
 }

@@ -41,26 +41,33 @@
 #include "ngx_http_bulk_util.h"
 
 
-#define NGX_HTTP_BULK_SQL_TSV     0
-#define NGX_HTTP_BULK_SQL_CSV     1
-#define NGX_HTTP_BULK_SQL_NDJSON  2
-#define NGX_HTTP_BULK_SQL_FORMATS  3
+/* a format: the COPY around the query, and how its rows go out */
+
+typedef struct {
+    ngx_str_t                     name;
+    ngx_str_t                     content_type;
+    ngx_str_t                     before;   /* the SQL before the query */
+    ngx_str_t                     after;    /* and after it */
+    ngx_http_bulk_copy_row_pt     row;
+    ngx_http_bulk_copy_header_pt  header;
+    ngx_uint_t                    binary;
+} ngx_http_bulk_sql_format_t;
 
 
 typedef struct {
-    ngx_http_bulk_copy_t         copy;     /* first: the log variables */
+    ngx_http_bulk_copy_t          copy;     /* first: the log variables */
 
-    ngx_str_t                    query;
-    ngx_uint_t                   format;
-    size_t                       prefix;   /* bytes of SQL before the query */
-    ngx_str_t                    header;   /* csv: held until a row comes */
+    ngx_str_t                     query;
+    ngx_http_bulk_sql_format_t   *format;
+    ngx_str_t                     header;   /* csv: held until a row comes */
 } ngx_http_bulk_sql_ctx_t;
 
 
 static ngx_int_t ngx_http_bulk_dump_sql_body(ngx_http_request_t *r,
     yajl_val root);
 static ngx_int_t ngx_http_bulk_dump_sql_format(ngx_http_request_t *r,
-    yajl_val root, ngx_uint_t *format, u_char *err, size_t errlen);
+    yajl_val root, ngx_http_bulk_sql_format_t **format, u_char *err,
+    size_t errlen);
 static ngx_int_t ngx_http_bulk_dump_sql_statements(ngx_http_request_t *r,
     ngx_http_bulk_sql_ctx_t *ctx);
 static ngx_int_t ngx_http_bulk_dump_sql_row(ngx_http_bulk_copy_t *copy,
@@ -75,22 +82,26 @@ static ngx_int_t ngx_http_bulk_dump_sql_error(ngx_http_bulk_copy_t *copy,
     PGresult *res);
 
 
-static ngx_str_t  ngx_http_bulk_sql_formats[] = {
-    ngx_string("tsv"),
-    ngx_string("csv"),
-    ngx_string("ndjson")
-};
+static ngx_str_t  ngx_http_bulk_sql_format_arg = ngx_string("_format");
 
-static ngx_str_t  ngx_http_bulk_sql_types[] = {
-    ngx_string("text/tab-separated-values"),
-    ngx_string("text/csv"),
-    ngx_string("application/ndjson")
-};
+static ngx_http_bulk_sql_format_t  ngx_http_bulk_sql_formats[] = {
 
-static ngx_http_bulk_copy_row_pt  ngx_http_bulk_sql_rows[] = {
-    ngx_http_bulk_dump_sql_row,
-    ngx_http_bulk_dump_sql_csv_row,
-    ngx_http_bulk_dump_sql_json_row
+    { ngx_string("tsv"), ngx_string("text/tab-separated-values"),
+      ngx_string("COPY (\n"), ngx_string("\n) TO STDOUT"),
+      ngx_http_bulk_dump_sql_row, NULL, 0 },
+
+    { ngx_string("csv"), ngx_string("text/csv"),
+      ngx_string("COPY (\n"),
+      ngx_string("\n) TO STDOUT (FORMAT csv, HEADER)"),
+      ngx_http_bulk_dump_sql_csv_row, ngx_http_bulk_dump_sql_csv_header, 0 },
+
+    { ngx_string("ndjson"), ngx_string("application/ndjson"),
+      ngx_string("COPY (SELECT row_to_json(q) FROM (\n"),
+      ngx_string("\n) q) TO STDOUT (FORMAT binary)"),
+      ngx_http_bulk_dump_sql_json_row, NULL, 1 },
+
+    { ngx_null_string, ngx_null_string, ngx_null_string, ngx_null_string,
+      NULL, NULL, 0 }
 };
 
 
@@ -104,12 +115,12 @@ ngx_http_bulk_dump_sql_handler(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_bulk_dump_sql_body(ngx_http_request_t *r, yajl_val root)
 {
-    ngx_int_t                 rc;
-    ngx_str_t                 query;
-    ngx_uint_t                format;
-    ngx_http_bulk_copy_t     *copy;
-    ngx_http_bulk_sql_ctx_t  *ctx;
-    u_char                    err[128];
+    ngx_int_t                    rc;
+    ngx_str_t                    query;
+    ngx_http_bulk_copy_t        *copy;
+    ngx_http_bulk_sql_ctx_t     *ctx;
+    ngx_http_bulk_sql_format_t  *format;
+    u_char                       err[128];
 
     rc = ngx_http_bulk_body_string(root, "query", &query);
 
@@ -151,13 +162,12 @@ ngx_http_bulk_dump_sql_body(ngx_http_request_t *r, yajl_val root)
     }
 
     ngx_str_set(&copy->name, "dump-sql");
-    copy->content_type = ngx_http_bulk_sql_types[format];
-    copy->row = ngx_http_bulk_sql_rows[format];
-    copy->header = (format == NGX_HTTP_BULK_SQL_CSV)
-                   ? ngx_http_bulk_dump_sql_csv_header : NULL;
+    copy->content_type = format->content_type;
+    copy->row = format->row;
+    copy->header = format->header;
     copy->error = ngx_http_bulk_dump_sql_error;
     copy->data = ctx;
-    copy->binary = (format == NGX_HTTP_BULK_SQL_NDJSON);
+    copy->binary = format->binary;
     copy->single = 1;
     copy->lazy = 1;
     copy->client = 1;
@@ -176,27 +186,21 @@ ngx_http_bulk_dump_sql_body(ngx_http_request_t *r, yajl_val root)
 
 static ngx_int_t
 ngx_http_bulk_dump_sql_format(ngx_http_request_t *r, yajl_val root,
-    ngx_uint_t *format, u_char *err, size_t errlen)
+    ngx_http_bulk_sql_format_t **format, u_char *err, size_t errlen)
 {
-    u_char      *dst, *src;
-    ngx_int_t    rc;
-    ngx_str_t    v;
-    ngx_uint_t   i;
+    ngx_int_t                    rc;
+    ngx_str_t                    v;
+    ngx_http_bulk_sql_format_t  *f;
 
-    *format = NGX_HTTP_BULK_SQL_TSV;
+    *format = &ngx_http_bulk_sql_formats[0];
 
-    if (ngx_http_arg(r, (u_char *) "_format", 7, &v) == NGX_OK) {
-        dst = ngx_pnalloc(r->pool, v.len + 1);
-        if (dst == NULL) {
-            return NGX_ERROR;
-        }
+    rc = ngx_http_bulk_arg(r, &ngx_http_bulk_sql_format_arg, &v);
 
-        src = v.data;
-        v.data = dst;
-        ngx_unescape_uri(&dst, &src, v.len, NGX_UNESCAPE_URI);
-        v.len = dst - v.data;
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
 
-    } else {
+    if (rc == NGX_DECLINED) {
         rc = ngx_http_bulk_body_string(root, "format", &v);
 
         if (rc == NGX_ERROR) {
@@ -209,12 +213,11 @@ ngx_http_bulk_dump_sql_format(ngx_http_request_t *r, yajl_val root,
         }
     }
 
-    for (i = 0; i < NGX_HTTP_BULK_SQL_FORMATS; i++) {
-        if (v.len == ngx_http_bulk_sql_formats[i].len
-            && ngx_strncmp(v.data, ngx_http_bulk_sql_formats[i].data, v.len)
-               == 0)
+    for (f = ngx_http_bulk_sql_formats; f->name.len; f++) {
+        if (v.len == f->name.len
+            && ngx_strncmp(v.data, f->name.data, v.len) == 0)
         {
-            *format = i;
+            *format = f;
             return NGX_OK;
         }
     }
@@ -242,9 +245,10 @@ static ngx_int_t
 ngx_http_bulk_dump_sql_statements(ngx_http_request_t *r,
     ngx_http_bulk_sql_ctx_t *ctx)
 {
-    u_char                    *p, *sql;
-    size_t                     len;
-    ngx_http_bulk_loc_conf_t  *blcf;
+    u_char                      *p, *sql;
+    size_t                       len;
+    ngx_http_bulk_loc_conf_t    *blcf;
+    ngx_http_bulk_sql_format_t  *f;
 
     blcf = ngx_http_get_module_loc_conf(r, ngx_http_bulk_module);
 
@@ -268,38 +272,17 @@ ngx_http_bulk_dump_sql_statements(ngx_http_request_t *r,
 
     ctx->copy.close = "ROLLBACK";
 
-    len = sizeof("COPY (SELECT row_to_json(q) FROM (\n\n) q) "
-                 "TO STDOUT (FORMAT binary)")
-          + ctx->query.len;
+    f = ctx->format;
 
-    sql = ngx_pnalloc(r->pool, len);
+    sql = ngx_pnalloc(r->pool, f->before.len + ctx->query.len + f->after.len
+                               + 1);
     if (sql == NULL) {
         return NGX_ERROR;
     }
 
-    switch (ctx->format) {
-
-    case NGX_HTTP_BULK_SQL_CSV:
-        p = ngx_sprintf(sql, "COPY (\n");
-        ctx->prefix = p - sql;
-        p = ngx_sprintf(p, "%V\n) TO STDOUT (FORMAT csv, HEADER)",
-                        &ctx->query);
-        break;
-
-    case NGX_HTTP_BULK_SQL_NDJSON:
-        p = ngx_sprintf(sql, "COPY (SELECT row_to_json(q) FROM (\n");
-        ctx->prefix = p - sql;
-        p = ngx_sprintf(p, "%V\n) q) TO STDOUT (FORMAT binary)",
-                        &ctx->query);
-        break;
-
-    default: /* NGX_HTTP_BULK_SQL_TSV */
-        p = ngx_sprintf(sql, "COPY (\n");
-        ctx->prefix = p - sql;
-        p = ngx_sprintf(p, "%V\n) TO STDOUT", &ctx->query);
-        break;
-    }
-
+    p = ngx_cpymem(sql, f->before.data, f->before.len);
+    p = ngx_cpymem(p, ctx->query.data, ctx->query.len);
+    p = ngx_cpymem(p, f->after.data, f->after.len);
     *p = '\0';
 
     ctx->copy.query = (char *) sql;
@@ -450,7 +433,7 @@ ngx_http_bulk_dump_sql_error(ngx_http_bulk_copy_t *copy, PGresult *res)
     pos = ngx_atoi((u_char *) s, ngx_strlen(s));
 
     if (pos != NGX_ERROR) {
-        pos -= ctx->prefix;
+        pos -= ctx->format->before.len;
     }
 
     len = ngx_http_bulk_pg_msg_len(msg);

@@ -262,6 +262,8 @@ static void ngx_http_bulk_import_end(ngx_http_bulk_import_job_t *job);
 static void ngx_http_bulk_import_save(ngx_http_bulk_import_job_t *job);
 static void ngx_http_bulk_import_save_ready(ngx_http_bulk_pg_waiter_t *w,
     ngx_int_t rc);
+static u_char *ngx_http_bulk_import_save_sql(
+    ngx_http_bulk_import_job_t *job);
 static void ngx_http_bulk_import_saved(ngx_http_bulk_pg_conn_t *pc);
 static void ngx_http_bulk_import_save_done(ngx_http_bulk_import_job_t *job);
 static void ngx_http_bulk_import_done(ngx_event_t *ev);
@@ -1341,9 +1343,7 @@ static ngx_int_t
 ngx_http_bulk_import_send(ngx_http_request_t *r, ngx_uint_t status, u_char *p,
     size_t len, ngx_str_t *progress)
 {
-    ngx_int_t     rc;
-    ngx_buf_t    *b;
-    ngx_chain_t   out;
+    ngx_buf_t  *b;
 
     b = ngx_calloc_buf(r->pool);
     if (b == NULL) {
@@ -1355,8 +1355,6 @@ ngx_http_bulk_import_send(ngx_http_request_t *r, ngx_uint_t status, u_char *p,
     b->pos = p;
     b->last = p + len + 1;
     b->memory = 1;
-    b->last_buf = 1;
-    b->last_in_chain = 1;
 
     if (progress && progress->len) {
         if (ngx_http_bulk_add_header(r, "X-Progress",
@@ -1367,21 +1365,7 @@ ngx_http_bulk_import_send(ngx_http_request_t *r, ngx_uint_t status, u_char *p,
         }
     }
 
-    r->headers_out.status = status;
-    r->headers_out.content_length_n = len + 1;
-    ngx_str_set(&r->headers_out.content_type, "application/json");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_bulk_send_json(r, status, b);
 }
 
 
@@ -1943,33 +1927,18 @@ ngx_http_bulk_import_save(ngx_http_bulk_import_job_t *job)
 
     job->save = ngx_http_bulk_import_save_writing;
 
-    job->waiter.pool = job->conf->pool;
-    job->waiter.ready = ngx_http_bulk_import_save_ready;
-    job->waiter.data = job;
-    job->waiter.log = job->log;
+    ngx_http_bulk_pg_waiter_init(&job->waiter, job->conf->pool,
+                                 ngx_http_bulk_import_save_ready, job,
+                                 job->log);
 
-    switch (ngx_http_bulk_pg_acquire(&job->waiter)) {
-
-    case NGX_OK:
-        ngx_http_bulk_import_save_ready(&job->waiter, NGX_OK);
-        break;
-
-    case NGX_ERROR:
-        ngx_http_bulk_import_save_ready(&job->waiter, NGX_ERROR);
-        break;
-
-    default:
-        break;
-    }
+    ngx_http_bulk_pg_get(&job->waiter);
 }
 
 
 static void
 ngx_http_bulk_import_save_ready(ngx_http_bulk_pg_waiter_t *w, ngx_int_t rc)
 {
-    u_char                      *json, *sql;
-    char                        *lit, *idlit;
-    size_t                       len;
+    u_char                      *sql;
     ngx_http_bulk_import_job_t  *job;
 
     job = w->data;
@@ -1982,33 +1951,47 @@ ngx_http_bulk_import_save_ready(ngx_http_bulk_pg_waiter_t *w, ngx_int_t rc)
         return;
     }
 
-    job->pc = w->conn;
-    w->conn = NULL;
+    job->pc = ngx_http_bulk_pg_take(w, ngx_http_bulk_import_saved, job);
+
+    sql = ngx_http_bulk_import_save_sql(job);
+
+    if (sql == NULL || ngx_http_bulk_pg_send(job->pc, (char *) sql) != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, job->log, 0,
+                      "bulk import \"%V\": cannot save the status",
+                      &job->id);
+
+        ngx_http_bulk_pg_release(job->pc, 0);
+        job->pc = NULL;
+
+        ngx_http_bulk_import_save_done(job);
+    }
+}
+
+
+/* the upsert of the job's status row */
+
+static u_char *
+ngx_http_bulk_import_save_sql(ngx_http_bulk_import_job_t *job)
+{
+    u_char  *json, *sql;
+    char    *lit, *idlit;
+    size_t   len;
 
     ngx_shmtx_lock(&job->zone->shpool->mutex);
     json = ngx_http_bulk_import_render(job->pool, job->rec, 0, &len);
     ngx_shmtx_unlock(&job->zone->shpool->mutex);
 
     if (json == NULL) {
-        goto failed;
+        return NULL;
     }
 
     lit = PQescapeLiteral(job->pc->pg, (char *) json, len);
     idlit = PQescapeLiteral(job->pc->pg, (char *) job->id.data, job->id.len);
 
-    if (lit == NULL || idlit == NULL) {
-        if (lit) {
-            PQfreemem(lit);
-        }
-
-        if (idlit) {
-            PQfreemem(idlit);
-        }
-
-        goto failed;
-    }
-
-    sql = ngx_pnalloc(job->pool, 512 + ngx_strlen(lit) + ngx_strlen(idlit));
+    sql = (lit && idlit) ? ngx_pnalloc(job->pool, 512 + ngx_strlen(lit)
+                                                  + ngx_strlen(idlit))
+                         : NULL;
 
     if (sql) {
         ngx_sprintf(sql,
@@ -2021,70 +2004,35 @@ ngx_http_bulk_import_save_ready(ngx_http_bulk_pg_waiter_t *w, ngx_int_t rc)
                     " resource = excluded.resource%Z", idlit, lit);
     }
 
-    PQfreemem(lit);
-    PQfreemem(idlit);
-
-    if (sql == NULL) {
-        goto failed;
+    if (lit) {
+        PQfreemem(lit);
     }
 
-    ngx_http_bulk_pg_set_handler(job->pc, ngx_http_bulk_import_saved, job);
-
-    if (ngx_http_bulk_pg_send(job->pc, (char *) sql) != NGX_OK) {
-        goto failed;
+    if (idlit) {
+        PQfreemem(idlit);
     }
 
-    return;
-
-failed:
-
-    ngx_log_error(NGX_LOG_ERR, job->log, 0,
-                  "bulk import \"%V\": cannot save the status", &job->id);
-
-    ngx_http_bulk_pg_release(job->pc, 0);
-    job->pc = NULL;
-
-    ngx_http_bulk_import_save_done(job);
+    return sql;
 }
 
 
 static void
 ngx_http_bulk_import_saved(ngx_http_bulk_pg_conn_t *pc)
 {
-    PGresult                    *res;
-    ngx_uint_t                   ok;
+    ngx_int_t                    rc;
     ngx_http_bulk_import_job_t  *job;
 
     job = pc->data;
-    ok = 1;
 
-    for ( ;; ) {
-        if (PQisBusy(pc->pg)) {
-            if (PQstatus(pc->pg) == CONNECTION_OK) {
-                return;
-            }
+    rc = ngx_http_bulk_pg_done(pc, job->log,
+                               "bulk import \"%V\": cannot save the status",
+                               &job->id);
 
-            ok = 0;
-            break;
-        }
-
-        res = PQgetResult(pc->pg);
-        if (res == NULL) {
-            break;
-        }
-
-        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-            ngx_log_error(NGX_LOG_ERR, job->log, 0,
-                          "bulk import \"%V\": cannot save the status: %*s",
-                          &job->id,
-                          ngx_http_bulk_pg_msg_len(PQresultErrorMessage(res)),
-                          PQresultErrorMessage(res));
-        }
-
-        PQclear(res);
+    if (rc == NGX_AGAIN) {
+        return;
     }
 
-    ngx_http_bulk_pg_release(pc, ok);
+    ngx_http_bulk_pg_release(pc, rc != NGX_ERROR);
     job->pc = NULL;
 
     ngx_http_bulk_import_save_done(job);
@@ -2157,18 +2105,13 @@ ngx_http_bulk_import_status_handler(ngx_http_request_t *r)
 {
     u_char                       *json;
     size_t                        len;
-    ngx_int_t                     rc, percent;
+    ngx_int_t                     percent;
     ngx_str_t                     id, progress;
     ngx_uint_t                    active;
     ngx_http_bulk_loc_conf_t     *blcf;
     ngx_http_bulk_main_conf_t    *bmcf;
     ngx_http_bulk_import_rec_t   *rec;
     ngx_http_bulk_import_zone_t  *z;
-
-    rc = ngx_http_discard_request_body(r);
-    if (rc != NGX_OK) {
-        return rc;
-    }
 
     blcf = ngx_http_get_module_loc_conf(r, ngx_http_bulk_module);
     bmcf = ngx_http_get_module_main_conf(r, ngx_http_bulk_module);
@@ -2306,26 +2249,13 @@ ngx_http_bulk_import_table(ngx_http_request_t *r, ngx_str_t *id)
     cln->handler = ngx_http_bulk_import_table_cleanup;
     cln->data = lk;
 
-    lk->waiter.pool = blcf->pool;
-    lk->waiter.ready = ngx_http_bulk_import_table_ready;
-    lk->waiter.data = lk;
-    lk->waiter.log = r->connection->log;
+    ngx_http_bulk_pg_waiter_init(&lk->waiter, blcf->pool,
+                                 ngx_http_bulk_import_table_ready, lk,
+                                 r->connection->log);
 
     r->main->count++;
 
-    switch (ngx_http_bulk_pg_acquire(&lk->waiter)) {
-
-    case NGX_OK:
-        ngx_http_bulk_import_table_ready(&lk->waiter, NGX_OK);
-        break;
-
-    case NGX_ERROR:
-        ngx_http_bulk_import_table_ready(&lk->waiter, NGX_ERROR);
-        break;
-
-    default:
-        break;
-    }
+    ngx_http_bulk_pg_get(&lk->waiter);
 
     return NGX_DONE;
 }
@@ -2353,8 +2283,7 @@ ngx_http_bulk_import_table_ready(ngx_http_bulk_pg_waiter_t *w, ngx_int_t rc)
         return;
     }
 
-    lk->pc = w->conn;
-    w->conn = NULL;
+    lk->pc = ngx_http_bulk_pg_take(w, ngx_http_bulk_import_table_result, lk);
 
     idlit = PQescapeLiteral(lk->pc->pg, (char *) lk->id.data, lk->id.len);
     sql = idlit ? ngx_pnalloc(r->pool, 512 + ngx_strlen(idlit)) : NULL;
@@ -2372,9 +2301,6 @@ ngx_http_bulk_import_table_ready(ngx_http_bulk_pg_waiter_t *w, ngx_int_t rc)
     if (idlit) {
         PQfreemem(idlit);
     }
-
-    ngx_http_bulk_pg_set_handler(lk->pc, ngx_http_bulk_import_table_result,
-                                 lk);
 
     if (sql == NULL || ngx_http_bulk_pg_send(lk->pc, (char *) sql) != NGX_OK)
     {

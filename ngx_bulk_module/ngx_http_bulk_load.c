@@ -170,6 +170,8 @@ static void ngx_http_bulk_load_committed(ngx_http_bulk_load_ctx_t *ctx);
 static ngx_uint_t ngx_http_bulk_load_total(ngx_http_bulk_load_ctx_t *ctx);
 static void ngx_http_bulk_load_fail(ngx_http_bulk_load_ctx_t *ctx,
     ngx_uint_t status, const char *code, const char *fmt, ...);
+static void ngx_http_bulk_load_lost(ngx_http_bulk_load_ctx_t *ctx,
+    const char *what);
 static void ngx_http_bulk_load_end(ngx_http_bulk_load_ctx_t *ctx);
 static ngx_int_t ngx_http_bulk_load_answer(ngx_http_bulk_load_ctx_t *ctx);
 static void ngx_http_bulk_load_cleanup(void *data);
@@ -445,11 +447,10 @@ ngx_http_bulk_load_init(ngx_http_bulk_load_ctx_t *ctx)
 
     ngx_http_set_ctx(r, ctx, ngx_http_bulk_module);
 
-    ctx->waiter.pool = ctx->conf->pool;
-    ctx->waiter.ready = ngx_http_bulk_load_ready;
-    ctx->waiter.data = ctx;
+    ngx_http_bulk_pg_waiter_init(&ctx->waiter, ctx->conf->pool,
+                                 ngx_http_bulk_load_ready, ctx,
+                                 r->connection->log);
     ctx->waiter.stats = &ctx->stats;
-    ctx->waiter.log = r->connection->log;
 
     ctx->watch.handler = ngx_http_bulk_load_watch;
     ctx->watch.data = ctx;
@@ -466,19 +467,7 @@ ngx_http_bulk_load_init(ngx_http_bulk_load_ctx_t *ctx)
 void
 ngx_http_bulk_load_run(ngx_http_bulk_load_t *ctx)
 {
-    switch (ngx_http_bulk_pg_acquire(&ctx->waiter)) {
-
-    case NGX_OK:
-        ngx_http_bulk_load_ready(&ctx->waiter, NGX_OK);
-        break;
-
-    case NGX_ERROR:
-        ngx_http_bulk_load_ready(&ctx->waiter, NGX_ERROR);
-        break;
-
-    default:
-        break;
-    }
+    ngx_http_bulk_pg_get(&ctx->waiter);
 }
 
 
@@ -547,10 +536,7 @@ ngx_http_bulk_load_ready(ngx_http_bulk_pg_waiter_t *w, ngx_int_t rc)
         return;
     }
 
-    ctx->pc = w->conn;
-    w->conn = NULL;
-
-    ngx_http_bulk_pg_set_handler(ctx->pc, ngx_http_bulk_load_pg_handler, ctx);
+    ctx->pc = ngx_http_bulk_pg_take(w, ngx_http_bulk_load_pg_handler, ctx);
 
     ngx_http_bulk_load_begin(ctx);
 
@@ -579,11 +565,7 @@ ngx_http_bulk_load_begin(ngx_http_bulk_load_ctx_t *ctx)
             "COPY bulk_load_stage FROM STDIN (FORMAT binary)")
         != NGX_OK)
     {
-        ngx_http_bulk_load_fail(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                "transient", "database unavailable: %*s",
-                                ngx_http_bulk_pg_msg_len(
-                                    PQerrorMessage(ctx->pc->pg)),
-                                PQerrorMessage(ctx->pc->pg));
+        ngx_http_bulk_load_lost(ctx, "database unavailable");
         return;
     }
 
@@ -812,10 +794,7 @@ ngx_http_bulk_load_prepared(ngx_http_bulk_load_ctx_t *ctx)
 
     /* the connection is lost, or the statements stopped before COPY */
 
-    ngx_http_bulk_load_fail(ctx, NGX_HTTP_SERVICE_UNAVAILABLE, "transient",
-                            "database unavailable: %*s",
-                            ngx_http_bulk_pg_msg_len(PQerrorMessage(pg)),
-                            PQerrorMessage(pg));
+    ngx_http_bulk_load_lost(ctx, "database unavailable");
 }
 
 
@@ -917,11 +896,7 @@ ngx_http_bulk_load_copying(ngx_http_bulk_load_ctx_t *ctx)
     pg = ctx->pc->pg;
 
     if (PQstatus(pg) != CONNECTION_OK) {
-        ngx_http_bulk_load_fail(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                "transient",
-                                "the database connection was lost: %*s",
-                                ngx_http_bulk_pg_msg_len(PQerrorMessage(pg)),
-                                PQerrorMessage(pg));
+        ngx_http_bulk_load_lost(ctx, "the database connection was lost");
         return;
     }
 
@@ -1217,12 +1192,7 @@ ngx_http_bulk_load_stage(ngx_http_bulk_load_ctx_t *ctx,
     if (PQputCopyData(ctx->pc->pg, (char *) ctx->tuple, p - ctx->tuple) != 1
         || PQputCopyData(ctx->pc->pg, (char *) job->out, job->out_len) != 1)
     {
-        ngx_http_bulk_load_fail(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                "transient", "COPY to the database failed: "
-                                "%*s",
-                                ngx_http_bulk_pg_msg_len(
-                                    PQerrorMessage(ctx->pc->pg)),
-                                PQerrorMessage(ctx->pc->pg));
+        ngx_http_bulk_load_lost(ctx, "COPY to the database failed");
         return NGX_ABORT;
     }
 
@@ -1339,12 +1309,7 @@ ngx_http_bulk_load_flush(ngx_http_bulk_load_ctx_t *ctx)
     rc = PQflush(ctx->pc->pg);
 
     if (rc == -1) {
-        ngx_http_bulk_load_fail(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                "transient", "the database connection was "
-                                "lost: %*s",
-                                ngx_http_bulk_pg_msg_len(
-                                    PQerrorMessage(ctx->pc->pg)),
-                                PQerrorMessage(ctx->pc->pg));
+        ngx_http_bulk_load_lost(ctx, "the database connection was lost");
         return NGX_ERROR;
     }
 
@@ -1469,12 +1434,7 @@ ngx_http_bulk_load_copy_done(ngx_http_bulk_load_ctx_t *ctx)
     if (PQputCopyData(ctx->pc->pg, (char *) ctx->tuple, p - ctx->tuple) != 1
         || PQputCopyEnd(ctx->pc->pg, NULL) == -1)
     {
-        ngx_http_bulk_load_fail(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                "transient", "the database connection was "
-                                "lost: %*s",
-                                ngx_http_bulk_pg_msg_len(
-                                    PQerrorMessage(ctx->pc->pg)),
-                                PQerrorMessage(ctx->pc->pg));
+        ngx_http_bulk_load_lost(ctx, "the database connection was lost");
         return NGX_ERROR;
     }
 
@@ -1561,11 +1521,8 @@ ngx_http_bulk_load_results(ngx_http_bulk_load_ctx_t *ctx)
     }
 
     if (PQstatus(pg) != CONNECTION_OK) {
-        ngx_http_bulk_load_fail(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                "transient", "the database connection was "
-                                "lost, nothing was loaded: %*s",
-                                ngx_http_bulk_pg_msg_len(PQerrorMessage(pg)),
-                                PQerrorMessage(pg));
+        ngx_http_bulk_load_lost(ctx, "the database connection was lost, "
+                                     "nothing was loaded");
         return NGX_ERROR;
     }
 
@@ -1578,12 +1535,7 @@ ngx_http_bulk_load_send(ngx_http_bulk_load_ctx_t *ctx, const char *sql,
     ngx_http_bulk_load_state_e state)
 {
     if (ngx_http_bulk_pg_send(ctx->pc, sql) != NGX_OK) {
-        ngx_http_bulk_load_fail(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                "transient", "the database connection was "
-                                "lost: %*s",
-                                ngx_http_bulk_pg_msg_len(
-                                    PQerrorMessage(ctx->pc->pg)),
-                                PQerrorMessage(ctx->pc->pg));
+        ngx_http_bulk_load_lost(ctx, "the database connection was lost");
         return;
     }
 
@@ -1841,6 +1793,21 @@ ngx_http_bulk_load_fail(ngx_http_bulk_load_ctx_t *ctx, ngx_uint_t status,
 }
 
 
+/* the connection failed: what libpq says of it */
+
+static void
+ngx_http_bulk_load_lost(ngx_http_bulk_load_ctx_t *ctx, const char *what)
+{
+    const char  *msg;
+
+    msg = PQerrorMessage(ctx->pc->pg);
+
+    ngx_http_bulk_load_fail(ctx, NGX_HTTP_SERVICE_UNAVAILABLE, "transient",
+                            "%s: %*s", what, ngx_http_bulk_pg_msg_len(msg),
+                            msg);
+}
+
+
 /*
  * The load is over, and so is its fetch: $load answers, an $import input
  * tells its job.
@@ -1896,9 +1863,7 @@ ngx_http_bulk_load_answer(ngx_http_bulk_load_ctx_t *ctx)
     size_t                       len;
     u_char                      *p;
     ngx_buf_t                   *b;
-    ngx_int_t                    rc;
     ngx_uint_t                   i, total;
-    ngx_chain_t                  out;
     ngx_http_request_t          *r;
     ngx_http_bulk_load_type_t   *t;
     ngx_http_bulk_load_issue_t  *is;
@@ -1958,28 +1923,12 @@ ngx_http_bulk_load_answer(ngx_http_bulk_load_ctx_t *ctx)
     *p++ = '}';
     *p++ = '\n';
     b->last = p;
-    b->last_buf = 1;
-    b->last_in_chain = 1;
 
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "bulk load from \"%V\" done: %ui resources, %ui bad lines, "
                   "txid %L", &ctx->fetch.url, total, ctx->errors, ctx->txid);
 
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = p - b->pos;
-    ngx_str_set(&r->headers_out.content_type, "application/json");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_bulk_send_json(r, NGX_HTTP_OK, b);
 }
 
 

@@ -23,13 +23,17 @@
 #include "ngx_bulk_fhir_schema.h"
 
 
-/* an operation: the methods it takes, and what a 405 says */
+/*
+ * An operation: the methods it takes, what a 405 says, whether it reads
+ * a request body (else the body is discarded before its handler runs)
+ */
 
 typedef struct {
     ngx_uint_t                    methods;
     const char                   *allow;
     const char                   *name;
     const char                   *use;
+    ngx_uint_t                    body;
     ngx_http_handler_pt           handler;
 } ngx_http_bulk_op_t;
 
@@ -55,8 +59,6 @@ static char *ngx_http_bulk_dump(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_http_bulk_op(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_bulk_load(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-static char *ngx_http_bulk_import(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_bulk_import_status(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -117,7 +119,7 @@ static ngx_command_t  ngx_http_bulk_commands[] = {
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
       ngx_http_bulk_load,
       NGX_HTTP_LOC_CONF_OFFSET,
-      0,
+      NGX_HTTP_BULK_OP_LOAD,
       NULL },
 
     { ngx_string("bulk_fetch"),
@@ -143,9 +145,9 @@ static ngx_command_t  ngx_http_bulk_commands[] = {
 
     { ngx_string("bulk_import"),
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_bulk_import,
+      ngx_http_bulk_load,
       NGX_HTTP_LOC_CONF_OFFSET,
-      0,
+      NGX_HTTP_BULK_OP_IMPORT,
       NULL },
 
     { ngx_string("bulk_import_status"),
@@ -215,22 +217,22 @@ ngx_module_t  ngx_http_bulk_module = {
 
 static ngx_http_bulk_op_t  ngx_http_bulk_ops[] = {
 
-    { 0, NULL, NULL, NULL, NULL },
+    { 0, NULL, NULL, NULL, 0, NULL },
 
-    { NGX_HTTP_GET|NGX_HTTP_HEAD, "GET, HEAD", "$dump", "GET or HEAD",
+    { NGX_HTTP_GET|NGX_HTTP_HEAD, "GET, HEAD", "$dump", "GET or HEAD", 0,
       ngx_http_bulk_dump_handler },
 
-    { NGX_HTTP_POST, "POST", "$dump-sql", "POST",
+    { NGX_HTTP_POST, "POST", "$dump-sql", "POST", 1,
       ngx_http_bulk_dump_sql_handler },
 
-    { NGX_HTTP_POST, "POST", "$load", "POST",
+    { NGX_HTTP_POST, "POST", "$load", "POST", 1,
       ngx_http_bulk_load_handler },
 
-    { NGX_HTTP_POST, "POST", "$import", "POST",
+    { NGX_HTTP_POST, "POST", "$import", "POST", 1,
       ngx_http_bulk_import_handler },
 
     { NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_DELETE, "GET, DELETE",
-      "BulkImportStatus", "GET or DELETE",
+      "BulkImportStatus", "GET or DELETE", 0,
       ngx_http_bulk_import_status_handler }
 };
 
@@ -379,12 +381,14 @@ ngx_http_bulk_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    if (!(r->method & op->methods)) {
+    if (!(r->method & op->methods) || !op->body) {
         rc = ngx_http_discard_request_body(r);
         if (rc != NGX_OK) {
             return rc;
         }
+    }
 
+    if (!(r->method & op->methods)) {
         if (ngx_http_bulk_add_header(r, "Allow", op->allow) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
@@ -734,7 +738,10 @@ ngx_http_bulk_op(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-/* bulk_load aidbox|fhir [<type>]: a type name or a variable */
+/*
+ * bulk_load aidbox|fhir [<type>] (a type name or a variable), and
+ * bulk_import aidbox|fhir
+ */
 
 static char *
 ngx_http_bulk_load(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
@@ -777,28 +784,7 @@ ngx_http_bulk_load(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         blcf->load_typed = 1;
     }
 
-    return ngx_http_bulk_set_op(cf, blcf, NGX_HTTP_BULK_OP_LOAD);
-}
-
-
-/* bulk_import aidbox|fhir */
-
-static char *
-ngx_http_bulk_import(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_bulk_loc_conf_t  *blcf = conf;
-
-    char       *rv;
-    ngx_str_t  *value;
-
-    value = cf->args->elts;
-
-    rv = ngx_http_bulk_format(cf, blcf, &value[1]);
-    if (rv != NGX_CONF_OK) {
-        return rv;
-    }
-
-    return ngx_http_bulk_set_op(cf, blcf, NGX_HTTP_BULK_OP_IMPORT);
+    return ngx_http_bulk_set_op(cf, blcf, cmd->offset);
 }
 
 

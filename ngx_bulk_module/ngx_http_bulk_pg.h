@@ -88,18 +88,24 @@ ngx_http_bulk_pg_pool_t *ngx_http_bulk_pg_pool_get(ngx_conf_t *cf,
     ngx_str_t *conninfo, ngx_uint_t max, ngx_msec_t timeout);
 void ngx_http_bulk_pg_exit(ngx_cycle_t *cycle);
 
+void ngx_http_bulk_pg_waiter_init(ngx_http_bulk_pg_waiter_t *w,
+    ngx_http_bulk_pg_pool_t *pool, ngx_http_bulk_pg_ready_pt ready,
+    void *data, ngx_log_t *log);
 ngx_int_t ngx_http_bulk_pg_acquire(ngx_http_bulk_pg_waiter_t *w);
+void ngx_http_bulk_pg_get(ngx_http_bulk_pg_waiter_t *w);
+ngx_http_bulk_pg_conn_t *ngx_http_bulk_pg_take(ngx_http_bulk_pg_waiter_t *w,
+    ngx_http_bulk_pg_handler_pt handler, void *data);
 void ngx_http_bulk_pg_cancel(ngx_http_bulk_pg_waiter_t *w);
 void ngx_http_bulk_pg_release(ngx_http_bulk_pg_conn_t *pc,
     ngx_uint_t reusable);
 void ngx_http_bulk_stats_release(ngx_http_bulk_stats_t *st);
 
-void ngx_http_bulk_pg_set_handler(ngx_http_bulk_pg_conn_t *pc,
-    ngx_http_bulk_pg_handler_pt handler, void *data);
 void ngx_http_bulk_pg_taint(ngx_http_bulk_pg_conn_t *pc);
 ngx_int_t ngx_http_bulk_pg_send(ngx_http_bulk_pg_conn_t *pc, const char *sql);
 ngx_int_t ngx_http_bulk_pg_send_one(ngx_http_bulk_pg_conn_t *pc,
     const char *sql);
+ngx_int_t ngx_http_bulk_pg_done(ngx_http_bulk_pg_conn_t *pc, ngx_log_t *log,
+    const char *fmt, ...);
 ngx_int_t ngx_http_bulk_pg_read(ngx_http_bulk_pg_conn_t *pc, ngx_uint_t on);
 ngx_int_t ngx_http_bulk_pg_write(ngx_http_bulk_pg_conn_t *pc, ngx_uint_t on);
 

@@ -38,14 +38,12 @@ ngx_int_t
 ngx_http_bulk_send_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *code, const char *fmt, ...)
 {
-    u_char       *p, *last;
-    size_t        len, code_len;
-    va_list       args;
-    ngx_int_t     rc;
-    ngx_buf_t    *b;
-    ngx_uint_t    level;
-    ngx_chain_t   out;
-    u_char        text[1024];
+    u_char      *p, *last;
+    size_t       len, code_len;
+    va_list      args;
+    ngx_buf_t   *b;
+    ngx_uint_t   level;
+    u_char       text[1024];
 
     va_start(args, fmt);
     last = ngx_vslprintf(text, text + sizeof(text), fmt, args);
@@ -72,20 +70,11 @@ ngx_http_bulk_send_error(ngx_http_request_t *r, ngx_uint_t status,
                    ngx_http_bulk_outcome_end.len);
     b->last = p;
 
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
-
     level = (status >= NGX_HTTP_INTERNAL_SERVER_ERROR) ? NGX_LOG_ERR
                                                        : NGX_LOG_INFO;
 
     ngx_log_error(level, r->connection->log, 0, "bulk: %ui %s: %*s",
                   status, code, last - text, text);
-
-    r->headers_out.status = status;
-    r->headers_out.content_length_n = b->last - b->pos;
-    ngx_str_set(&r->headers_out.content_type, "application/json");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-    r->headers_out.content_type_lowcase = NULL;
 
     if (r->headers_out.content_encoding) {
         r->headers_out.content_encoding->hash = 0;
@@ -100,6 +89,28 @@ ngx_http_bulk_send_error(ngx_http_request_t *r, ngx_uint_t status,
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
     }
+
+    return ngx_http_bulk_send_json(r, status, b);
+}
+
+
+/* a whole JSON answer in one buffer; returns as a content handler does */
+
+ngx_int_t
+ngx_http_bulk_send_json(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_buf_t *b)
+{
+    ngx_int_t    rc;
+    ngx_chain_t  out;
+
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = b->last - b->pos;
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
 
     rc = ngx_http_send_header(r);
 
@@ -130,6 +141,34 @@ ngx_http_bulk_add_header(ngx_http_request_t *r, const char *key,
     h->key.len = ngx_strlen(key);
     h->value.data = (u_char *) value;
     h->value.len = ngx_strlen(value);
+
+    return NGX_OK;
+}
+
+
+/*
+ * A query string argument, percent-decoded into pool memory: NGX_OK,
+ * NGX_DECLINED when there is none, NGX_ERROR
+ */
+
+ngx_int_t
+ngx_http_bulk_arg(ngx_http_request_t *r, ngx_str_t *name, ngx_str_t *value)
+{
+    u_char  *dst, *src;
+
+    if (ngx_http_arg(r, name->data, name->len, value) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    dst = ngx_pnalloc(r->pool, value->len + 1);
+    if (dst == NULL) {
+        return NGX_ERROR;
+    }
+
+    src = value->data;
+    value->data = dst;
+    ngx_unescape_uri(&dst, &src, value->len, NGX_UNESCAPE_URI);
+    value->len = dst - value->data;
 
     return NGX_OK;
 }
