@@ -55,6 +55,7 @@ static int ngx_bulk_nd_append(ngx_bulk_nd_t *nd, const unsigned char *p,
     size_t n);
 static int ngx_bulk_nd_scan(ngx_bulk_nd_t *nd, const unsigned char **p,
     const unsigned char *end, ngx_bulk_nd_line_t *l);
+static int ngx_bulk_nd_window(ngx_bulk_nd_t *nd, ngx_bulk_nd_line_t *l);
 static int ngx_bulk_nd_sniff(ngx_bulk_nd_t *nd);
 static int ngx_bulk_nd_inflate_more(ngx_bulk_nd_t *nd);
 static int ngx_bulk_nd_fail(ngx_bulk_nd_t *nd, const char *msg);
@@ -388,6 +389,26 @@ ngx_bulk_nd_inflate_more(ngx_bulk_nd_t *nd)
 }
 
 
+/* lines left in the inflate window: as ngx_bulk_nd_scan(), 0 when none */
+
+static int
+ngx_bulk_nd_window(ngx_bulk_nd_t *nd, ngx_bulk_nd_line_t *l)
+{
+    int                   rc;
+    const unsigned char  *p;
+
+    if (nd->win_pos >= nd->win_last) {
+        return 0;
+    }
+
+    p = nd->win + nd->win_pos;
+    rc = ngx_bulk_nd_scan(nd, &p, nd->win + nd->win_last, l);
+    nd->win_pos = p - nd->win;
+
+    return rc;
+}
+
+
 int
 ngx_bulk_nd_next(ngx_bulk_nd_t *nd, ngx_bulk_nd_line_t *l)
 {
@@ -403,14 +424,9 @@ ngx_bulk_nd_next(ngx_bulk_nd_t *nd, ngx_bulk_nd_line_t *l)
 
             /* the end of the previous member's window first */
 
-            if (nd->win_pos < nd->win_last) {
-                p = nd->win + nd->win_pos;
-                rc = ngx_bulk_nd_scan(nd, &p, nd->win + nd->win_last, l);
-                nd->win_pos = p - nd->win;
-
-                if (rc != 0) {
-                    return rc;
-                }
+            rc = ngx_bulk_nd_window(nd, l);
+            if (rc != 0) {
+                return rc;
             }
 
             rc = ngx_bulk_nd_sniff(nd);
@@ -441,14 +457,9 @@ ngx_bulk_nd_next(ngx_bulk_nd_t *nd, ngx_bulk_nd_line_t *l)
 
         case ngx_bulk_nd_inflate:
 
-            if (nd->win_pos < nd->win_last) {
-                p = nd->win + nd->win_pos;
-                rc = ngx_bulk_nd_scan(nd, &p, nd->win + nd->win_last, l);
-                nd->win_pos = p - nd->win;
-
-                if (rc != 0) {
-                    return rc;
-                }
+            rc = ngx_bulk_nd_window(nd, l);
+            if (rc != 0) {
+                return rc;
             }
 
             rc = ngx_bulk_nd_inflate_more(nd);

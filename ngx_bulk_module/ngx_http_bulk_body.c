@@ -16,7 +16,8 @@
  */
 
 
-#include "ngx_http_bulk_module.h"
+#include "ngx_http_bulk_body.h"
+#include "ngx_http_bulk_util.h"
 #include "ngx_bulk_body.h"
 
 
@@ -37,6 +38,7 @@ static ngx_int_t ngx_http_bulk_body_type(ngx_http_request_t *r,
 static void ngx_http_bulk_body_free(void *data);
 static ngx_int_t ngx_http_bulk_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
+static yajl_val ngx_http_bulk_body_member(yajl_val obj, const char *name);
 
 
 static ngx_http_request_body_filter_pt  ngx_http_bulk_next_body_filter;
@@ -256,15 +258,22 @@ ngx_http_bulk_body_parse(ngx_http_request_t *r, ngx_http_bulk_body_ctx_t *ctx)
     }
 
     if (root == NULL) {
+
+        /* yajl's message, on one line */
+
         for (p = (u_char *) err; *p; p++) {
             if (*p == '\n' || *p == '\r') {
                 *p = ' ';
             }
         }
 
+        while (p > (u_char *) err && p[-1] == ' ') {
+            p--;
+        }
+
         return ngx_http_bulk_send_error(r, NGX_HTTP_BAD_REQUEST, "invalid",
                                         "invalid JSON: %*s",
-                                        ngx_http_bulk_msg_len(err), err);
+                                        p - (u_char *) err, err);
     }
 
     cln = ngx_pool_cleanup_add(r->pool, 0);
@@ -378,7 +387,7 @@ ngx_http_bulk_body_init(ngx_conf_t *cf)
 
 /* a member of an object, NULL when absent */
 
-yajl_val
+static yajl_val
 ngx_http_bulk_body_member(yajl_val obj, const char *name)
 {
     size_t  i;
@@ -420,44 +429,3 @@ ngx_http_bulk_body_string(yajl_val obj, const char *name, ngx_str_t *value)
     return NGX_OK;
 }
 
-
-ngx_int_t
-ngx_http_bulk_body_bool(yajl_val obj, const char *name, ngx_uint_t *value)
-{
-    yajl_val  v;
-
-    v = ngx_http_bulk_body_member(obj, name);
-
-    if (v == NULL || YAJL_IS_NULL(v)) {
-        return NGX_DECLINED;
-    }
-
-    if (!YAJL_IS_TRUE(v) && !YAJL_IS_FALSE(v)) {
-        return NGX_ERROR;
-    }
-
-    *value = YAJL_IS_TRUE(v) ? 1 : 0;
-
-    return NGX_OK;
-}
-
-
-ngx_int_t
-ngx_http_bulk_body_object(yajl_val obj, const char *name, yajl_val *value)
-{
-    yajl_val  v;
-
-    v = ngx_http_bulk_body_member(obj, name);
-
-    if (v == NULL || YAJL_IS_NULL(v)) {
-        return NGX_DECLINED;
-    }
-
-    if (!YAJL_IS_OBJECT(v)) {
-        return NGX_ERROR;
-    }
-
-    *value = v;
-
-    return NGX_OK;
-}

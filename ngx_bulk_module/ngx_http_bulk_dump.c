@@ -1,88 +1,69 @@
 
 /*
- * ngx_bulk: GET /{Type}/$dump.
+ * ngx_bulk: GET /{Type}/$dump, on the COPY OUT driver (ngx_http_bulk_copy.c).
  *
  * COPY (SELECT id, txid, cts, ts, resource FROM "<type>") TO STDOUT in
  * binary format: no text escaping to undo, timestamps as integers.  Each
  * row is spliced into one NDJSON line (id, resourceType and the meta
- * columns merged into the stored document) and streamed; the PostgreSQL
- * socket is read only while the client keeps up.
+ * columns merged into the stored document), or converted to FHIR with
+ * fhir=true.  HEAD runs "SELECT 1 FROM <type> LIMIT 0": the header says
+ * whether the type's table exists.
  */
 
 
-#include "ngx_http_bulk_module.h"
+#include "ngx_http_bulk_dump.h"
+#include "ngx_http_bulk_copy.h"
+#include "ngx_http_bulk_util.h"
 #include "ngx_bulk_json.h"
 #include "ngx_bulk_time.h"
-#include "ngx_bulk_fhir_schema.h"
 #include "ngx_bulk_format.h"
 
 
-typedef enum {
-    ngx_http_bulk_dump_wait = 0,
-    ngx_http_bulk_dump_result,
-    ngx_http_bulk_dump_copy,
-    ngx_http_bulk_dump_drain,
-    ngx_http_bulk_dump_done
-} ngx_http_bulk_dump_state_e;
+/* the columns of a row: id, txid, cts, ts, resource */
+#define NGX_HTTP_BULK_DUMP_FIELDS  5
 
 
 typedef struct {
-    ngx_http_bulk_stats_t        stats;     /* first: the log variables */
-    ngx_http_request_t          *request;
-    ngx_http_bulk_pg_waiter_t    waiter;
-    ngx_http_bulk_pg_conn_t     *pc;
-    ngx_http_bulk_out_t          out;
-    ngx_http_bulk_dump_state_e   state;
+    ngx_http_bulk_copy_t         copy;      /* first: the log variables */
 
     ngx_str_t                    type;
     char                         since[NGX_BULK_SINCE_MAX];
     size_t                       since_len;
 
-    PGresult                    *error;
     ngx_bulk_fmt_t              *fmt;
-    u_char                       err[256];
-    u_char                      *scratch;
+    u_char                      *scratch;   /* the id, JSON escaped */
     size_t                       scratch_size;
-    ngx_uint_t                   rows;
-
-    ngx_event_t                  tick;      /* partial flush, watchdog */
-    ngx_msec_t                   pg_timeout;
-    ngx_msec_t                   pg_active; /* last data from PostgreSQL */
+    u_char                       err[256];
 
     unsigned                     gzip:1;
     unsigned                     fhir:1;
-    unsigned                     head:1;
-    unsigned                     copy_header:1;
-    unsigned                     paused:1;
 } ngx_http_bulk_dump_ctx_t;
 
 
 static ngx_int_t ngx_http_bulk_dump_args(ngx_http_request_t *r,
     ngx_http_bulk_dump_ctx_t *ctx);
 static ngx_int_t ngx_http_bulk_dump_bool(ngx_http_request_t *r,
-    ngx_http_bulk_dump_ctx_t *ctx, const char *name, ngx_uint_t *value);
-static void ngx_http_bulk_dump_ready(ngx_http_bulk_pg_waiter_t *w,
-    ngx_int_t rc);
-static void ngx_http_bulk_dump_pg_handler(ngx_http_bulk_pg_conn_t *pc);
-static void ngx_http_bulk_dump_process(ngx_http_bulk_dump_ctx_t *ctx);
-static void ngx_http_bulk_dump_results(ngx_http_bulk_dump_ctx_t *ctx);
-static void ngx_http_bulk_dump_start(ngx_http_bulk_dump_ctx_t *ctx);
-static void ngx_http_bulk_dump_rows(ngx_http_bulk_dump_ctx_t *ctx);
-static void ngx_http_bulk_dump_drain_results(ngx_http_bulk_dump_ctx_t *ctx);
-static ngx_int_t ngx_http_bulk_dump_row(ngx_http_bulk_dump_ctx_t *ctx,
-    u_char *data, size_t len);
-static ngx_int_t ngx_http_bulk_dump_fhir_row(ngx_http_bulk_dump_ctx_t *ctx,
-    u_char **f, int32_t *flen);
+    ngx_http_bulk_dump_ctx_t *ctx, ngx_str_t *name, ngx_uint_t *value);
+static ngx_int_t ngx_http_bulk_dump_query(ngx_http_request_t *r,
+    ngx_http_bulk_dump_ctx_t *ctx);
+static ngx_int_t ngx_http_bulk_dump_error(ngx_http_bulk_copy_t *copy,
+    PGresult *res);
+static ngx_int_t ngx_http_bulk_dump_row(ngx_http_bulk_copy_t *copy,
+    ngx_bulk_pgcopy_field_t *f, size_t n);
+static ngx_int_t ngx_http_bulk_dump_meta(ngx_http_bulk_out_t *o,
+    ngx_bulk_member_t *meta, ngx_bulk_pgcopy_field_t *f);
+static ngx_int_t ngx_http_bulk_dump_fhir_row(ngx_http_bulk_copy_t *copy,
+    ngx_bulk_pgcopy_field_t *f, size_t n);
+static ngx_int_t ngx_http_bulk_dump_fields(ngx_http_bulk_copy_t *copy,
+    ngx_bulk_pgcopy_field_t *f, size_t n);
 static ngx_int_t ngx_http_bulk_dump_members(ngx_http_bulk_out_t *o,
     const u_char **p, const u_char *end, ngx_str_t *skip, ngx_uint_t nskip,
     ngx_bulk_member_t *found, ngx_uint_t *any);
-static void ngx_http_bulk_dump_write_handler(ngx_http_request_t *r);
-static void ngx_http_bulk_dump_finish(ngx_http_bulk_dump_ctx_t *ctx,
-    ngx_int_t rc);
-static void ngx_http_bulk_dump_abort(ngx_http_bulk_dump_ctx_t *ctx,
-    const char *reason);
-static void ngx_http_bulk_dump_cleanup(void *data);
-static void ngx_http_bulk_dump_tick(ngx_event_t *ev);
+
+
+static ngx_str_t  ngx_http_bulk_dump_fhir_arg = ngx_string("fhir");
+static ngx_str_t  ngx_http_bulk_dump_gzip_arg = ngx_string("gzip");
+static ngx_str_t  ngx_http_bulk_dump_since_arg = ngx_string("_since");
 
 
 static ngx_str_t  ngx_http_bulk_dump_top_skip[] = {
@@ -98,37 +79,29 @@ static ngx_str_t  ngx_http_bulk_dump_meta_skip[] = {
 };
 
 
+/* the pieces of an Aidbox row around the stored members */
+
+static ngx_str_t  ngx_http_bulk_dump_type_key = ngx_string(
+    "{\"resourceType\":\"");
+static ngx_str_t  ngx_http_bulk_dump_id_key = ngx_string("\",\"id\":\"");
+static ngx_str_t  ngx_http_bulk_dump_meta_key = ngx_string(",\"meta\":{");
+static ngx_str_t  ngx_http_bulk_dump_version_key = ngx_string(
+    "\"versionId\":\"");
+static ngx_str_t  ngx_http_bulk_dump_updated_key = ngx_string(
+    "\",\"lastUpdated\":\"");
+static ngx_str_t  ngx_http_bulk_dump_created_key = ngx_string(
+    "\",\"createdAt\":\"");
+static ngx_str_t  ngx_http_bulk_dump_row_end = ngx_string("\"}}\n");
+
+
 ngx_int_t
 ngx_http_bulk_dump_handler(ngx_http_request_t *r)
 {
-    u_char                    *p, *end;
     ngx_int_t                  rc;
     ngx_str_t                  type;
-    const char                *canonical;
-    ngx_pool_cleanup_t        *cln;
+    ngx_http_bulk_copy_t      *copy;
     ngx_http_bulk_loc_conf_t  *blcf;
     ngx_http_bulk_dump_ctx_t  *ctx;
-
-    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-        rc = ngx_http_discard_request_body(r);
-        if (rc != NGX_OK) {
-            return rc;
-        }
-
-        if (ngx_http_bulk_add_header(r, "Allow", "GET, HEAD") != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        return ngx_http_bulk_send_error(r, NGX_HTTP_NOT_ALLOWED,
-                                        "not-supported",
-                                        "method %V is not allowed on $dump, "
-                                        "use GET or HEAD", &r->method_name);
-    }
-
-    rc = ngx_http_discard_request_body(r);
-    if (rc != NGX_OK) {
-        return rc;
-    }
 
     blcf = ngx_http_get_module_loc_conf(r, ngx_http_bulk_module);
 
@@ -136,28 +109,12 @@ ngx_http_bulk_dump_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    /* [A-Z][A-Za-z0-9]{0,63}: checked before any SQL names it */
+    /* checked before any SQL names it */
 
-    if (type.len == 0 || type.len > NGX_HTTP_BULK_TYPE_MAX
-        || type.data[0] < 'A' || type.data[0] > 'Z')
-    {
-        goto unknown;
-    }
-
-    for (p = type.data, end = p + type.len; p < end; p++) {
-        if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z')
-              || (*p >= '0' && *p <= '9')))
-        {
-            goto unknown;
-        }
-    }
-
-    /* an R4 type spelled in another case is not that type */
-
-    canonical = ngx_bulk_fhir_type_canonical((char *) type.data, type.len);
-
-    if (canonical && ngx_strncmp(canonical, type.data, type.len) != 0) {
-        goto unknown;
+    if (ngx_http_bulk_type_valid(type.data, type.len) != NGX_OK) {
+        return ngx_http_bulk_send_error(r, NGX_HTTP_NOT_FOUND, "not-found",
+                                        "unknown resource type \"%V\"",
+                                        &type);
     }
 
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_bulk_dump_ctx_t));
@@ -165,9 +122,7 @@ ngx_http_bulk_dump_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ctx->request = r;
     ctx->type = type;
-    ctx->head = (r->method == NGX_HTTP_HEAD);
 
     rc = ngx_http_bulk_dump_args(r, ctx);
 
@@ -187,52 +142,23 @@ ngx_http_bulk_dump_handler(ngx_http_request_t *r)
         }
     }
 
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
+    copy = &ctx->copy;
+
+    if (ngx_http_bulk_copy_init(copy, r) != NGX_OK
+        || ngx_http_bulk_dump_query(r, ctx) != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    cln->handler = ngx_http_bulk_dump_cleanup;
-    cln->data = ctx;
+    ngx_str_set(&copy->content_type, "application/ndjson");
+    copy->gzip = ctx->gzip;
+    copy->binary = 1;
+    copy->row = ctx->fhir ? ngx_http_bulk_dump_fhir_row
+                          : ngx_http_bulk_dump_row;
+    copy->error = ngx_http_bulk_dump_error;
+    copy->data = ctx;
 
-    ngx_http_set_ctx(r, ctx, ngx_http_bulk_module);
-
-    /*
-     * a periodic timer flushes a partly filled buffer when PostgreSQL is
-     * slow, and ends a query that sends nothing for bulk_pg_timeout;
-     * being not cancelable, it also lets a graceful shutdown wait for the
-     * dump to finish
-     */
-
-    ctx->pg_timeout = blcf->pg_timeout;
-    ctx->tick.handler = ngx_http_bulk_dump_tick;
-    ctx->tick.data = ctx;
-    ctx->tick.log = r->connection->log;
-
-    ctx->waiter.pool = blcf->pool;
-    ctx->waiter.ready = ngx_http_bulk_dump_ready;
-    ctx->waiter.data = ctx;
-    ctx->waiter.stats = &ctx->stats;
-    ctx->waiter.log = r->connection->log;
-
-    r->main->count++;
-    r->read_event_handler = ngx_http_test_reading;
-
-    rc = ngx_http_bulk_pg_acquire(&ctx->waiter);
-
-    if (rc == NGX_OK) {
-        ngx_http_bulk_dump_ready(&ctx->waiter, NGX_OK);
-
-    } else if (rc == NGX_ERROR) {
-        ngx_http_bulk_dump_ready(&ctx->waiter, NGX_ERROR);
-    }
-
-    return NGX_DONE;
-
-unknown:
-
-    return ngx_http_bulk_send_error(r, NGX_HTTP_NOT_FOUND, "not-found",
-                                    "unknown resource type \"%V\"", &type);
+    return ngx_http_bulk_copy_run(copy);
 }
 
 
@@ -240,39 +166,29 @@ static ngx_int_t
 ngx_http_bulk_dump_args(ngx_http_request_t *r, ngx_http_bulk_dump_ctx_t *ctx)
 {
     int         n;
-    u_char     *dst, *src;
     ngx_int_t   rc;
     ngx_str_t   value;
     ngx_uint_t  flag;
     char        err[128];
 
-    rc = ngx_http_bulk_dump_bool(r, ctx, "fhir", &flag);
+    rc = ngx_http_bulk_dump_bool(r, ctx, &ngx_http_bulk_dump_fhir_arg, &flag);
     if (rc != NGX_OK) {
         return rc;
     }
 
     ctx->fhir = flag;
 
-    rc = ngx_http_bulk_dump_bool(r, ctx, "gzip", &flag);
+    rc = ngx_http_bulk_dump_bool(r, ctx, &ngx_http_bulk_dump_gzip_arg, &flag);
     if (rc != NGX_OK) {
         return rc;
     }
 
     ctx->gzip = flag;
 
-    if (ngx_http_arg(r, (u_char *) "_since", 6, &value) != NGX_OK) {
-        return NGX_OK;
+    rc = ngx_http_bulk_arg(r, &ngx_http_bulk_dump_since_arg, &value);
+    if (rc != NGX_OK) {
+        return (rc == NGX_DECLINED) ? NGX_OK : NGX_ERROR;
     }
-
-    dst = ngx_pnalloc(r->pool, value.len + 1);
-    if (dst == NULL) {
-        return NGX_ERROR;
-    }
-
-    src = value.data;
-    value.data = dst;
-    ngx_unescape_uri(&dst, &src, value.len, NGX_UNESCAPE_URI);
-    value.len = dst - value.data;
 
     n = ngx_bulk_since_parse(value.data, value.len, ctx->since, err);
 
@@ -292,13 +208,13 @@ ngx_http_bulk_dump_args(ngx_http_request_t *r, ngx_http_bulk_dump_ctx_t *ctx)
 
 static ngx_int_t
 ngx_http_bulk_dump_bool(ngx_http_request_t *r, ngx_http_bulk_dump_ctx_t *ctx,
-    const char *name, ngx_uint_t *value)
+    ngx_str_t *name, ngx_uint_t *value)
 {
     ngx_str_t  v;
 
     *value = 0;
 
-    if (ngx_http_arg(r, (u_char *) name, ngx_strlen(name), &v) != NGX_OK) {
+    if (ngx_http_arg(r, name->data, name->len, &v) != NGX_OK) {
         return NGX_OK;
     }
 
@@ -312,38 +228,32 @@ ngx_http_bulk_dump_bool(ngx_http_request_t *r, ngx_http_bulk_dump_ctx_t *ctx,
     }
 
     ngx_snprintf(ctx->err, sizeof(ctx->err) - 1,
-                 "%s must be true or false, got \"%V\"%Z", name, &v);
+                 "%V must be true or false, got \"%V\"%Z", name, &v);
 
     return NGX_DECLINED;
 }
 
 
-static void
-ngx_http_bulk_dump_ready(ngx_http_bulk_pg_waiter_t *w, ngx_int_t rc)
+/* the statement, and the name the log gives the dump */
+
+static ngx_int_t
+ngx_http_bulk_dump_query(ngx_http_request_t *r, ngx_http_bulk_dump_ctx_t *ctx)
 {
-    u_char                    *p, *sql;
-    size_t                     len;
-    ngx_connection_t          *c;
-    ngx_http_request_t        *r;
-    ngx_http_bulk_dump_ctx_t  *ctx;
+    u_char                *p, *sql;
+    size_t                 len;
+    ngx_http_bulk_copy_t  *copy;
 
-    ctx = w->data;
-    r = ctx->request;
-    c = r->connection;
+    copy = &ctx->copy;
 
-    if (rc != NGX_OK) {
-        ngx_http_finalize_request(r,
-            ngx_http_bulk_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                     "transient", "database unavailable: %s",
-                                     w->err));
-        ngx_http_run_posted_requests(c);
-        return;
+    copy->name.data = ngx_pnalloc(r->pool, sizeof("dump of \"\"") - 1
+                                           + ctx->type.len);
+    if (copy->name.data == NULL) {
+        return NGX_ERROR;
     }
 
-    ctx->pc = w->conn;
-    w->conn = NULL;
-
-    ngx_http_bulk_pg_set_handler(ctx->pc, ngx_http_bulk_dump_pg_handler, ctx);
+    copy->name.len = ngx_sprintf(copy->name.data, "dump of \"%V\"",
+                                 &ctx->type)
+                     - copy->name.data;
 
     len = sizeof("COPY (SELECT id, txid, cts, ts, resource FROM \"\""
                  " WHERE cts > ''::timestamptz) TO STDOUT (FORMAT binary)")
@@ -351,14 +261,12 @@ ngx_http_bulk_dump_ready(ngx_http_bulk_pg_waiter_t *w, ngx_int_t rc)
 
     sql = ngx_pnalloc(r->pool, len);
     if (sql == NULL) {
-        ngx_http_bulk_dump_abort(ctx, "out of memory");
-        ngx_http_run_posted_requests(c);
-        return;
+        return NGX_ERROR;
     }
 
     /* the type name was checked to be [A-Za-z0-9]: safe to quote */
 
-    if (ctx->head) {
+    if (r->method == NGX_HTTP_HEAD) {
         p = ngx_sprintf(sql, "SELECT 1 FROM \"");
         ngx_strlow(p, ctx->type.data, ctx->type.len);
         p = ngx_sprintf(p + ctx->type.len, "\" LIMIT 0");
@@ -380,525 +288,106 @@ ngx_http_bulk_dump_ready(ngx_http_bulk_pg_waiter_t *w, ngx_int_t rc)
 
     *p = '\0';
 
-    if (ngx_http_bulk_pg_send(ctx->pc, (char *) sql) != NGX_OK) {
-        ngx_http_finalize_request(r,
-            ngx_http_bulk_send_pg_error(r, NULL, ctx->pc->pg,
-                                        NGX_HTTP_INTERNAL_SERVER_ERROR));
-        ngx_http_run_posted_requests(c);
-        return;
-    }
+    copy->query = (char *) sql;
 
-    ctx->state = ngx_http_bulk_dump_result;
-    ctx->pg_active = ngx_current_msec;
-    ngx_add_timer(&ctx->tick, NGX_HTTP_BULK_TICK);
-
-    ngx_http_run_posted_requests(c);
+    return NGX_OK;
 }
 
 
-static void
-ngx_http_bulk_dump_pg_handler(ngx_http_bulk_pg_conn_t *pc)
+/* no table for the type is a 404; anything else as the driver maps it */
+
+static ngx_int_t
+ngx_http_bulk_dump_error(ngx_http_bulk_copy_t *copy, PGresult *res)
 {
-    ngx_connection_t          *c;
+    const char                *state;
     ngx_http_bulk_dump_ctx_t  *ctx;
 
-    ctx = pc->data;
-    c = ctx->request->connection;
+    ctx = copy->data;
 
-    ctx->pg_active = ngx_current_msec;
-
-    ngx_http_bulk_dump_process(ctx);
-
-    ngx_http_run_posted_requests(c);
-}
-
-
-static void
-ngx_http_bulk_dump_tick(ngx_event_t *ev)
-{
-    ngx_connection_t          *c;
-    ngx_http_bulk_dump_ctx_t  *ctx;
-
-    ctx = ev->data;
-    c = ctx->request->connection;
-
-    if (ctx->state == ngx_http_bulk_dump_done) {
-        return;
-    }
-
-    if (ctx->paused) {
-        /* waiting for the client, not for the database */
-        ctx->pg_active = ngx_current_msec;
-
-    } else if (ngx_current_msec - ctx->pg_active >= ctx->pg_timeout) {
-
-        if (ctx->state == ngx_http_bulk_dump_copy
-            || ctx->state == ngx_http_bulk_dump_drain)
-        {
-            ngx_http_bulk_dump_abort(ctx, "PostgreSQL sent nothing for "
-                                          "bulk_pg_timeout");
-
-        } else {
-            if (ctx->pc) {
-                ngx_http_bulk_pg_release(ctx->pc, 0);
-                ctx->pc = NULL;
-            }
-
-            ngx_http_bulk_dump_finish(ctx,
-                ngx_http_bulk_send_error(ctx->request,
-                                         NGX_HTTP_GATEWAY_TIME_OUT,
-                                         "timeout", "PostgreSQL did not "
-                                         "answer within bulk_pg_timeout"));
-        }
-
-        ngx_http_run_posted_requests(c);
-        return;
-
-    } else if (ctx->state == ngx_http_bulk_dump_copy && ctx->out.busy == NULL
-               && ((ctx->out.cur && ctx->out.cur->last > ctx->out.cur->pos)
-                   || ctx->out.unflushed))
-    {
-        /* the database is slow: the client gets what there is */
-
-        if (ngx_http_bulk_out_send(&ctx->out, 1, 0) == NGX_ERROR) {
-            ngx_http_bulk_dump_abort(ctx, NULL);
-            ngx_http_run_posted_requests(c);
-            return;
-        }
-    }
-
-    ngx_add_timer(&ctx->tick, NGX_HTTP_BULK_TICK);
-}
-
-
-static void
-ngx_http_bulk_dump_process(ngx_http_bulk_dump_ctx_t *ctx)
-{
-    switch (ctx->state) {
-
-    case ngx_http_bulk_dump_result:
-        ngx_http_bulk_dump_results(ctx);
-        return;
-
-    case ngx_http_bulk_dump_copy:
-        ngx_http_bulk_dump_rows(ctx);
-        return;
-
-    case ngx_http_bulk_dump_drain:
-        ngx_http_bulk_dump_drain_results(ctx);
-        return;
-
-    default:
-        return;
-    }
-}
-
-
-/* waiting for the first result: COPY OUT, or an error */
-
-static void
-ngx_http_bulk_dump_results(ngx_http_bulk_dump_ctx_t *ctx)
-{
-    PGconn              *pg;
-    PGresult            *res;
-    ngx_int_t            rc;
-    const char          *state;
-    ngx_http_request_t  *r;
-
-    pg = ctx->pc->pg;
-    r = ctx->request;
-
-    for ( ;; ) {
-        if (PQisBusy(pg)) {
-            if (PQstatus(pg) != CONNECTION_OK) {
-                break;
-            }
-
-            return;
-        }
-
-        res = PQgetResult(pg);
-
-        if (res == NULL) {
-            break;
-        }
-
-        switch (PQresultStatus(res)) {
-
-        case PGRES_COPY_OUT:
-            PQclear(res);
-            ngx_http_bulk_dump_start(ctx);
-            return;
-
-        case PGRES_TUPLES_OK:
-        case PGRES_COMMAND_OK:
-            PQclear(res);
-            continue;
-
-        default:
-            if (ctx->error == NULL) {
-                ctx->error = res;
-
-            } else {
-                PQclear(res);
-            }
-        }
-    }
-
-    /* the query is over */
-
-    if (ctx->error == NULL && PQstatus(pg) == CONNECTION_OK) {
-
-        /* HEAD */
-
-        r->headers_out.status = NGX_HTTP_OK;
-        ngx_str_set(&r->headers_out.content_type, "application/ndjson");
-        r->headers_out.content_type_len = r->headers_out.content_type.len;
-        r->headers_out.content_length_n = -1;
-
-        if (ctx->gzip
-            && ngx_http_bulk_add_header(r, "Content-Encoding", "gzip")
-               != NGX_OK)
-        {
-            ngx_http_bulk_dump_finish(ctx, NGX_ERROR);
-            return;
-        }
-
-        ngx_http_bulk_dump_finish(ctx, ngx_http_send_header(r));
-        return;
-    }
-
-    state = ctx->error ? PQresultErrorField(ctx->error, PG_DIAG_SQLSTATE)
-                       : NULL;
+    state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 
     if (state && ngx_strcmp(state, "42P01") == 0) {
-        rc = ngx_http_bulk_send_error(r, NGX_HTTP_NOT_FOUND, "not-found",
-                                      "unknown resource type \"%V\": "
-                                      "no table for it", &ctx->type);
-
-    } else {
-        rc = ngx_http_bulk_send_pg_error(r, ctx->error, pg,
-                                         NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return ngx_http_bulk_send_error(copy->request, NGX_HTTP_NOT_FOUND,
+                                        "not-found", "unknown resource type "
+                                        "\"%V\": no table for it",
+                                        &ctx->type);
     }
 
-    ngx_http_bulk_dump_finish(ctx, rc);
-}
-
-
-static void
-ngx_http_bulk_dump_start(ngx_http_bulk_dump_ctx_t *ctx)
-{
-    ngx_int_t            rc;
-    ngx_http_request_t  *r;
-
-    r = ctx->request;
-
-    r->headers_out.status = NGX_HTTP_OK;
-    ngx_str_set(&r->headers_out.content_type, "application/ndjson");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-    r->headers_out.content_length_n = -1;
-
-    if (ctx->gzip) {
-        if (ngx_http_bulk_add_header(r, "Content-Encoding", "gzip")
-            != NGX_OK)
-        {
-            ngx_http_bulk_dump_abort(ctx, "out of memory");
-            return;
-        }
-    }
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK) {
-        ngx_http_bulk_dump_abort(ctx, "sending the header failed");
-        return;
-    }
-
-    if (ngx_http_bulk_out_init(&ctx->out, r, ctx->gzip) != NGX_OK) {
-        ngx_http_bulk_dump_abort(ctx, "out of memory");
-        return;
-    }
-
-    ctx->state = ngx_http_bulk_dump_copy;
-    r->write_event_handler = ngx_http_bulk_dump_write_handler;
-
-    ngx_http_bulk_dump_rows(ctx);
-}
-
-
-static void
-ngx_http_bulk_dump_rows(ngx_http_bulk_dump_ctx_t *ctx)
-{
-    int                   n;
-    char                 *buf;
-    ngx_int_t             rc;
-    ngx_uint_t            reads;
-    ngx_http_bulk_out_t  *o;
-
-    o = &ctx->out;
-
-    reads = 0;
-
-    for ( ;; ) {
-        n = PQgetCopyData(ctx->pc->pg, &buf, 1);
-
-    got:
-
-        if (n > 0) {
-            rc = ngx_http_bulk_dump_row(ctx, (u_char *) buf, n);
-            PQfreemem(buf);
-
-            if (rc != NGX_OK) {
-                ngx_http_bulk_dump_abort(ctx, (char *) ctx->err);
-                return;
-            }
-
-            if (o->out == NULL) {
-                continue;
-            }
-
-            if (ngx_http_bulk_out_send(o, 0, 0) == NGX_ERROR) {
-                ngx_http_bulk_dump_abort(ctx, NULL);
-                return;
-            }
-
-            if (ngx_http_bulk_out_busy(o) >= NGX_HTTP_BULK_BUSY_MAX) {
-
-                /* backpressure: leave the rows in the socket */
-
-                ctx->paused = 1;
-
-                if (ngx_http_bulk_pg_read(ctx->pc, 0) != NGX_OK
-                    || ngx_http_bulk_out_wait(ctx->request) != NGX_OK)
-                {
-                    ngx_http_bulk_dump_abort(ctx, "event failure");
-                }
-
-                return;
-            }
-
-            continue;
-        }
-
-        if (n == 0) {
-
-            /*
-             * the socket may hold more than one read took: a few more
-             * reads here save event loop turns
-             */
-
-            if (reads++ < 8 && PQconsumeInput(ctx->pc->pg)
-                && (n = PQgetCopyData(ctx->pc->pg, &buf, 1)) != 0)
-            {
-                goto got;
-            }
-
-            /*
-             * a connection lost while reading: libpq has closed the
-             * socket, so no event will come, and PQgetCopyData() says
-             * "no data yet" as long as COPY is not complete
-             */
-
-            if (PQstatus(ctx->pc->pg) != CONNECTION_OK) {
-                ngx_http_bulk_dump_abort(ctx, PQerrorMessage(ctx->pc->pg));
-            }
-
-            return;
-        }
-
-        if (n == -1) {
-            ctx->state = ngx_http_bulk_dump_drain;
-            ngx_http_bulk_dump_drain_results(ctx);
-            return;
-        }
-
-        ngx_http_bulk_dump_abort(ctx, PQerrorMessage(ctx->pc->pg));
-        return;
-    }
-}
-
-
-static void
-ngx_http_bulk_dump_drain_results(ngx_http_bulk_dump_ctx_t *ctx)
-{
-    PGconn     *pg;
-    PGresult   *res;
-    ngx_int_t   rc;
-
-    pg = ctx->pc->pg;
-
-    for ( ;; ) {
-        if (PQisBusy(pg)) {
-            if (PQstatus(pg) != CONNECTION_OK) {
-                ngx_http_bulk_dump_abort(ctx, PQerrorMessage(pg));
-            }
-
-            return;
-        }
-
-        res = PQgetResult(pg);
-
-        if (res == NULL) {
-            break;
-        }
-
-        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-            ngx_http_bulk_dump_abort(ctx, PQresultErrorMessage(res));
-            PQclear(res);
-            return;
-        }
-
-        PQclear(res);
-    }
-
-    ctx->state = ngx_http_bulk_dump_done;
-
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ctx->request->connection->log, 0,
-                   "bulk dump: %ui rows", ctx->rows);
-
-    rc = ngx_http_bulk_out_send(&ctx->out, 0, 1);
-
-    ngx_http_bulk_dump_finish(ctx, rc);
-}
-
-
-static ngx_inline int64_t
-ngx_http_bulk_int64(const u_char *p)
-{
-    uint64_t  v;
-
-    v = ((uint64_t) p[0] << 56) | ((uint64_t) p[1] << 48)
-        | ((uint64_t) p[2] << 40) | ((uint64_t) p[3] << 32)
-        | ((uint64_t) p[4] << 24) | ((uint64_t) p[5] << 16)
-        | ((uint64_t) p[6] << 8) | (uint64_t) p[7];
-
-    return (int64_t) v;
-}
-
-
-static ngx_inline int32_t
-ngx_http_bulk_int32(const u_char *p)
-{
-    return (int32_t) (((uint32_t) p[0] << 24) | ((uint32_t) p[1] << 16)
-                      | ((uint32_t) p[2] << 8) | (uint32_t) p[3]);
+    return ngx_http_bulk_send_pg_error(copy->request, res, copy->pc->pg, 0);
 }
 
 
 /*
- * One binary COPY tuple: int16 field count, then per field an int32
- * length and the bytes (id text, txid int8, cts and ts timestamptz as
- * int8 microseconds since 2000-01-01, resource jsonb: version byte 1 and
- * the text).  The file header comes before the first tuple.
+ * A row: id text, txid int8, cts and ts timestamptz (int8 microseconds
+ * since 2000-01-01), resource jsonb (version byte 1 and the text).
  */
 
-static ngx_int_t
-ngx_http_bulk_dump_row(ngx_http_bulk_dump_ctx_t *ctx, u_char *data,
-    size_t len)
+static ngx_inline ngx_int_t
+ngx_http_bulk_dump_fields(ngx_http_bulk_copy_t *copy,
+    ngx_bulk_pgcopy_field_t *f, size_t n)
 {
-    u_char               *p, *end, *f[5], *q;
-    int32_t               flen[5], ext;
-    ngx_uint_t            i, any;
-    ngx_bulk_member_t     meta;
-    const u_char         *rp, *rend, *mp;
-    ngx_http_bulk_out_t  *o;
-    u_char                num[NGX_INT64_LEN + 2];
-    char                  ts[NGX_BULK_TS_LEN];
-
-    static u_char         sig[] = "PGCOPY\n\377\r\n";
-
-    p = data;
-    end = data + len;
-    o = &ctx->out;
-
-    ngx_cpystrn(ctx->err, (u_char *) "malformed row from PostgreSQL",
-                sizeof(ctx->err));
-
-    if (!ctx->copy_header) {
-        if (len < 19 || ngx_memcmp(p, sig, 11) != 0) {
-            return NGX_ERROR;
-        }
-
-        ext = ngx_http_bulk_int32(p + 15);
-        if (ext < 0 || (size_t) ext > len - 19) {
-            return NGX_ERROR;
-        }
-
-        p += 19 + ext;
-        ctx->copy_header = 1;
-
-        if (p == end) {
-            return NGX_OK;
-        }
-    }
-
-    if (end - p < 2) {
-        return NGX_ERROR;
-    }
-
-    if (p[0] == 0xff && p[1] == 0xff) {
-        /* the trailer */
-        return NGX_OK;
-    }
-
-    if (p[0] != 0 || p[1] != 5) {
-        return NGX_ERROR;
-    }
-
-    p += 2;
-
-    for (i = 0; i < 5; i++) {
-        if (end - p < 4) {
-            return NGX_ERROR;
-        }
-
-        flen[i] = ngx_http_bulk_int32(p);
-        p += 4;
-
-        if (flen[i] < 0 || flen[i] > end - p) {
-            return NGX_ERROR;
-        }
-
-        f[i] = p;
-        p += flen[i];
-    }
-
-    if (flen[1] != 8 || flen[2] != 8 || flen[3] != 8 || flen[4] < 1
-        || f[4][0] != 1)
+    if (n != NGX_HTTP_BULK_DUMP_FIELDS || f[0].len < 0
+        || f[1].len != 8 || f[2].len != 8 || f[3].len != 8
+        || f[4].len < 1 || f[4].data[0] != 1)
     {
+        ngx_cpystrn(copy->err, (u_char *) "malformed row from PostgreSQL",
+                    sizeof(copy->err));
         return NGX_ERROR;
     }
 
-    if (ctx->fmt) {
-        return ngx_http_bulk_dump_fhir_row(ctx, f, flen);
+    return NGX_OK;
+}
+
+
+/* an Aidbox row: resourceType and id, the stored members, then meta */
+
+static ngx_int_t
+ngx_http_bulk_dump_row(ngx_http_bulk_copy_t *copy, ngx_bulk_pgcopy_field_t *f,
+    size_t n)
+{
+    u_char                    *q;
+    size_t                     len;
+    ngx_uint_t                 any;
+    const u_char              *rp, *rend;
+    ngx_bulk_member_t          meta;
+    ngx_http_bulk_out_t       *o;
+    ngx_http_bulk_dump_ctx_t  *ctx;
+
+    if (ngx_http_bulk_dump_fields(copy, f, n) != NGX_OK) {
+        return NGX_ERROR;
     }
 
-    if ((size_t) flen[0] * 6 > ctx->scratch_size) {
-        ctx->scratch_size = ngx_max((size_t) flen[0] * 6, 1024);
-        ctx->scratch = ngx_pnalloc(ctx->request->pool, ctx->scratch_size);
+    ctx = copy->data;
+    o = &copy->out;
+
+    if ((size_t) f[0].len * 6 > ctx->scratch_size) {
+        ctx->scratch_size = ngx_max((size_t) f[0].len * 6, 1024);
+        ctx->scratch = ngx_pnalloc(copy->request->pool, ctx->scratch_size);
         if (ctx->scratch == NULL) {
             return NGX_ERROR;
         }
     }
 
-    rp = f[4] + 1;
-    rend = f[4] + flen[4];
+    rp = f[4].data + 1;
+    rend = f[4].data + f[4].len;
 
     if (ngx_bulk_json_open(&rp, rend) != 0) {
-        return NGX_ERROR;
-    }
-
-    if (ngx_http_bulk_out_put(o, (u_char *) "{\"resourceType\":\"", 17)
-        != NGX_OK
-        || ngx_http_bulk_out_put(o, ctx->type.data, ctx->type.len) != NGX_OK
-        || ngx_http_bulk_out_put(o, (u_char *) "\",\"id\":\"", 8) != NGX_OK)
-    {
+        ngx_cpystrn(copy->err, (u_char *) "malformed row from PostgreSQL",
+                    sizeof(copy->err));
         return NGX_ERROR;
     }
 
     q = ctx->scratch;
-    len = ngx_bulk_json_escape(q, f[0], flen[0]);
+    len = ngx_bulk_json_escape(q, f[0].data, f[0].len);
 
-    if (ngx_http_bulk_out_put(o, q, len) != NGX_OK
+    if (ngx_http_bulk_out_put(o, ngx_http_bulk_dump_type_key.data,
+                              ngx_http_bulk_dump_type_key.len)
+           != NGX_OK
+        || ngx_http_bulk_out_put(o, ctx->type.data, ctx->type.len) != NGX_OK
+        || ngx_http_bulk_out_put(o, ngx_http_bulk_dump_id_key.data,
+                                 ngx_http_bulk_dump_id_key.len)
+           != NGX_OK
+        || ngx_http_bulk_out_put(o, q, len) != NGX_OK
         || ngx_http_bulk_out_put(o, (u_char *) "\"", 1) != NGX_OK)
     {
         return NGX_ERROR;
@@ -916,16 +405,35 @@ ngx_http_bulk_dump_row(ngx_http_bulk_dump_ctx_t *ctx, u_char *data,
         return NGX_ERROR;
     }
 
-    if (ngx_http_bulk_out_put(o, (u_char *) ",\"meta\":{", 9) != NGX_OK) {
+    return ngx_http_bulk_dump_meta(o, &meta, f);
+}
+
+
+/* meta: the stored one but versionId, lastUpdated and createdAt, then them */
+
+static ngx_int_t
+ngx_http_bulk_dump_meta(ngx_http_bulk_out_t *o, ngx_bulk_member_t *meta,
+    ngx_bulk_pgcopy_field_t *f)
+{
+    u_char        *q;
+    ngx_uint_t     any;
+    const u_char  *mp;
+    u_char         num[NGX_INT64_LEN + 2];
+    char           ts[NGX_BULK_TS_LEN];
+
+    if (ngx_http_bulk_out_put(o, ngx_http_bulk_dump_meta_key.data,
+                              ngx_http_bulk_dump_meta_key.len)
+        != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
     any = 0;
 
-    if (meta.value && meta.value < meta.end && *meta.value == '{') {
-        mp = meta.value + 1;
+    if (meta->value && meta->value < meta->end && *meta->value == '{') {
+        mp = meta->value + 1;
 
-        if (ngx_http_bulk_dump_members(o, &mp, meta.end,
+        if (ngx_http_bulk_dump_members(o, &mp, meta->end,
                                        ngx_http_bulk_dump_meta_skip, 3,
                                        NULL, &any)
             != NGX_OK)
@@ -934,38 +442,39 @@ ngx_http_bulk_dump_row(ngx_http_bulk_dump_ctx_t *ctx, u_char *data,
         }
     }
 
-    q = ngx_sprintf(num, "%L", ngx_http_bulk_int64(f[1]));
+    q = ngx_sprintf(num, "%L", ngx_bulk_pgcopy_int8(f[1].data));
 
     if ((any && ngx_http_bulk_out_put(o, (u_char *) ",", 1) != NGX_OK)
-        || ngx_http_bulk_out_put(o, (u_char *) "\"versionId\":\"", 13)
+        || ngx_http_bulk_out_put(o, ngx_http_bulk_dump_version_key.data,
+                                 ngx_http_bulk_dump_version_key.len)
            != NGX_OK
         || ngx_http_bulk_out_put(o, num, q - num) != NGX_OK
-        || ngx_http_bulk_out_put(o, (u_char *) "\",\"lastUpdated\":\"", 17)
+        || ngx_http_bulk_out_put(o, ngx_http_bulk_dump_updated_key.data,
+                                 ngx_http_bulk_dump_updated_key.len)
            != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    ngx_bulk_ts_format(ngx_http_bulk_int64(f[3]), ts);
+    ngx_bulk_ts_format(ngx_bulk_pgcopy_int8(f[3].data), ts);
 
     if (ngx_http_bulk_out_put(o, (u_char *) ts, NGX_BULK_TS_LEN) != NGX_OK
-        || ngx_http_bulk_out_put(o, (u_char *) "\",\"createdAt\":\"", 15)
+        || ngx_http_bulk_out_put(o, ngx_http_bulk_dump_created_key.data,
+                                 ngx_http_bulk_dump_created_key.len)
            != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    ngx_bulk_ts_format(ngx_http_bulk_int64(f[2]), ts);
+    ngx_bulk_ts_format(ngx_bulk_pgcopy_int8(f[2].data), ts);
 
     if (ngx_http_bulk_out_put(o, (u_char *) ts, NGX_BULK_TS_LEN) != NGX_OK
-        || ngx_http_bulk_out_put(o, (u_char *) "\"}}\n", 4) != NGX_OK)
+        || ngx_http_bulk_out_put(o, ngx_http_bulk_dump_row_end.data,
+                                 ngx_http_bulk_dump_row_end.len)
+           != NGX_OK)
     {
         return NGX_ERROR;
     }
-
-    ctx->rows++;
-    ctx->stats.rows = ctx->rows;
-    ctx->stats.bytes = ctx->out.bytes;
 
     return NGX_OK;
 }
@@ -974,26 +483,33 @@ ngx_http_bulk_dump_row(ngx_http_bulk_dump_ctx_t *ctx, u_char *data,
 /* fhir=true: the converter writes the whole line, meta included */
 
 static ngx_int_t
-ngx_http_bulk_dump_fhir_row(ngx_http_bulk_dump_ctx_t *ctx, u_char **f,
-    int32_t *flen)
+ngx_http_bulk_dump_fhir_row(ngx_http_bulk_copy_t *copy,
+    ngx_bulk_pgcopy_field_t *f, size_t n)
 {
-    u_char              *q;
-    ngx_bulk_fmt_job_t   job;
-    u_char               num[NGX_INT64_LEN + 2];
-    char                 ts[NGX_BULK_TS_LEN], cts[NGX_BULK_TS_LEN];
+    u_char                    *q;
+    ngx_bulk_fmt_job_t         job;
+    ngx_http_bulk_dump_ctx_t  *ctx;
+    u_char                     num[NGX_INT64_LEN + 2];
+    char                       ts[NGX_BULK_TS_LEN], cts[NGX_BULK_TS_LEN];
+
+    if (ngx_http_bulk_dump_fields(copy, f, n) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ctx = copy->data;
 
     ngx_memzero(&job, sizeof(ngx_bulk_fmt_job_t));
 
-    q = ngx_sprintf(num, "%L", ngx_http_bulk_int64(f[1]));
-    ngx_bulk_ts_format(ngx_http_bulk_int64(f[3]), ts);
-    ngx_bulk_ts_format(ngx_http_bulk_int64(f[2]), cts);
+    q = ngx_sprintf(num, "%L", ngx_bulk_pgcopy_int8(f[1].data));
+    ngx_bulk_ts_format(ngx_bulk_pgcopy_int8(f[3].data), ts);
+    ngx_bulk_ts_format(ngx_bulk_pgcopy_int8(f[2].data), cts);
 
     job.dir = NGX_BULK_FMT_TO_FHIR;
     job.type = (char *) ctx->type.data;
     job.type_len = ctx->type.len;
     job.inject = 1;
-    job.id = (char *) f[0];
-    job.id_len = flen[0];
+    job.id = (char *) f[0].data;
+    job.id_len = f[0].len;
     job.version_id = (char *) num;
     job.version_id_len = q - num;
     job.last_updated = ts;
@@ -1001,22 +517,20 @@ ngx_http_bulk_dump_fhir_row(ngx_http_bulk_dump_ctx_t *ctx, u_char **f,
     job.created_at = cts;
     job.created_at_len = NGX_BULK_TS_LEN;
 
-    if (ngx_bulk_fmt_convert(ctx->fmt, &job, f[4] + 1, flen[4] - 1) != 0) {
-        ngx_snprintf(ctx->err, sizeof(ctx->err) - 1,
+    if (ngx_bulk_fmt_convert(ctx->fmt, &job, f[4].data + 1, f[4].len - 1)
+        != 0)
+    {
+        ngx_snprintf(copy->err, sizeof(copy->err) - 1,
                      "row \"%*s\" cannot be converted to FHIR: %s%Z",
-                     (size_t) ngx_min(flen[0], 64), f[0], job.err);
+                     (size_t) ngx_min(f[0].len, 64), f[0].data, job.err);
         return NGX_ERROR;
     }
 
-    if (ngx_http_bulk_out_put(&ctx->out, job.out, job.out_len) != NGX_OK
-        || ngx_http_bulk_out_put(&ctx->out, (u_char *) "\n", 1) != NGX_OK)
+    if (ngx_http_bulk_out_put(&copy->out, job.out, job.out_len) != NGX_OK
+        || ngx_http_bulk_out_put(&copy->out, (u_char *) "\n", 1) != NGX_OK)
     {
         return NGX_ERROR;
     }
-
-    ctx->rows++;
-    ctx->stats.rows = ctx->rows;
-    ctx->stats.bytes = ctx->out.bytes;
 
     return NGX_OK;
 }
@@ -1086,119 +600,5 @@ ngx_http_bulk_dump_members(ngx_http_bulk_out_t *o, const u_char **p,
         if (rc == 0) {
             return NGX_OK;
         }
-    }
-}
-
-
-static void
-ngx_http_bulk_dump_write_handler(ngx_http_request_t *r)
-{
-    ngx_int_t                  rc;
-    ngx_uint_t                 paused;
-    const char                *reason;
-    ngx_http_bulk_dump_ctx_t  *ctx;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_bulk_module);
-
-    paused = ctx->paused;
-    rc = ngx_http_bulk_out_writable(&ctx->out, ctx->pc, &paused, &reason);
-    ctx->paused = paused;
-
-    if (rc == NGX_ERROR) {
-        ngx_http_bulk_dump_abort(ctx, reason);
-        return;
-    }
-
-    if (rc == NGX_OK) {
-        ngx_http_bulk_dump_rows(ctx);
-    }
-}
-
-
-static void
-ngx_http_bulk_dump_finish(ngx_http_bulk_dump_ctx_t *ctx, ngx_int_t rc)
-{
-    if (ctx->error) {
-        PQclear(ctx->error);
-        ctx->error = NULL;
-    }
-
-    if (ctx->pc) {
-        ngx_http_bulk_pg_release(ctx->pc, 1);
-        ctx->pc = NULL;
-    }
-
-    if (ctx->tick.timer_set) {
-        ngx_del_timer(&ctx->tick);
-    }
-
-    ctx->state = ngx_http_bulk_dump_done;
-
-    ngx_http_finalize_request(ctx->request, rc);
-}
-
-
-/* an error after the header: the response ends without its last chunk */
-
-static void
-ngx_http_bulk_dump_abort(ngx_http_bulk_dump_ctx_t *ctx, const char *reason)
-{
-    ngx_http_request_t  *r;
-
-    r = ctx->request;
-
-    if (reason) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "bulk dump of \"%V\" failed after %ui rows: %s",
-                      &ctx->type, ctx->rows, reason);
-
-        /* the client gets the rows before the failure, then a cut */
-
-        if (ctx->state == ngx_http_bulk_dump_copy && !r->connection->error) {
-            (void) ngx_http_bulk_out_send(&ctx->out, 1, 0);
-        }
-    }
-
-    if (ctx->error) {
-        PQclear(ctx->error);
-        ctx->error = NULL;
-    }
-
-    if (ctx->pc) {
-        ngx_http_bulk_pg_release(ctx->pc, 0);
-        ctx->pc = NULL;
-    }
-
-    if (ctx->tick.timer_set) {
-        ngx_del_timer(&ctx->tick);
-    }
-
-    ctx->state = ngx_http_bulk_dump_done;
-
-    r->connection->error = 1;
-    ngx_http_finalize_request(r, NGX_ERROR);
-}
-
-
-static void
-ngx_http_bulk_dump_cleanup(void *data)
-{
-    ngx_http_bulk_dump_ctx_t  *ctx = data;
-
-    if (ctx->tick.timer_set) {
-        ngx_del_timer(&ctx->tick);
-    }
-
-    ngx_http_bulk_pg_cancel(&ctx->waiter);
-
-    if (ctx->error) {
-        PQclear(ctx->error);
-        ctx->error = NULL;
-    }
-
-    if (ctx->pc) {
-        /* the client went away mid-query: closing stops the backend */
-        ngx_http_bulk_pg_release(ctx->pc, 0);
-        ctx->pc = NULL;
     }
 }

@@ -12,7 +12,7 @@
  */
 
 
-#include "ngx_http_bulk_module.h"
+#include "ngx_http_bulk_fetch.h"
 #include "ngx_bulk_addr.h"
 
 
@@ -23,15 +23,29 @@ static ngx_int_t ngx_http_bulk_fetch_done(ngx_http_request_t *r, void *data,
     ngx_int_t rc);
 static void ngx_http_bulk_fetch_check_client(ngx_http_request_t *r);
 static ngx_http_bulk_fetch_t *ngx_http_bulk_fetch_of(ngx_http_request_t *r);
+static ngx_int_t ngx_http_bulk_fetch_check(ngx_conf_t *cf);
+static ngx_http_core_loc_conf_t *ngx_http_bulk_fetch_location(
+    ngx_http_core_loc_conf_t *clcf, ngx_str_t *uri);
+static size_t ngx_http_bulk_fetch_scheme(u_char *url, size_t len);
 
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
 
 
+static ngx_str_t  ngx_http_bulk_fetch_http = ngx_string("http://");
+static ngx_str_t  ngx_http_bulk_fetch_https = ngx_string("https://");
+
+
+/* postconfiguration: the filters, and every fetch location checked */
+
 ngx_int_t
 ngx_http_bulk_fetch_init(ngx_conf_t *cf)
 {
+    if (ngx_http_bulk_fetch_check(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     ngx_http_next_header_filter = ngx_http_top_header_filter;
     ngx_http_top_header_filter = ngx_http_bulk_fetch_header_filter;
 
@@ -39,6 +53,108 @@ ngx_http_bulk_fetch_init(ngx_conf_t *cf)
     ngx_http_top_body_filter = ngx_http_bulk_fetch_body_filter;
 
     return NGX_OK;
+}
+
+
+/*
+ * Every $load and $import location needs its bulk_fetch location in the
+ * same server: an exact or prefix location (or a regex one) with a
+ * content handler, such as proxy_pass.
+ */
+
+static ngx_int_t
+ngx_http_bulk_fetch_check(ngx_conf_t *cf)
+{
+    ngx_uint_t                  i;
+    ngx_http_bulk_fetcher_t    *f;
+    ngx_http_core_loc_conf_t   *clcf, *found;
+    ngx_http_bulk_loc_conf_t   *blcf;
+    ngx_http_bulk_main_conf_t  *bmcf;
+
+    bmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_bulk_module);
+    f = bmcf->fetchers.elts;
+
+    for (i = 0; i < bmcf->fetchers.nelts; i++) {
+        blcf = f[i].blcf;
+        clcf = f[i].cscf->ctx->loc_conf[ngx_http_core_module.ctx_index];
+
+        found = ngx_http_bulk_fetch_location(clcf, &blcf->fetch_uri);
+
+        if (found == NULL || found->handler == NULL) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "the bulk_fetch location \"%V\" of the bulk "
+                          "operation in %V:%ui is missing in its server or "
+                          "has no content handler (proxy_pass "
+                          "$bulk_source_url)",
+                          &blcf->fetch_uri, &blcf->op_file, blcf->op_line);
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* the location of a server a URI goes to, as nginx finds it */
+
+static ngx_http_core_loc_conf_t *
+ngx_http_bulk_fetch_location(ngx_http_core_loc_conf_t *clcf, ngx_str_t *uri)
+{
+    size_t                          len, n;
+    u_char                         *p;
+    ngx_int_t                       rc;
+    ngx_http_core_loc_conf_t       *found, **rclcf;
+    ngx_http_location_tree_node_t  *node;
+
+    /* as ngx_http_core_find_static_location() does */
+
+    found = NULL;
+    node = clcf->static_locations;
+    p = uri->data;
+    len = uri->len;
+
+    while (node) {
+        n = (len <= (size_t) node->len) ? len : node->len;
+        rc = ngx_filename_cmp(p, node->name, n);
+
+        if (rc != 0) {
+            node = (rc < 0) ? node->left : node->right;
+            continue;
+        }
+
+        if (len > (size_t) node->len) {
+            if (node->inclusive) {
+                found = node->inclusive;
+                node = node->tree;
+                p += n;
+                len -= n;
+                continue;
+            }
+
+            node = node->right;
+            continue;
+        }
+
+        if (len == (size_t) node->len) {
+            found = node->exact ? node->exact : node->inclusive;
+        }
+
+        break;
+    }
+
+#if (NGX_PCRE)
+    if ((found == NULL || !found->exact_match) && clcf->regex_locations) {
+        for (rclcf = clcf->regex_locations; *rclcf; rclcf++) {
+            if (ngx_regex_exec((*rclcf)->regex->regex, uri, NULL, 0) >= 0) {
+                return *rclcf;
+            }
+        }
+    }
+#else
+    rclcf = NULL;
+#endif
+
+    return found;
 }
 
 
@@ -60,6 +176,55 @@ ngx_http_bulk_fetch_of(ngx_http_request_t *r)
     }
 
     return f;
+}
+
+
+/*
+ * A source URL as a body gives it: http or https, and no byte that would
+ * break the proxied request line.  NGX_OK or NGX_DECLINED.
+ */
+
+ngx_int_t
+ngx_http_bulk_fetch_url_valid(u_char *url, size_t len)
+{
+    u_char  *p, *end;
+
+    if (ngx_http_bulk_fetch_scheme(url, len) == 0) {
+        return NGX_DECLINED;
+    }
+
+    for (p = url, end = url + len; p < end; p++) {
+        if (*p <= ' ' || *p == 0x7f) {
+            return NGX_DECLINED;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* the length of the URL's "http://" or "https://" (and more), else 0 */
+
+static size_t
+ngx_http_bulk_fetch_scheme(u_char *url, size_t len)
+{
+    if (len > ngx_http_bulk_fetch_http.len
+        && ngx_strncasecmp(url, ngx_http_bulk_fetch_http.data,
+                           ngx_http_bulk_fetch_http.len)
+           == 0)
+    {
+        return ngx_http_bulk_fetch_http.len;
+    }
+
+    if (len > ngx_http_bulk_fetch_https.len
+        && ngx_strncasecmp(url, ngx_http_bulk_fetch_https.data,
+                           ngx_http_bulk_fetch_https.len)
+           == 0)
+    {
+        return ngx_http_bulk_fetch_https.len;
+    }
+
+    return 0;
 }
 
 
@@ -93,17 +258,9 @@ ngx_http_bulk_source_allowed(ngx_http_request_t *r, ngx_str_t *url,
         return NGX_OK;
     }
 
-    if (url->len > 7
-        && ngx_strncasecmp(url->data, (u_char *) "http://", 7) == 0)
-    {
-        add = 7;
+    add = ngx_http_bulk_fetch_scheme(url->data, url->len);
 
-    } else if (url->len > 8
-               && ngx_strncasecmp(url->data, (u_char *) "https://", 8) == 0)
-    {
-        add = 8;
-
-    } else {
+    if (add == 0) {
         ngx_snprintf(err, len, "the source is not an http or https URL%Z");
         return NGX_DECLINED;
     }
@@ -112,7 +269,7 @@ ngx_http_bulk_source_allowed(ngx_http_request_t *r, ngx_str_t *url,
 
     u.url.len = url->len - add;
     u.url.data = url->data + add;
-    u.default_port = (add == 7) ? 80 : 443;
+    u.default_port = (add == ngx_http_bulk_fetch_http.len) ? 80 : 443;
     u.uri_part = 1;
     u.no_resolve = 1;
 
@@ -328,8 +485,6 @@ ngx_http_bulk_fetch_start(ngx_http_request_t *r, ngx_http_bulk_fetch_t *f,
     f->status = 0;
     f->length = -1;
     f->received = 0;
-    f->eof = 0;
-    f->finished = 0;
     f->failed = 0;
     f->stalled = 0;
     f->err[0] = '\0';
@@ -348,6 +503,7 @@ ngx_http_bulk_fetch_start(ngx_http_request_t *r, ngx_http_bulk_fetch_t *f,
     }
 
     f->sr = sr;
+    f->state = ngx_http_bulk_fetch_body;
     ngx_http_set_ctx(sr, f, ngx_http_bulk_module);
 
     /*
@@ -375,6 +531,39 @@ ngx_http_bulk_fetch_check_client(ngx_http_request_t *r)
 }
 
 
+/* the consumer takes what the source sent, outside the body filter too */
+
+void
+ngx_http_bulk_fetch_consume(ngx_http_bulk_fetch_t *f)
+{
+    if (f->consuming) {
+        return;
+    }
+
+    f->consuming = 1;
+    f->consume(f);
+    f->consuming = 0;
+}
+
+
+/* the consumer failed: what the source still holds back is dropped */
+
+void
+ngx_http_bulk_fetch_drop(ngx_http_bulk_fetch_t *f, ngx_pool_t *pool)
+{
+    ngx_chain_t  *cl;
+
+    while (f->held) {
+        cl = f->held;
+        cl->buf->pos = cl->buf->last;
+        f->held = cl->next;
+        ngx_free_chain(pool, cl);
+    }
+
+    f->held_last = &f->held;
+}
+
+
 /* the consumer used up what it held back: let the proxy read on */
 
 void
@@ -383,7 +572,9 @@ ngx_http_bulk_fetch_resume(ngx_http_bulk_fetch_t *f)
     ngx_connection_t    *c;
     ngx_http_request_t  *sr;
 
-    if (!f->stalled || f->held || f->finished || f->sr == NULL) {
+    if (!f->stalled || f->held || f->state == ngx_http_bulk_fetch_over
+        || f->sr == NULL)
+    {
         return;
     }
 
@@ -411,7 +602,7 @@ ngx_http_bulk_fetch_stop(ngx_http_bulk_fetch_t *f)
 
     f->failed = 1;
 
-    if (f->sr == NULL || f->finished) {
+    if (f->sr == NULL || f->state == ngx_http_bulk_fetch_over) {
         return;
     }
 
@@ -486,7 +677,7 @@ ngx_http_bulk_fetch_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
         f->received += ngx_buf_size(cl->buf);
 
         if (cl->buf->last_buf || cl->buf->last_in_chain) {
-            f->eof = 1;
+            f->state = ngx_http_bulk_fetch_eof;
         }
 
         if (ngx_buf_size(cl->buf) == 0) {
@@ -508,9 +699,7 @@ ngx_http_bulk_fetch_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
         return NGX_OK;
     }
 
-    f->consuming = 1;
-    f->consume(f);
-    f->consuming = 0;
+    ngx_http_bulk_fetch_consume(f);
 
     if (f->held) {
         f->stalled = 1;
@@ -527,7 +716,10 @@ ngx_http_bulk_fetch_done(ngx_http_request_t *r, void *data, ngx_int_t rc)
 {
     ngx_http_bulk_fetch_t  *f = data;
 
-    f->finished = 1;
+    ngx_uint_t  eof;
+
+    eof = (f->state == ngx_http_bulk_fetch_eof);
+    f->state = ngx_http_bulk_fetch_over;
 
     if (!f->failed) {
         if (rc == NGX_HTTP_CLIENT_CLOSED_REQUEST || rc == NGX_ERROR
@@ -544,7 +736,7 @@ ngx_http_bulk_fetch_done(ngx_http_request_t *r, void *data, ngx_int_t rc)
                          "error log)%Z", rc);
             f->failed = 1;
 
-        } else if (!f->eof) {
+        } else if (!eof) {
             ngx_snprintf(f->err, sizeof(f->err) - 1,
                          "the source closed the connection or timed out "
                          "after %O bytes%Z", f->received);

@@ -17,9 +17,14 @@
  */
 
 
-#include "ngx_http_bulk_module.h"
+#include "ngx_http_bulk_import.h"
+#include "ngx_http_bulk_body.h"
+#include "ngx_http_bulk_fetch.h"
+#include "ngx_http_bulk_load.h"
+#include "ngx_http_bulk_pg.h"
+#include "ngx_http_bulk_util.h"
 #include "ngx_bulk_json.h"
-#include "ngx_bulk_fhir_schema.h"
+#include "ngx_bulk_format.h"
 #include <sys/random.h>
 
 
@@ -65,7 +70,7 @@ typedef struct {
 typedef struct {
     ngx_rbtree_node_t             node;     /* key: crc32 of the id */
     ngx_queue_t                   queue;    /* oldest first */
-    u_char                        id[NGX_HTTP_BULK_TYPE_MAX];
+    u_char                        id[NGX_HTTP_BULK_ID_MAX];
     size_t                        id_len;
     u_char                        encoding[16];
     size_t                        encoding_len;
@@ -92,10 +97,37 @@ typedef struct {
 } ngx_http_bulk_import_sh_t;
 
 
-struct ngx_http_bulk_import_zone_s {
+typedef struct {
     ngx_http_bulk_import_sh_t    *sh;
     ngx_slab_pool_t              *shpool;
-};
+} ngx_http_bulk_import_zone_t;
+
+
+/*
+ * A job, dispatched from its heartbeat, the end of its inputs and the end
+ * of its status writes:
+ *
+ *   new -> running [-> stopping] -> ending -> freed (a posted event)
+ */
+
+typedef enum {
+    ngx_http_bulk_import_new = 0,   /* its first heartbeat starts it */
+    ngx_http_bulk_import_running,   /* up to bulk_import_concurrency
+                                       inputs at a time */
+    ngx_http_bulk_import_stopping,  /* cancelled, or nginx shuts down: the
+                                       inputs end early */
+    ngx_http_bulk_import_ending     /* every input is over: the last
+                                       status write, then it is freed */
+} ngx_http_bulk_import_state_e;
+
+
+/* the status written to the table, one write at a time */
+
+typedef enum {
+    ngx_http_bulk_import_save_idle = 0,
+    ngx_http_bulk_import_save_writing,
+    ngx_http_bulk_import_save_again   /* changed while written: again */
+} ngx_http_bulk_import_save_e;
 
 
 typedef struct ngx_http_bulk_import_job_s  ngx_http_bulk_import_job_t;
@@ -106,7 +138,7 @@ typedef struct {
     ngx_str_t                     type;
     ngx_str_t                     url;
     ngx_pool_t                   *pool;     /* of the fake request */
-    ngx_http_bulk_load_ctx_t     *load;
+    ngx_http_bulk_load_t         *load;     /* while it runs */
 } ngx_http_bulk_import_input_t;
 
 
@@ -123,15 +155,11 @@ struct ngx_http_bulk_import_job_s {
     void                        **loc_conf;
     ngx_http_bulk_loc_conf_t     *conf;
 
-    ngx_str_t                     merge;
+    ngx_http_bulk_import_state_e  state;
+    ngx_http_bulk_import_save_e   save;
+
+    ngx_http_bulk_load_opts_t     opts;
     unsigned                      fhir:1;
-    unsigned                      update:1;
-    unsigned                      strip_nulls:1;
-    unsigned                      started:1;
-    unsigned                      cancelled:1;
-    unsigned                      ending:1;
-    unsigned                      writing:1;
-    unsigned                      dirty:1;
 
     ngx_uint_t                    ninputs;
     ngx_uint_t                    next;
@@ -166,10 +194,8 @@ typedef struct {
 typedef struct {
     ngx_str_t                     id;
     ngx_str_t                     encoding;
-    ngx_str_t                     merge;
+    ngx_http_bulk_load_opts_t     opts;
     ngx_uint_t                    fhir;
-    ngx_uint_t                    update;
-    ngx_uint_t                    strip_nulls;
     yajl_val                      inputs;
     ngx_uint_t                    ninputs;
     ngx_http_bulk_import_source_t *sources;
@@ -200,8 +226,6 @@ static ngx_int_t ngx_http_bulk_import_record(ngx_http_bulk_import_zone_t *z,
 static ngx_int_t ngx_http_bulk_import_job(ngx_http_request_t *r,
     ngx_http_bulk_import_req_t *req, ngx_http_bulk_import_zone_t *z,
     ngx_http_bulk_import_rec_t *rec);
-static ngx_int_t ngx_http_bulk_import_url_ok(u_char *p, size_t len);
-static ngx_int_t ngx_http_bulk_import_type_ok(u_char *p, size_t len);
 static ngx_http_bulk_import_rec_t *ngx_http_bulk_import_lookup(
     ngx_http_bulk_import_zone_t *z, u_char *id, size_t len);
 static void ngx_http_bulk_import_free_rec(ngx_http_bulk_import_zone_t *z,
@@ -231,12 +255,15 @@ static u_char *ngx_http_bulk_import_log_error(ngx_log_t *log, u_char *buf,
     size_t len);
 static void ngx_http_bulk_import_progress(ngx_http_bulk_import_input_t *in,
     ngx_uint_t status);
-static void ngx_http_bulk_import_input_done(ngx_http_bulk_load_ctx_t *ctx);
+static void ngx_http_bulk_import_input_done(ngx_http_bulk_load_t *load,
+    void *data);
 static void ngx_http_bulk_import_reap(ngx_event_t *ev);
 static void ngx_http_bulk_import_end(ngx_http_bulk_import_job_t *job);
 static void ngx_http_bulk_import_save(ngx_http_bulk_import_job_t *job);
 static void ngx_http_bulk_import_save_ready(ngx_http_bulk_pg_waiter_t *w,
     ngx_int_t rc);
+static u_char *ngx_http_bulk_import_save_sql(
+    ngx_http_bulk_import_job_t *job);
 static void ngx_http_bulk_import_saved(ngx_http_bulk_pg_conn_t *pc);
 static void ngx_http_bulk_import_save_done(ngx_http_bulk_import_job_t *job);
 static void ngx_http_bulk_import_done(ngx_event_t *ev);
@@ -249,11 +276,10 @@ static void ngx_http_bulk_import_table_ready(ngx_http_bulk_pg_waiter_t *w,
     ngx_int_t rc);
 static void ngx_http_bulk_import_table_result(ngx_http_bulk_pg_conn_t *pc);
 static void ngx_http_bulk_import_table_cleanup(void *data);
+static ngx_int_t ngx_http_bulk_import_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
 static ngx_msec_t ngx_http_bulk_import_now(void);
 
-
-const size_t  ngx_http_bulk_import_zone_size =
-                                           sizeof(ngx_http_bulk_import_zone_t);
 
 static ngx_queue_t  ngx_http_bulk_import_jobs;
 static ngx_uint_t   ngx_http_bulk_import_jobs_init;
@@ -266,7 +292,36 @@ static const char  *ngx_http_bulk_import_status_names[] = {
 
 /* zone */
 
-ngx_int_t
+ngx_shm_zone_t *
+ngx_http_bulk_import_add_zone(ngx_conf_t *cf, ngx_str_t *name, size_t size)
+{
+    ngx_shm_zone_t               *shm_zone;
+    ngx_http_bulk_import_zone_t  *z;
+
+    shm_zone = ngx_shared_memory_add(cf, name, size, &ngx_http_bulk_module);
+    if (shm_zone == NULL) {
+        return NULL;
+    }
+
+    if (shm_zone->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "duplicate zone \"%V\"", name);
+        return NULL;
+    }
+
+    z = ngx_pcalloc(cf->pool, sizeof(ngx_http_bulk_import_zone_t));
+    if (z == NULL) {
+        return NULL;
+    }
+
+    shm_zone->init = ngx_http_bulk_import_init_zone;
+    shm_zone->data = z;
+
+    return shm_zone;
+}
+
+
+static ngx_int_t
 ngx_http_bulk_import_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
     ngx_http_bulk_import_zone_t  *ozone = data;
@@ -655,68 +710,7 @@ ngx_http_bulk_import_check_owner(ngx_http_bulk_import_rec_t *rec)
 ngx_int_t
 ngx_http_bulk_import_handler(ngx_http_request_t *r)
 {
-    ngx_int_t  rc;
-
-    if (r->method != NGX_HTTP_POST) {
-        rc = ngx_http_discard_request_body(r);
-        if (rc != NGX_OK) {
-            return rc;
-        }
-
-        if (ngx_http_bulk_add_header(r, "Allow", "POST") != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        return ngx_http_bulk_send_error(r, NGX_HTTP_NOT_ALLOWED,
-                                        "not-supported",
-                                        "method %V is not allowed on $import, "
-                                        "use POST", &r->method_name);
-    }
-
     return ngx_http_bulk_read_body(r, ngx_http_bulk_import_body);
-}
-
-
-static ngx_int_t
-ngx_http_bulk_import_url_ok(u_char *p, size_t len)
-{
-    u_char  *end;
-
-    if (!((len > 7 && ngx_strncasecmp(p, (u_char *) "http://", 7) == 0)
-          || (len > 8 && ngx_strncasecmp(p, (u_char *) "https://", 8) == 0)))
-    {
-        return NGX_DECLINED;
-    }
-
-    for (end = p + len; p < end; p++) {
-        if (*p <= ' ' || *p == 0x7f) {
-            return NGX_DECLINED;
-        }
-    }
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_bulk_import_type_ok(u_char *p, size_t len)
-{
-    size_t  i;
-
-    if (len == 0 || len > NGX_HTTP_BULK_TYPE_MAX || p[0] < 'A' || p[0] > 'Z')
-    {
-        return NGX_DECLINED;
-    }
-
-    for (i = 0; i < len; i++) {
-        if (!((p[i] >= 'A' && p[i] <= 'Z') || (p[i] >= 'a' && p[i] <= 'z')
-              || (p[i] >= '0' && p[i] <= '9')))
-        {
-            return NGX_DECLINED;
-        }
-    }
-
-    return NGX_OK;
 }
 
 
@@ -732,6 +726,7 @@ ngx_http_bulk_import_options(ngx_http_request_t *r, yajl_val root,
 {
     size_t       i;
     yajl_val     v;
+    ngx_int_t    rc;
     const char  *key;
 
     for (i = 0; i < root->u.object.len; i++) {
@@ -769,34 +764,15 @@ ngx_http_bulk_import_options(ngx_http_request_t *r, yajl_val root,
             req->encoding.data = (u_char *) v->u.string;
             req->encoding.len = ngx_strlen(v->u.string);
 
-        } else if (ngx_strcmp(key, "update") == 0
-                   || ngx_strcmp(key, "strip-nulls") == 0)
-        {
-            if (!YAJL_IS_TRUE(v) && !YAJL_IS_FALSE(v)) {
-                ngx_snprintf(req->err, sizeof(req->err) - 1,
-                             "\"%s\" must be true or false%Z", key);
+        } else {
+            rc = ngx_http_bulk_load_option(r->pool, key, v, &req->opts,
+                                           req->err, sizeof(req->err));
+
+            if (rc == NGX_ABORT) {
                 return NGX_DECLINED;
             }
 
-            if (key[0] == 'u') {
-                req->update = YAJL_IS_TRUE(v);
-
-            } else {
-                req->strip_nulls = YAJL_IS_TRUE(v);
-            }
-
-        } else if (ngx_strcmp(key, "merge") == 0) {
-            if (YAJL_IS_NULL(v)) {
-                continue;
-            }
-
-            if (!YAJL_IS_OBJECT(v)) {
-                ngx_snprintf(req->err, sizeof(req->err) - 1,
-                             "\"merge\" must be an object%Z");
-                return NGX_DECLINED;
-            }
-
-            if (ngx_http_bulk_json_text(r->pool, v, &req->merge) != NGX_OK) {
+            if (rc == NGX_ERROR) {
                 return NGX_ERROR;
             }
         }
@@ -873,7 +849,7 @@ ngx_http_bulk_import_inputs(ngx_http_request_t *r,
             }
         }
 
-        if (ngx_http_bulk_import_type_ok(src->type.data, src->type.len)
+        if (ngx_http_bulk_type_name(src->type.data, src->type.len)
             != NGX_OK)
         {
             ngx_snprintf(req->err, sizeof(req->err) - 1,
@@ -882,7 +858,7 @@ ngx_http_bulk_import_inputs(ngx_http_request_t *r,
             return NGX_DECLINED;
         }
 
-        if (ngx_http_bulk_import_url_ok(src->url.data, src->url.len)
+        if (ngx_http_bulk_fetch_url_valid(src->url.data, src->url.len)
             != NGX_OK)
         {
             ngx_snprintf(req->err, sizeof(req->err) - 1,
@@ -1083,7 +1059,7 @@ ngx_http_bulk_import_record(ngx_http_bulk_import_zone_t *z,
 
         ir->length = -1;
 
-        /* bounded by ngx_http_bulk_import_type_ok() and by the field */
+        /* bounded by ngx_http_bulk_type_name() and by the field */
         ir->type_len = ngx_min(src->type.len, sizeof(ir->type));
         ngx_memcpy(ir->type, src->type.data, ir->type_len);
 
@@ -1112,7 +1088,7 @@ ngx_http_bulk_import_record(ngx_http_bulk_import_zone_t *z,
     rec->encoding_len = len;
     rec->status = NGX_HTTP_BULK_IMPORT_ACTIVE;
     rec->fhir = req->fhir;
-    rec->update = req->update;
+    rec->update = req->opts.update;
     rec->start = ngx_http_bulk_import_now();
     rec->pid = ngx_pid;
     rec->pid_start = ngx_http_bulk_import_worker_start;
@@ -1172,21 +1148,20 @@ ngx_http_bulk_import_job(ngx_http_request_t *r,
     job->loc_conf = r->loc_conf;
     job->conf = ngx_http_get_module_loc_conf(r, ngx_http_bulk_module);
     job->fhir = req->fhir;
-    job->update = req->update;
-    job->strip_nulls = req->strip_nulls;
+    job->opts = req->opts;
     job->ninputs = req->ninputs;
 
     job->id.data = ngx_pstrdup(pool, &req->id);
     job->id.len = req->id.len;
 
-    job->merge.len = req->merge.len;
-    job->merge.data = req->merge.len ? ngx_pstrdup(pool, &req->merge) : NULL;
+    job->opts.merge.data = req->opts.merge.len
+                           ? ngx_pstrdup(pool, &req->opts.merge) : NULL;
 
     job->inputs = ngx_pcalloc(pool, req->ninputs
                                     * sizeof(ngx_http_bulk_import_input_t));
 
     if (job->id.data == NULL || job->inputs == NULL
-        || (req->merge.len && job->merge.data == NULL)
+        || (req->opts.merge.len && job->opts.merge.data == NULL)
         || ngx_array_init(&job->dead, pool, 4, sizeof(ngx_pool_t *))
            != NGX_OK)
     {
@@ -1368,9 +1343,7 @@ static ngx_int_t
 ngx_http_bulk_import_send(ngx_http_request_t *r, ngx_uint_t status, u_char *p,
     size_t len, ngx_str_t *progress)
 {
-    ngx_int_t     rc;
-    ngx_buf_t    *b;
-    ngx_chain_t   out;
+    ngx_buf_t  *b;
 
     b = ngx_calloc_buf(r->pool);
     if (b == NULL) {
@@ -1382,8 +1355,6 @@ ngx_http_bulk_import_send(ngx_http_request_t *r, ngx_uint_t status, u_char *p,
     b->pos = p;
     b->last = p + len + 1;
     b->memory = 1;
-    b->last_buf = 1;
-    b->last_in_chain = 1;
 
     if (progress && progress->len) {
         if (ngx_http_bulk_add_header(r, "X-Progress",
@@ -1394,21 +1365,7 @@ ngx_http_bulk_import_send(ngx_http_request_t *r, ngx_uint_t status, u_char *p,
         }
     }
 
-    r->headers_out.status = status;
-    r->headers_out.content_length_n = len + 1;
-    ngx_str_set(&r->headers_out.content_type, "application/json");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_bulk_send_json(r, status, b);
 }
 
 
@@ -1426,7 +1383,7 @@ ngx_http_bulk_import_timer(ngx_event_t *ev)
     job = ev->data;
     rec = job->rec;
 
-    if (job->ending) {
+    if (job->state == ngx_http_bulk_import_ending) {
         /* the last status write is on its way */
         ngx_add_timer(&job->timer, NGX_HTTP_BULK_IMPORT_HEARTBEAT);
         return;
@@ -1437,7 +1394,9 @@ ngx_http_bulk_import_timer(ngx_event_t *ev)
     rec->heartbeat = ngx_time();
 
     for (i = 0; i < job->ninputs; i++) {
-        if (job->inputs[i].load && !job->inputs[i].load->answered) {
+        if (job->inputs[i].load
+            && ngx_http_bulk_load_running(job->inputs[i].load))
+        {
             ngx_http_bulk_import_progress(&job->inputs[i],
                                           NGX_HTTP_BULK_IMPORT_ACTIVE);
         }
@@ -1445,7 +1404,7 @@ ngx_http_bulk_import_timer(ngx_event_t *ev)
 
     stop = NGX_HTTP_BULK_IMPORT_RUN;
 
-    if (rec->cancel && !job->cancelled) {
+    if (rec->cancel && job->state != ngx_http_bulk_import_stopping) {
         stop = NGX_HTTP_BULK_IMPORT_CANCEL;
     }
 
@@ -1460,19 +1419,23 @@ ngx_http_bulk_import_timer(ngx_event_t *ev)
                                            ngx_core_module);
 
     if (stop == NGX_HTTP_BULK_IMPORT_RUN && ngx_exiting
-        && ccf->shutdown_timeout && !job->cancelled)
+        && ccf->shutdown_timeout && job->state != ngx_http_bulk_import_stopping)
     {
         stop = NGX_HTTP_BULK_IMPORT_SHUTDOWN;
     }
 
-    if (stop != NGX_HTTP_BULK_IMPORT_RUN) {
-        ngx_http_bulk_import_stop(job, stop);
-    }
+    if (job->state == ngx_http_bulk_import_new) {
+        job->state = ngx_http_bulk_import_running;
 
-    if (!job->started) {
-        job->started = 1;
+        if (stop != NGX_HTTP_BULK_IMPORT_RUN) {
+            ngx_http_bulk_import_stop(job, stop);
+        }
+
         ngx_http_bulk_import_save(job);
         ngx_http_bulk_import_next(job);
+
+    } else if (stop != NGX_HTTP_BULK_IMPORT_RUN) {
+        ngx_http_bulk_import_stop(job, stop);
     }
 
     ngx_add_timer(&job->timer, NGX_HTTP_BULK_IMPORT_HEARTBEAT);
@@ -1491,7 +1454,7 @@ ngx_http_bulk_import_stop(ngx_http_bulk_import_job_t *job,
     ngx_http_bulk_import_input_t  *in;
 
     rec = job->rec;
-    job->cancelled = 1;
+    job->state = ngx_http_bulk_import_stopping;
 
     if (stop == NGX_HTTP_BULK_IMPORT_CANCEL) {
         why = "cancelled";
@@ -1522,7 +1485,7 @@ ngx_http_bulk_import_stop(ngx_http_bulk_import_job_t *job,
     for (i = 0; i < job->ninputs; i++) {
         in = &job->inputs[i];
 
-        if (in->load && !in->load->answered) {
+        if (in->load && ngx_http_bulk_load_running(in->load)) {
             ngx_http_bulk_load_abort(in->load, why);
         }
     }
@@ -1535,7 +1498,7 @@ ngx_http_bulk_import_next(ngx_http_bulk_import_job_t *job)
     ngx_uint_t                     max;
     ngx_http_bulk_import_input_t  *in;
 
-    if (job->ending) {
+    if (job->state == ngx_http_bulk_import_ending) {
         return;
     }
 
@@ -1566,7 +1529,8 @@ ngx_http_bulk_import_start_input(ngx_http_bulk_import_job_t *job,
 {
     ngx_pool_t                        *pool;
     ngx_http_request_t                *r;
-    ngx_http_bulk_load_ctx_t          *ctx;
+    ngx_http_bulk_load_t              *load;
+    ngx_http_bulk_load_input_t         li;
     ngx_http_bulk_import_input_rec_t  *ir;
 
     pool = ngx_create_pool(NGX_DEFAULT_POOL_SIZE, job->log);
@@ -1580,31 +1544,24 @@ ngx_http_bulk_import_start_input(ngx_http_bulk_import_job_t *job,
         return NGX_ERROR;
     }
 
-    ctx = ngx_pcalloc(pool, sizeof(ngx_http_bulk_load_ctx_t));
-    if (ctx == NULL) {
-        ngx_destroy_pool(pool);
-        return NGX_ERROR;
-    }
+    ngx_memzero(&li, sizeof(ngx_http_bulk_load_input_t));
 
-    ctx->request = r;
-    ctx->conf = job->conf;
-    ctx->fhir = job->fhir;
-    ctx->update = job->update;
-    ctx->strip_nulls = job->strip_nulls;
-    ctx->merge = job->merge;
-    ctx->type = in->type;
-    ctx->fetch.url = in->url;
-    ctx->batch = ngx_max(job->conf->import_batch, 1);
-    ctx->done = ngx_http_bulk_import_input_done;
-    ctx->data = in;
+    li.type = in->type;
+    li.url = in->url;
+    li.opts = job->opts;
+    li.fhir = job->fhir;
+    li.batch = ngx_max(job->conf->import_batch, 1);
+    li.done = ngx_http_bulk_import_input_done;
+    li.data = in;
 
-    if (ngx_http_bulk_load_init(ctx) != NGX_OK) {
+    load = ngx_http_bulk_load_create(r, &li);
+    if (load == NULL) {
         ngx_destroy_pool(pool);
         return NGX_ERROR;
     }
 
     in->pool = pool;
-    in->load = ctx;
+    in->load = load;
     job->running++;
 
     ngx_shmtx_lock(&job->zone->shpool->mutex);
@@ -1617,7 +1574,7 @@ ngx_http_bulk_import_start_input(ngx_http_bulk_import_job_t *job,
                   "bulk import \"%V\": input %ui (%V) from \"%V\" started",
                   &job->id, in->index, &in->type, &in->url);
 
-    ngx_http_bulk_load_run(ctx);
+    ngx_http_bulk_load_run(load);
 
     return NGX_OK;
 }
@@ -1794,38 +1751,27 @@ ngx_http_bulk_import_progress(ngx_http_bulk_import_input_t *in,
 {
     size_t                             n;
     ngx_uint_t                         i;
-    uint64_t                           total;
-    ngx_http_bulk_load_ctx_t          *ctx;
-    ngx_http_bulk_load_type_t         *t;
-    ngx_http_bulk_load_issue_t        *is;
+    ngx_http_bulk_load_progress_t      p;
     ngx_http_bulk_import_input_rec_t  *ir;
 
-    ctx = in->load;
+    ngx_http_bulk_load_progress(in->load, &p);
+
     ir = &in->job->rec->inputs[in->index];
 
-    total = 0;
-    t = ctx->types.elts;
-
-    for (i = 0; i < ctx->types.nelts; i++) {
-        total += t[i].written;
-    }
-
     ir->status = status;
-    ir->total = total;
-    ir->errors = ctx->errors;
-    ir->bytes = ctx->fetch.received;
-    ir->length = ctx->fetch.length;
-
-    is = ctx->issues.elts;
+    ir->total = p.total;
+    ir->errors = p.errors;
+    ir->bytes = p.received;
+    ir->length = p.length;
 
     for (i = ir->nissues;
-         i < ctx->issues.nelts && i < NGX_HTTP_BULK_IMPORT_ISSUES;
+         i < p.nissues && i < NGX_HTTP_BULK_IMPORT_ISSUES;
          i++)
     {
-        n = ngx_min(is[i].text.len, NGX_HTTP_BULK_IMPORT_ISSUE_LEN);
-        ir->issues[i].line = is[i].line;
+        n = ngx_min(p.issues[i].text.len, NGX_HTTP_BULK_IMPORT_ISSUE_LEN);
+        ir->issues[i].line = p.issues[i].line;
         ir->issues[i].len = n;
-        ngx_memcpy(ir->issues[i].text, is[i].text.data, n);
+        ngx_memcpy(ir->issues[i].text, p.issues[i].text.data, n);
         ir->nissues = i + 1;
     }
 
@@ -1836,21 +1782,26 @@ ngx_http_bulk_import_progress(ngx_http_bulk_import_input_t *in,
 
 
 static void
-ngx_http_bulk_import_input_done(ngx_http_bulk_load_ctx_t *ctx)
+ngx_http_bulk_import_input_done(ngx_http_bulk_load_t *load, void *data)
 {
+    ngx_http_bulk_import_input_t *in = data;
+
     ngx_uint_t                         status;
     ngx_pool_t                       **pp;
     ngx_http_bulk_import_job_t        *job;
-    ngx_http_bulk_import_input_t      *in;
+    ngx_http_bulk_load_progress_t      p;
     ngx_http_bulk_import_input_rec_t  *ir;
 
-    in = ctx->data;
     job = in->job;
 
-    if (!ctx->failed) {
+    ngx_http_bulk_load_progress(load, &p);
+
+    if (p.err == NULL) {
         status = NGX_HTTP_BULK_IMPORT_FINISHED;
 
-    } else if (job->cancelled && job->rec->cancel) {
+    } else if (job->state == ngx_http_bulk_import_stopping
+               && job->rec->cancel)
+    {
         status = NGX_HTTP_BULK_IMPORT_CANCELLED;
 
     } else {
@@ -1861,9 +1812,9 @@ ngx_http_bulk_import_input_done(ngx_http_bulk_load_ctx_t *ctx)
 
     ngx_http_bulk_import_progress(in, status);
 
-    if (ctx->failed && status == NGX_HTTP_BULK_IMPORT_FAILED) {
+    if (status == NGX_HTTP_BULK_IMPORT_FAILED) {
         ir = &job->rec->inputs[in->index];
-        ngx_cpystrn(ir->err, ctx->err, NGX_HTTP_BULK_IMPORT_ERR_LEN);
+        ngx_cpystrn(ir->err, p.err, NGX_HTTP_BULK_IMPORT_ERR_LEN);
     }
 
     ngx_shmtx_unlock(&job->zone->shpool->mutex);
@@ -1871,7 +1822,7 @@ ngx_http_bulk_import_input_done(ngx_http_bulk_load_ctx_t *ctx)
     ngx_log_error(NGX_LOG_INFO, job->log, 0,
                   "bulk import \"%V\": input %ui %s after %ui batches",
                   &job->id, in->index,
-                  ngx_http_bulk_import_status_names[status], ctx->batches);
+                  ngx_http_bulk_import_status_names[status], p.batches);
 
     /* the pool goes from a posted event, outside the upstream's stack */
 
@@ -1920,11 +1871,11 @@ ngx_http_bulk_import_end(ngx_http_bulk_import_job_t *job)
     ngx_uint_t                   i, status;
     ngx_http_bulk_import_rec_t  *rec;
 
-    if (job->ending) {
+    if (job->state == ngx_http_bulk_import_ending) {
         return;
     }
 
-    job->ending = 1;
+    job->state = ngx_http_bulk_import_ending;
     rec = job->rec;
 
     ngx_shmtx_lock(&job->zone->shpool->mutex);
@@ -1969,41 +1920,25 @@ ngx_http_bulk_import_end(ngx_http_bulk_import_job_t *job)
 static void
 ngx_http_bulk_import_save(ngx_http_bulk_import_job_t *job)
 {
-    if (job->writing) {
-        job->dirty = 1;
+    if (job->save != ngx_http_bulk_import_save_idle) {
+        job->save = ngx_http_bulk_import_save_again;
         return;
     }
 
-    job->writing = 1;
-    job->dirty = 0;
+    job->save = ngx_http_bulk_import_save_writing;
 
-    job->waiter.pool = job->conf->pool;
-    job->waiter.ready = ngx_http_bulk_import_save_ready;
-    job->waiter.data = job;
-    job->waiter.log = job->log;
+    ngx_http_bulk_pg_waiter_init(&job->waiter, job->conf->pool,
+                                 ngx_http_bulk_import_save_ready, job,
+                                 job->log);
 
-    switch (ngx_http_bulk_pg_acquire(&job->waiter)) {
-
-    case NGX_OK:
-        ngx_http_bulk_import_save_ready(&job->waiter, NGX_OK);
-        break;
-
-    case NGX_ERROR:
-        ngx_http_bulk_import_save_ready(&job->waiter, NGX_ERROR);
-        break;
-
-    default:
-        break;
-    }
+    ngx_http_bulk_pg_get(&job->waiter);
 }
 
 
 static void
 ngx_http_bulk_import_save_ready(ngx_http_bulk_pg_waiter_t *w, ngx_int_t rc)
 {
-    u_char                      *json, *sql;
-    char                        *lit, *idlit;
-    size_t                       len;
+    u_char                      *sql;
     ngx_http_bulk_import_job_t  *job;
 
     job = w->data;
@@ -2016,33 +1951,47 @@ ngx_http_bulk_import_save_ready(ngx_http_bulk_pg_waiter_t *w, ngx_int_t rc)
         return;
     }
 
-    job->pc = w->conn;
-    w->conn = NULL;
+    job->pc = ngx_http_bulk_pg_take(w, ngx_http_bulk_import_saved, job);
+
+    sql = ngx_http_bulk_import_save_sql(job);
+
+    if (sql == NULL || ngx_http_bulk_pg_send(job->pc, (char *) sql) != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, job->log, 0,
+                      "bulk import \"%V\": cannot save the status",
+                      &job->id);
+
+        ngx_http_bulk_pg_release(job->pc, 0);
+        job->pc = NULL;
+
+        ngx_http_bulk_import_save_done(job);
+    }
+}
+
+
+/* the upsert of the job's status row */
+
+static u_char *
+ngx_http_bulk_import_save_sql(ngx_http_bulk_import_job_t *job)
+{
+    u_char  *json, *sql;
+    char    *lit, *idlit;
+    size_t   len;
 
     ngx_shmtx_lock(&job->zone->shpool->mutex);
     json = ngx_http_bulk_import_render(job->pool, job->rec, 0, &len);
     ngx_shmtx_unlock(&job->zone->shpool->mutex);
 
     if (json == NULL) {
-        goto failed;
+        return NULL;
     }
 
     lit = PQescapeLiteral(job->pc->pg, (char *) json, len);
     idlit = PQescapeLiteral(job->pc->pg, (char *) job->id.data, job->id.len);
 
-    if (lit == NULL || idlit == NULL) {
-        if (lit) {
-            PQfreemem(lit);
-        }
-
-        if (idlit) {
-            PQfreemem(idlit);
-        }
-
-        goto failed;
-    }
-
-    sql = ngx_pnalloc(job->pool, 512 + ngx_strlen(lit) + ngx_strlen(idlit));
+    sql = (lit && idlit) ? ngx_pnalloc(job->pool, 512 + ngx_strlen(lit)
+                                                  + ngx_strlen(idlit))
+                         : NULL;
 
     if (sql) {
         ngx_sprintf(sql,
@@ -2055,70 +2004,35 @@ ngx_http_bulk_import_save_ready(ngx_http_bulk_pg_waiter_t *w, ngx_int_t rc)
                     " resource = excluded.resource%Z", idlit, lit);
     }
 
-    PQfreemem(lit);
-    PQfreemem(idlit);
-
-    if (sql == NULL) {
-        goto failed;
+    if (lit) {
+        PQfreemem(lit);
     }
 
-    ngx_http_bulk_pg_set_handler(job->pc, ngx_http_bulk_import_saved, job);
-
-    if (ngx_http_bulk_pg_send(job->pc, (char *) sql) != NGX_OK) {
-        goto failed;
+    if (idlit) {
+        PQfreemem(idlit);
     }
 
-    return;
-
-failed:
-
-    ngx_log_error(NGX_LOG_ERR, job->log, 0,
-                  "bulk import \"%V\": cannot save the status", &job->id);
-
-    ngx_http_bulk_pg_release(job->pc, 0);
-    job->pc = NULL;
-
-    ngx_http_bulk_import_save_done(job);
+    return sql;
 }
 
 
 static void
 ngx_http_bulk_import_saved(ngx_http_bulk_pg_conn_t *pc)
 {
-    PGresult                    *res;
-    ngx_uint_t                   ok;
+    ngx_int_t                    rc;
     ngx_http_bulk_import_job_t  *job;
 
     job = pc->data;
-    ok = 1;
 
-    for ( ;; ) {
-        if (PQisBusy(pc->pg)) {
-            if (PQstatus(pc->pg) == CONNECTION_OK) {
-                return;
-            }
+    rc = ngx_http_bulk_pg_done(pc, job->log,
+                               "bulk import \"%V\": cannot save the status",
+                               &job->id);
 
-            ok = 0;
-            break;
-        }
-
-        res = PQgetResult(pc->pg);
-        if (res == NULL) {
-            break;
-        }
-
-        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-            ngx_log_error(NGX_LOG_ERR, job->log, 0,
-                          "bulk import \"%V\": cannot save the status: %*s",
-                          &job->id,
-                          ngx_http_bulk_msg_len(PQresultErrorMessage(res)),
-                          PQresultErrorMessage(res));
-        }
-
-        PQclear(res);
+    if (rc == NGX_AGAIN) {
+        return;
     }
 
-    ngx_http_bulk_pg_release(pc, ok);
+    ngx_http_bulk_pg_release(pc, rc != NGX_ERROR);
     job->pc = NULL;
 
     ngx_http_bulk_import_save_done(job);
@@ -2128,19 +2042,20 @@ ngx_http_bulk_import_saved(ngx_http_bulk_pg_conn_t *pc)
 static void
 ngx_http_bulk_import_save_done(ngx_http_bulk_import_job_t *job)
 {
-    job->writing = 0;
-
-    if (job->dirty) {
+    if (job->save == ngx_http_bulk_import_save_again) {
+        job->save = ngx_http_bulk_import_save_idle;
         ngx_http_bulk_import_save(job);
         return;
     }
+
+    job->save = ngx_http_bulk_import_save_idle;
 
     /*
      * freed from a posted event: a save may end synchronously deep inside
      * the job's own handlers (a database refusing at once)
      */
 
-    if (job->ending) {
+    if (job->state == ngx_http_bulk_import_ending) {
         ngx_post_event(&job->done, &ngx_posted_events);
     }
 }
@@ -2190,37 +2105,13 @@ ngx_http_bulk_import_status_handler(ngx_http_request_t *r)
 {
     u_char                       *json;
     size_t                        len;
-    ngx_int_t                     rc, percent;
+    ngx_int_t                     percent;
     ngx_str_t                     id, progress;
     ngx_uint_t                    active;
     ngx_http_bulk_loc_conf_t     *blcf;
     ngx_http_bulk_main_conf_t    *bmcf;
     ngx_http_bulk_import_rec_t   *rec;
     ngx_http_bulk_import_zone_t  *z;
-
-    if (r->method != NGX_HTTP_GET && r->method != NGX_HTTP_HEAD
-        && r->method != NGX_HTTP_DELETE)
-    {
-        rc = ngx_http_discard_request_body(r);
-        if (rc != NGX_OK) {
-            return rc;
-        }
-
-        if (ngx_http_bulk_add_header(r, "Allow", "GET, DELETE") != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        return ngx_http_bulk_send_error(r, NGX_HTTP_NOT_ALLOWED,
-                                        "not-supported",
-                                        "method %V is not allowed on "
-                                        "BulkImportStatus, use GET or DELETE",
-                                        &r->method_name);
-    }
-
-    rc = ngx_http_discard_request_body(r);
-    if (rc != NGX_OK) {
-        return rc;
-    }
 
     blcf = ngx_http_get_module_loc_conf(r, ngx_http_bulk_module);
     bmcf = ngx_http_get_module_main_conf(r, ngx_http_bulk_module);
@@ -2358,26 +2249,13 @@ ngx_http_bulk_import_table(ngx_http_request_t *r, ngx_str_t *id)
     cln->handler = ngx_http_bulk_import_table_cleanup;
     cln->data = lk;
 
-    lk->waiter.pool = blcf->pool;
-    lk->waiter.ready = ngx_http_bulk_import_table_ready;
-    lk->waiter.data = lk;
-    lk->waiter.log = r->connection->log;
+    ngx_http_bulk_pg_waiter_init(&lk->waiter, blcf->pool,
+                                 ngx_http_bulk_import_table_ready, lk,
+                                 r->connection->log);
 
     r->main->count++;
 
-    switch (ngx_http_bulk_pg_acquire(&lk->waiter)) {
-
-    case NGX_OK:
-        ngx_http_bulk_import_table_ready(&lk->waiter, NGX_OK);
-        break;
-
-    case NGX_ERROR:
-        ngx_http_bulk_import_table_ready(&lk->waiter, NGX_ERROR);
-        break;
-
-    default:
-        break;
-    }
+    ngx_http_bulk_pg_get(&lk->waiter);
 
     return NGX_DONE;
 }
@@ -2405,8 +2283,7 @@ ngx_http_bulk_import_table_ready(ngx_http_bulk_pg_waiter_t *w, ngx_int_t rc)
         return;
     }
 
-    lk->pc = w->conn;
-    w->conn = NULL;
+    lk->pc = ngx_http_bulk_pg_take(w, ngx_http_bulk_import_table_result, lk);
 
     idlit = PQescapeLiteral(lk->pc->pg, (char *) lk->id.data, lk->id.len);
     sql = idlit ? ngx_pnalloc(r->pool, 512 + ngx_strlen(idlit)) : NULL;
@@ -2424,9 +2301,6 @@ ngx_http_bulk_import_table_ready(ngx_http_bulk_pg_waiter_t *w, ngx_int_t rc)
     if (idlit) {
         PQfreemem(idlit);
     }
-
-    ngx_http_bulk_pg_set_handler(lk->pc, ngx_http_bulk_import_table_result,
-                                 lk);
 
     if (sql == NULL || ngx_http_bulk_pg_send(lk->pc, (char *) sql) != NGX_OK)
     {

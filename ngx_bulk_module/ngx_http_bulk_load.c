@@ -1,93 +1,185 @@
 
 /*
- * ngx_bulk: POST /$load, /{Type}/$load, /fhir/$load, /fhir/{Type}/$load.
+ * ngx_bulk: POST /$load, /{Type}/$load, /fhir/$load, /fhir/{Type}/$load,
+ * and the inputs of $import jobs.
  *
- * One transaction: the source is fetched through the bulk_fetch location,
- * split into lines (gzip sniffed), each line checked and converted with
- * the format converter, and streamed with COPY FROM STDIN into a
- * temporary staging table as text (jsonb is parsed once, later).  At the
- * end one INSERT ... SELECT DISTINCT ON (id) ... ON CONFLICT per type
- * upserts the staged rows under one txid, and the transaction commits.
- * Any failure of the source or the database closes the connection, so
- * PostgreSQL rolls everything back.
+ * One transaction: the source is fetched through the bulk_fetch location
+ * (ngx_http_bulk_fetch.c), split into lines (gzip sniffed), each line
+ * checked and converted with the format converter, and streamed with
+ * COPY FROM STDIN (FORMAT binary) into a temporary staging table as text
+ * (jsonb is parsed once, later).  At the end one INSERT ... SELECT
+ * DISTINCT ON (id) ... ON CONFLICT per type upserts the staged rows under
+ * one txid, and the transaction commits.  Any failure of the source or
+ * the database closes the connection, so PostgreSQL rolls everything back.
+ *
+ * The states, moved on from ngx_http_bulk_load_process() as PostgreSQL
+ * answers, and by the fetch's consumer while lines flow:
+ *
+ *   wait -> prepare -> copy <-> copy_full -> copy_end -> check -> upsert
+ *        -> commit -> ending -> done
+ *
+ * copy_full: libpq holds more than the socket takes, the source waits.
+ * An $import input commits every "batch" bytes staged: after the commit
+ * it goes back to prepare while the source goes on.  ending: the load
+ * succeeded or failed (ctx->status), and the answer waits for the fetch
+ * subrequest to end; ngx_http_bulk_load_end() gives it.
  */
 
 
-#include "ngx_http_bulk_module.h"
+#include "ngx_http_bulk_load.h"
+#include "ngx_http_bulk_body.h"
+#include "ngx_http_bulk_fetch.h"
+#include "ngx_http_bulk_pg.h"
+#include "ngx_http_bulk_util.h"
 #include "ngx_bulk_ndjson.h"
 #include "ngx_bulk_json.h"
-#include "ngx_bulk_fhir_schema.h"
 #include "ngx_bulk_format.h"
+#include "ngx_bulk_pgcopy.h"
 
 
 #define NGX_HTTP_BULK_LOAD_ISSUES_MAX  100
 #define NGX_HTTP_BULK_LOAD_FLUSH       65536
 #define NGX_HTTP_BULK_LOAD_WATCH       250
 
+/* a staged row: ln int8, rt text, id text, doc text (sent on its own) */
+#define NGX_HTTP_BULK_LOAD_FIELDS      4
 
+/* what goes before a document: maybe the file header, then its tuple */
+#define NGX_HTTP_BULK_LOAD_TUPLE                                             \
+    (NGX_BULK_PGCOPY_HEADER_LEN + NGX_BULK_PGCOPY_COUNT_LEN                  \
+     + NGX_BULK_PGCOPY_INT8_LEN                                              \
+     + NGX_BULK_PGCOPY_LEN_LEN + NGX_HTTP_BULK_TYPE_MAX                      \
+     + NGX_BULK_PGCOPY_LEN_LEN + NGX_HTTP_BULK_ID_MAX                        \
+     + NGX_BULK_PGCOPY_LEN_LEN)
+
+
+typedef enum {
+    ngx_http_bulk_load_wait = 0,
+    ngx_http_bulk_load_prepare,
+    ngx_http_bulk_load_copy,
+    ngx_http_bulk_load_copy_full,
+    ngx_http_bulk_load_copy_end,
+    ngx_http_bulk_load_check,
+    ngx_http_bulk_load_upsert,
+    ngx_http_bulk_load_commit,
+    ngx_http_bulk_load_ending,
+    ngx_http_bulk_load_done
+} ngx_http_bulk_load_state_e;
+
+
+typedef struct {
+    ngx_str_t                    name;      /* as in the documents */
+    ngx_uint_t                   lines;
+    ngx_uint_t                   written;
+    ngx_uint_t                   dups;      /* an id comes twice */
+} ngx_http_bulk_load_type_t;
+
+
+struct ngx_http_bulk_load_s {
+    ngx_http_bulk_stats_t        stats;     /* first: the log variables */
+    ngx_http_request_t          *request;
+    ngx_http_bulk_loc_conf_t    *conf;
+    ngx_http_bulk_load_state_e   state;
+    ngx_http_bulk_fetch_t        fetch;
+    ngx_http_bulk_pg_waiter_t    waiter;
+    ngx_http_bulk_pg_conn_t     *pc;
+    ngx_event_t                  watch;     /* bulk_pg_timeout */
+    ngx_msec_t                   pg_active; /* last event from PostgreSQL */
+
+    ngx_str_t                    type;      /* typed routes, inputs */
+    ngx_http_bulk_load_opts_t    opts;
+    unsigned                     fhir:1;
+    unsigned                     nd_input:1;    /* the splitter reads the
+                                                   first held buffer */
+    unsigned                     copy_header:1; /* this COPY has its file
+                                                   header */
+    unsigned                     more:1;        /* the source goes on after
+                                                   this batch */
+
+    ngx_bulk_nd_t               *nd;
+    ngx_bulk_fmt_t              *fmt;
+
+    int64_t                      txid;
+    ngx_array_t                  tables;    /* ngx_str_t, lower case */
+    ngx_array_t                  types;     /* ngx_http_bulk_load_type_t */
+    ngx_uint_t                   errors;
+    ngx_array_t                  issues;    /* ngx_http_bulk_load_issue_t */
+    ngx_uint_t                   result;    /* upsert results taken */
+
+    u_char                       tuple[NGX_HTTP_BULK_LOAD_TUPLE];
+    size_t                       unflushed;
+
+    size_t                       batch;     /* $import: commit every batch
+                                               bytes staged; 0: at the end */
+    size_t                       staged;
+    ngx_uint_t                   batches;   /* committed */
+    ngx_http_bulk_load_done_pt   done;      /* $import: the input is over */
+    void                        *data;      /* of done */
+
+    ngx_uint_t                   status;    /* of a failure, 0: success */
+    const char                  *code;
+    u_char                       err[512];
+};
+
+
+typedef ngx_http_bulk_load_t  ngx_http_bulk_load_ctx_t;
 
 
 static ngx_int_t ngx_http_bulk_load_body(ngx_http_request_t *r,
     yajl_val root);
 static ngx_int_t ngx_http_bulk_load_options(ngx_http_bulk_load_ctx_t *ctx,
     yajl_val root);
+static ngx_int_t ngx_http_bulk_load_init(ngx_http_bulk_load_ctx_t *ctx);
 static void ngx_http_bulk_load_ready(ngx_http_bulk_pg_waiter_t *w,
     ngx_int_t rc);
-static void ngx_http_bulk_load_pg_handler(ngx_http_bulk_pg_conn_t *pc);
 static void ngx_http_bulk_load_begin(ngx_http_bulk_load_ctx_t *ctx);
+static void ngx_http_bulk_load_pg_handler(ngx_http_bulk_pg_conn_t *pc);
 static void ngx_http_bulk_load_watch(ngx_event_t *ev);
 static void ngx_http_bulk_load_process(ngx_http_bulk_load_ctx_t *ctx);
-static void ngx_http_bulk_load_end_batch(ngx_http_bulk_load_ctx_t *ctx);
-static void ngx_http_bulk_load_end(ngx_http_bulk_load_ctx_t *ctx);
 static void ngx_http_bulk_load_prepared(ngx_http_bulk_load_ctx_t *ctx);
 static ngx_int_t ngx_http_bulk_load_tables(ngx_http_bulk_load_ctx_t *ctx,
     PGresult *res);
+static void ngx_http_bulk_load_take(ngx_http_bulk_load_ctx_t *ctx);
+static void ngx_http_bulk_load_copying(ngx_http_bulk_load_ctx_t *ctx);
 static void ngx_http_bulk_load_consume(ngx_http_bulk_fetch_t *f);
 static void ngx_http_bulk_load_held(ngx_http_bulk_load_ctx_t *ctx);
 static ngx_int_t ngx_http_bulk_load_line(ngx_http_bulk_load_ctx_t *ctx,
     ngx_bulk_nd_line_t *l);
+static ngx_int_t ngx_http_bulk_load_convert(ngx_http_bulk_load_ctx_t *ctx,
+    ngx_bulk_nd_line_t *l, ngx_bulk_fmt_job_t *job, ngx_str_t *rt);
+static ngx_int_t ngx_http_bulk_load_stage(ngx_http_bulk_load_ctx_t *ctx,
+    ngx_bulk_nd_line_t *l, ngx_bulk_fmt_job_t *job, ngx_str_t *rt);
 static ngx_int_t ngx_http_bulk_load_issue(ngx_http_bulk_load_ctx_t *ctx,
-    uint64_t line, const char *fmt, ...);
+    ngx_bulk_nd_line_t *l, const char *fmt, ...);
 static ngx_int_t ngx_http_bulk_load_known(ngx_http_bulk_load_ctx_t *ctx,
     const u_char *name, size_t len);
 static ngx_int_t ngx_http_bulk_load_flush(ngx_http_bulk_load_ctx_t *ctx);
 static void ngx_http_bulk_load_fetched(ngx_http_bulk_fetch_t *f);
 static void ngx_http_bulk_load_wake(ngx_http_request_t *r);
-static void ngx_http_bulk_load_end_copy(ngx_http_bulk_load_ctx_t *ctx);
+static void ngx_http_bulk_load_end_copy(ngx_http_bulk_load_ctx_t *ctx,
+    ngx_uint_t more);
 static ngx_int_t ngx_http_bulk_load_copy_done(ngx_http_bulk_load_ctx_t *ctx);
+static ngx_int_t ngx_http_bulk_load_results(ngx_http_bulk_load_ctx_t *ctx);
+static void ngx_http_bulk_load_send(ngx_http_bulk_load_ctx_t *ctx,
+    const char *sql, ngx_http_bulk_load_state_e state);
 static void ngx_http_bulk_load_upserts(ngx_http_bulk_load_ctx_t *ctx);
-static void ngx_http_bulk_load_results(ngx_http_bulk_load_ctx_t *ctx);
+static u_char *ngx_http_bulk_load_document(ngx_http_bulk_load_ctx_t *ctx);
 static void ngx_http_bulk_load_dups(ngx_http_bulk_load_ctx_t *ctx,
     PGresult *res);
-static void ngx_http_bulk_load_answer(ngx_http_bulk_load_ctx_t *ctx);
+static void ngx_http_bulk_load_committed(ngx_http_bulk_load_ctx_t *ctx);
+static ngx_uint_t ngx_http_bulk_load_total(ngx_http_bulk_load_ctx_t *ctx);
 static void ngx_http_bulk_load_fail(ngx_http_bulk_load_ctx_t *ctx,
     ngx_uint_t status, const char *code, const char *fmt, ...);
-static void ngx_http_bulk_load_finish(ngx_http_bulk_load_ctx_t *ctx,
-    ngx_int_t rc);
+static void ngx_http_bulk_load_lost(ngx_http_bulk_load_ctx_t *ctx,
+    const char *what);
+static void ngx_http_bulk_load_end(ngx_http_bulk_load_ctx_t *ctx);
+static ngx_int_t ngx_http_bulk_load_answer(ngx_http_bulk_load_ctx_t *ctx);
 static void ngx_http_bulk_load_cleanup(void *data);
 
 
 ngx_int_t
 ngx_http_bulk_load_handler(ngx_http_request_t *r)
 {
-    ngx_int_t  rc;
-
-    if (r->method != NGX_HTTP_POST) {
-        rc = ngx_http_discard_request_body(r);
-        if (rc != NGX_OK) {
-            return rc;
-        }
-
-        if (ngx_http_bulk_add_header(r, "Allow", "POST") != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        return ngx_http_bulk_send_error(r, NGX_HTTP_NOT_ALLOWED,
-                                        "not-supported",
-                                        "method %V is not allowed on $load, "
-                                        "use POST", &r->method_name);
-    }
-
     return ngx_http_bulk_read_body(r, ngx_http_bulk_load_body);
 }
 
@@ -95,7 +187,6 @@ ngx_http_bulk_load_handler(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_bulk_load_body(ngx_http_request_t *r, yajl_val root)
 {
-    u_char                     *p, *end;
     ngx_http_variable_value_t  *vv;
     ngx_http_bulk_loc_conf_t   *blcf;
     ngx_http_bulk_load_ctx_t   *ctx;
@@ -125,18 +216,13 @@ ngx_http_bulk_load_body(ngx_http_request_t *r, yajl_val root)
             ctx->type = blcf->load_type;
         }
 
-        if (ctx->type.len == 0 || ctx->type.len > NGX_HTTP_BULK_TYPE_MAX
-            || ctx->type.data[0] < 'A' || ctx->type.data[0] > 'Z')
+        if (ngx_http_bulk_type_valid(ctx->type.data, ctx->type.len)
+            != NGX_OK)
         {
-            goto unknown;
-        }
-
-        for (p = ctx->type.data, end = p + ctx->type.len; p < end; p++) {
-            if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z')
-                  || (*p >= '0' && *p <= '9')))
-            {
-                goto unknown;
-            }
+            return ngx_http_bulk_send_error(r, NGX_HTTP_NOT_FOUND,
+                                            "not-found",
+                                            "unknown resource type \"%V\"",
+                                            &ctx->type);
         }
     }
 
@@ -173,21 +259,158 @@ ngx_http_bulk_load_body(ngx_http_request_t *r, yajl_val root)
     ngx_http_bulk_load_run(ctx);
 
     return NGX_DONE;
+}
 
-unknown:
 
-    return ngx_http_bulk_send_error(r, NGX_HTTP_NOT_FOUND, "not-found",
-                                    "unknown resource type \"%V\"",
-                                    &ctx->type);
+/* source, update, strip-nulls, merge; NGX_DECLINED: ctx->err says why */
+
+static ngx_int_t
+ngx_http_bulk_load_options(ngx_http_bulk_load_ctx_t *ctx, yajl_val root)
+{
+    size_t       i;
+    yajl_val     v;
+    ngx_str_t    s;
+    ngx_int_t    rc;
+    const char  *key;
+
+    for (i = 0; i < root->u.object.len; i++) {
+        key = root->u.object.keys[i];
+        v = root->u.object.values[i];
+
+        if (ngx_strcmp(key, "source") == 0) {
+            if (!YAJL_IS_STRING(v)) {
+                goto bad_source;
+            }
+
+            s.data = (u_char *) YAJL_GET_STRING(v);
+            s.len = ngx_strlen(s.data);
+
+            if (ngx_http_bulk_fetch_url_valid(s.data, s.len) != NGX_OK) {
+                goto bad_source;
+            }
+
+            ctx->fetch.url.data = ngx_pstrdup(ctx->request->pool, &s);
+            if (ctx->fetch.url.data == NULL) {
+                return NGX_ERROR;
+            }
+
+            ctx->fetch.url.len = s.len;
+            continue;
+        }
+
+        rc = ngx_http_bulk_load_option(ctx->request->pool, key, v,
+                                       &ctx->opts, ctx->err,
+                                       sizeof(ctx->err));
+
+        if (rc == NGX_ABORT) {
+            return NGX_DECLINED;
+        }
+
+        if (rc == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        /* other keys are ignored, as Aidbox does */
+    }
+
+    if (ctx->fetch.url.len == 0) {
+        goto bad_source;
+    }
+
+    return NGX_OK;
+
+bad_source:
+
+    ngx_snprintf(ctx->err, sizeof(ctx->err) - 1,
+                 "\"source\" must be an http or https URL%Z");
+
+    return NGX_DECLINED;
+}
+
+
+/*
+ * A body key $load and $import share: NGX_OK when taken, NGX_DECLINED
+ * when the key is none of them, NGX_ABORT for a bad value (err says
+ * why), NGX_ERROR.
+ */
+
+ngx_int_t
+ngx_http_bulk_load_option(ngx_pool_t *pool, const char *key, yajl_val v,
+    ngx_http_bulk_load_opts_t *opts, u_char *err, size_t len)
+{
+    if (ngx_strcmp(key, "update") == 0
+        || ngx_strcmp(key, "strip-nulls") == 0)
+    {
+        if (!YAJL_IS_TRUE(v) && !YAJL_IS_FALSE(v)) {
+            ngx_snprintf(err, len - 1, "\"%s\" must be true or false%Z",
+                         key);
+            return NGX_ABORT;
+        }
+
+        if (key[0] == 'u') {
+            opts->update = YAJL_IS_TRUE(v);
+
+        } else {
+            opts->strip_nulls = YAJL_IS_TRUE(v);
+        }
+
+        return NGX_OK;
+    }
+
+    if (ngx_strcmp(key, "merge") == 0) {
+        if (YAJL_IS_NULL(v)) {
+            return NGX_OK;
+        }
+
+        if (!YAJL_IS_OBJECT(v)) {
+            ngx_snprintf(err, len - 1, "\"merge\" must be an object%Z");
+            return NGX_ABORT;
+        }
+
+        return ngx_http_bulk_json_text(pool, v, &opts->merge);
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/* an $import input on the job's fake request r; run it to start it */
+
+ngx_http_bulk_load_t *
+ngx_http_bulk_load_create(ngx_http_request_t *r,
+    ngx_http_bulk_load_input_t *in)
+{
+    ngx_http_bulk_load_ctx_t  *ctx;
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_bulk_load_ctx_t));
+    if (ctx == NULL) {
+        return NULL;
+    }
+
+    ctx->request = r;
+    ctx->conf = ngx_http_get_module_loc_conf(r, ngx_http_bulk_module);
+    ctx->fhir = in->fhir;
+    ctx->opts = in->opts;
+    ctx->type = in->type;
+    ctx->fetch.url = in->url;
+    ctx->batch = in->batch;
+    ctx->done = in->done;
+    ctx->data = in->data;
+
+    if (ngx_http_bulk_load_init(ctx) != NGX_OK) {
+        return NULL;
+    }
+
+    return ctx;
 }
 
 
 /*
  * Everything a load needs besides its options: $load's request, or the
- * fake request of an $import input (ctx->done set, ctx->batch maybe).
+ * fake request of an $import input.
  */
 
-ngx_int_t
+static ngx_int_t
 ngx_http_bulk_load_init(ngx_http_bulk_load_ctx_t *ctx)
 {
     ngx_pool_cleanup_t  *cln;
@@ -224,11 +447,14 @@ ngx_http_bulk_load_init(ngx_http_bulk_load_ctx_t *ctx)
 
     ngx_http_set_ctx(r, ctx, ngx_http_bulk_module);
 
-    ctx->waiter.pool = ctx->conf->pool;
-    ctx->waiter.ready = ngx_http_bulk_load_ready;
-    ctx->waiter.data = ctx;
+    ngx_http_bulk_pg_waiter_init(&ctx->waiter, ctx->conf->pool,
+                                 ngx_http_bulk_load_ready, ctx,
+                                 r->connection->log);
     ctx->waiter.stats = &ctx->stats;
-    ctx->waiter.log = r->connection->log;
+
+    ctx->watch.handler = ngx_http_bulk_load_watch;
+    ctx->watch.data = ctx;
+    ctx->watch.log = r->connection->log;
 
     r->main->count++;
     r->read_event_handler = ngx_http_test_reading;
@@ -239,32 +465,31 @@ ngx_http_bulk_load_init(ngx_http_bulk_load_ctx_t *ctx)
 
 
 void
-ngx_http_bulk_load_run(ngx_http_bulk_load_ctx_t *ctx)
+ngx_http_bulk_load_run(ngx_http_bulk_load_t *ctx)
 {
-    switch (ngx_http_bulk_pg_acquire(&ctx->waiter)) {
+    ngx_http_bulk_pg_get(&ctx->waiter);
+}
 
-    case NGX_OK:
-        ngx_http_bulk_load_ready(&ctx->waiter, NGX_OK);
-        break;
 
-    case NGX_ERROR:
-        ngx_http_bulk_load_ready(&ctx->waiter, NGX_ERROR);
-        break;
+/* until the load has ended: its done handler is still to come */
 
-    default:
-        break;
-    }
+ngx_uint_t
+ngx_http_bulk_load_running(ngx_http_bulk_load_t *ctx)
+{
+    return ctx->state != ngx_http_bulk_load_done;
 }
 
 
 /* $import: the job was cancelled or nginx shuts down */
 
 void
-ngx_http_bulk_load_abort(ngx_http_bulk_load_ctx_t *ctx, const char *reason)
+ngx_http_bulk_load_abort(ngx_http_bulk_load_t *ctx, const char *reason)
 {
     ngx_connection_t  *c;
 
-    if (ctx->failed || ctx->answered) {
+    if (ctx->state == ngx_http_bulk_load_ending
+        || ctx->state == ngx_http_bulk_load_done)
+    {
         return;
     }
 
@@ -279,102 +504,18 @@ ngx_http_bulk_load_abort(ngx_http_bulk_load_ctx_t *ctx, const char *reason)
 }
 
 
-/* source, update, strip-nulls, merge; NGX_DECLINED: ctx->err says why */
-
-static ngx_int_t
-ngx_http_bulk_load_options(ngx_http_bulk_load_ctx_t *ctx, yajl_val root)
+void
+ngx_http_bulk_load_progress(ngx_http_bulk_load_t *ctx,
+    ngx_http_bulk_load_progress_t *p)
 {
-    size_t       i;
-    u_char      *p;
-    yajl_val     v;
-    ngx_str_t    s;
-    const char  *key;
-
-    for (i = 0; i < root->u.object.len; i++) {
-        key = root->u.object.keys[i];
-        v = root->u.object.values[i];
-
-        if (ngx_strcmp(key, "source") == 0) {
-            if (!YAJL_IS_STRING(v)) {
-                goto bad_source;
-            }
-
-            s.data = (u_char *) YAJL_GET_STRING(v);
-            s.len = ngx_strlen(s.data);
-
-            if (!((s.len > 7 && ngx_strncasecmp(s.data, (u_char *) "http://",
-                                                7) == 0)
-                  || (s.len > 8
-                      && ngx_strncasecmp(s.data, (u_char *) "https://", 8)
-                         == 0)))
-            {
-                goto bad_source;
-            }
-
-            /* bytes that would break the proxied request line */
-
-            for (p = s.data; p < s.data + s.len; p++) {
-                if (*p <= ' ' || *p == 0x7f) {
-                    goto bad_source;
-                }
-            }
-
-            ctx->fetch.url.data = ngx_pstrdup(ctx->request->pool, &s);
-            if (ctx->fetch.url.data == NULL) {
-                return NGX_ERROR;
-            }
-
-            ctx->fetch.url.len = s.len;
-
-        } else if (ngx_strcmp(key, "update") == 0
-                   || ngx_strcmp(key, "strip-nulls") == 0)
-        {
-            if (!YAJL_IS_TRUE(v) && !YAJL_IS_FALSE(v)) {
-                ngx_snprintf(ctx->err, sizeof(ctx->err) - 1,
-                             "\"%s\" must be true or false%Z", key);
-                return NGX_DECLINED;
-            }
-
-            if (key[0] == 'u') {
-                ctx->update = YAJL_IS_TRUE(v);
-
-            } else {
-                ctx->strip_nulls = YAJL_IS_TRUE(v);
-            }
-
-        } else if (ngx_strcmp(key, "merge") == 0) {
-            if (YAJL_IS_NULL(v)) {
-                continue;
-            }
-
-            if (!YAJL_IS_OBJECT(v)) {
-                ngx_snprintf(ctx->err, sizeof(ctx->err) - 1,
-                             "\"merge\" must be an object%Z");
-                return NGX_DECLINED;
-            }
-
-            if (ngx_http_bulk_json_text(ctx->request->pool, v, &ctx->merge)
-                != NGX_OK)
-            {
-                return NGX_ERROR;
-            }
-        }
-
-        /* other keys are ignored, as Aidbox does */
-    }
-
-    if (ctx->fetch.url.len == 0) {
-        goto bad_source;
-    }
-
-    return NGX_OK;
-
-bad_source:
-
-    ngx_snprintf(ctx->err, sizeof(ctx->err) - 1,
-                 "\"source\" must be an http or https URL%Z");
-
-    return NGX_DECLINED;
+    p->total = ngx_http_bulk_load_total(ctx);
+    p->errors = ctx->errors;
+    p->issues = ctx->issues.elts;
+    p->nissues = ctx->issues.nelts;
+    p->received = ctx->fetch.received;
+    p->length = ctx->fetch.length;
+    p->batches = ctx->batches;
+    p->err = ctx->status ? ctx->err : NULL;
 }
 
 
@@ -395,10 +536,7 @@ ngx_http_bulk_load_ready(ngx_http_bulk_pg_waiter_t *w, ngx_int_t rc)
         return;
     }
 
-    ctx->pc = w->conn;
-    w->conn = NULL;
-
-    ngx_http_bulk_pg_set_handler(ctx->pc, ngx_http_bulk_load_pg_handler, ctx);
+    ctx->pc = ngx_http_bulk_pg_take(w, ngx_http_bulk_load_pg_handler, ctx);
 
     ngx_http_bulk_load_begin(ctx);
 
@@ -427,11 +565,7 @@ ngx_http_bulk_load_begin(ngx_http_bulk_load_ctx_t *ctx)
             "COPY bulk_load_stage FROM STDIN (FORMAT binary)")
         != NGX_OK)
     {
-        ngx_http_bulk_load_fail(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                "transient", "database unavailable: %*s",
-                                ngx_http_bulk_msg_len(
-                                    PQerrorMessage(ctx->pc->pg)),
-                                PQerrorMessage(ctx->pc->pg));
+        ngx_http_bulk_load_lost(ctx, "database unavailable");
         return;
     }
 
@@ -445,9 +579,6 @@ ngx_http_bulk_load_begin(ngx_http_bulk_load_ctx_t *ctx)
     ctx->pg_active = ngx_current_msec;
 
     if (!ctx->watch.timer_set) {
-        ctx->watch.handler = ngx_http_bulk_load_watch;
-        ctx->watch.data = ctx;
-        ctx->watch.log = ctx->request->connection->log;
         ngx_add_timer(&ctx->watch, NGX_HTTP_BULK_LOAD_WATCH);
     }
 }
@@ -472,11 +603,11 @@ ngx_http_bulk_load_pg_handler(ngx_http_bulk_pg_conn_t *pc)
 
 /*
  * While the load waits for PostgreSQL to answer its first round trip, to
- * make room in the socket for COPY data, or to confirm the end of COPY,
- * bulk_pg_timeout without any event from it fails the load.  Waiting for
- * the source is not the database's time, and neither are the duplicate
- * check and the upserts: on a large load they legitimately run longer
- * than any such timeout without a byte sent.
+ * make room in the socket for COPY data, or to confirm the end of COPY or
+ * the commit, bulk_pg_timeout without any event from it fails the load.
+ * Waiting for the source is not the database's time, and neither are the
+ * duplicate check and the upserts: on a large load they legitimately run
+ * longer than any such timeout without a byte sent.
  */
 
 static void
@@ -488,38 +619,40 @@ ngx_http_bulk_load_watch(ngx_event_t *ev)
     ctx = ev->data;
     c = ctx->request->connection;
 
-    if (ctx->failed || ctx->answered || ctx->pc == NULL
-        || ctx->state == ngx_http_bulk_load_done)
-    {
+    if (ctx->pc == NULL || ctx->state >= ngx_http_bulk_load_ending) {
         return;
     }
 
-    if (ctx->state != ngx_http_bulk_load_prepare
-        && ctx->state != ngx_http_bulk_load_copy_end
-        && ctx->state != ngx_http_bulk_load_commit
-        && !ctx->pg_blocked)
-    {
-        ctx->pg_active = ngx_current_msec;
+    switch (ctx->state) {
 
-    } else if (ngx_current_msec - ctx->pg_active >= ctx->conf->pg_timeout) {
-        ngx_http_bulk_load_fail(ctx, NGX_HTTP_GATEWAY_TIME_OUT, "timeout",
-                                "PostgreSQL did not answer within "
-                                "bulk_pg_timeout, nothing was loaded");
-        ngx_http_run_posted_requests(c);
-        return;
+    case ngx_http_bulk_load_prepare:
+    case ngx_http_bulk_load_copy_full:
+    case ngx_http_bulk_load_copy_end:
+    case ngx_http_bulk_load_commit:
+
+        if (ngx_current_msec - ctx->pg_active >= ctx->conf->pg_timeout) {
+            ngx_http_bulk_load_fail(ctx, NGX_HTTP_GATEWAY_TIME_OUT, "timeout",
+                                    "PostgreSQL did not answer within "
+                                    "bulk_pg_timeout, nothing was loaded");
+            ngx_http_run_posted_requests(c);
+            return;
+        }
+
+        break;
+
+    default:
+        ctx->pg_active = ngx_current_msec;
     }
 
     ngx_add_timer(&ctx->watch, NGX_HTTP_BULK_LOAD_WATCH);
 }
 
 
+/* the one place that moves the load on as PostgreSQL answers */
+
 static void
 ngx_http_bulk_load_process(ngx_http_bulk_load_ctx_t *ctx)
 {
-    PGconn  *pg;
-
-    pg = ctx->pc->pg;
-
     switch (ctx->state) {
 
     case ngx_http_bulk_load_prepare:
@@ -527,46 +660,56 @@ ngx_http_bulk_load_process(ngx_http_bulk_load_ctx_t *ctx)
         return;
 
     case ngx_http_bulk_load_copy:
-
-        if (PQstatus(pg) != CONNECTION_OK) {
-            ngx_http_bulk_load_fail(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                    "transient",
-                                    "the database connection was lost: %*s",
-                                    ngx_http_bulk_msg_len(PQerrorMessage(pg)),
-                                    PQerrorMessage(pg));
-            return;
-        }
-
-        if (ctx->pg_blocked) {
-            if (ngx_http_bulk_load_flush(ctx) != NGX_OK) {
-                return;
-            }
-
-            if (!ctx->pg_blocked) {
-                ctx->fetch.consuming = 1;
-                ngx_http_bulk_load_consume(&ctx->fetch);
-                ctx->fetch.consuming = 0;
-
-                if (ctx->failed || ctx->state != ngx_http_bulk_load_copy) {
-                    return;
-                }
-
-                if (ctx->fetch.held == NULL) {
-                    ngx_http_bulk_fetch_resume(&ctx->fetch);
-                }
-            }
-        }
-
+    case ngx_http_bulk_load_copy_full:
+        ngx_http_bulk_load_copying(ctx);
         return;
 
     case ngx_http_bulk_load_copy_end:
     case ngx_http_bulk_load_check:
     case ngx_http_bulk_load_upsert:
     case ngx_http_bulk_load_commit:
-        ngx_http_bulk_load_results(ctx);
-        return;
+        break;
 
     default:
+        return;
+    }
+
+    if (ngx_http_bulk_load_results(ctx) != NGX_OK) {
+        return;
+    }
+
+    switch (ctx->state) {
+
+    case ngx_http_bulk_load_copy_end:
+
+        /*
+         * which types have an id twice: only those pay for sorting the
+         * staged documents to keep the later line
+         */
+
+        ngx_http_bulk_load_send(ctx,
+            "SELECT DISTINCT rt FROM (SELECT rt, id FROM bulk_load_stage"
+            " GROUP BY rt, id HAVING count(*) > 1) d",
+            ngx_http_bulk_load_check);
+        return;
+
+    case ngx_http_bulk_load_check:
+        ngx_http_bulk_load_upserts(ctx);
+        return;
+
+    case ngx_http_bulk_load_upsert:
+
+        /*
+         * COMMIT goes alone, after the upserts answered: a client that
+         * went away meanwhile closed the connection, and the backend,
+         * finding it closed, rolls back instead of committing
+         */
+
+        ngx_http_bulk_load_send(ctx, "COMMIT", ngx_http_bulk_load_commit);
+        return;
+
+    default: /* ngx_http_bulk_load_commit */
+        ngx_http_bulk_load_committed(ctx);
         return;
     }
 }
@@ -577,20 +720,17 @@ ngx_http_bulk_load_process(ngx_http_bulk_load_ctx_t *ctx)
 static void
 ngx_http_bulk_load_prepared(ngx_http_bulk_load_ctx_t *ctx)
 {
-    PGconn    *pg;
-    PGresult  *res;
+    PGconn      *pg;
+    PGresult    *res;
+    ngx_uint_t   status;
+    const char  *code;
 
     pg = ctx->pc->pg;
 
     for ( ;; ) {
         if (PQisBusy(pg)) {
             if (PQstatus(pg) != CONNECTION_OK) {
-                ngx_http_bulk_load_fail(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                        "transient",
-                                        "database unavailable: %*s",
-                                        ngx_http_bulk_msg_len(
-                                            PQerrorMessage(pg)),
-                                        PQerrorMessage(pg));
+                break;
             }
 
             return;
@@ -599,11 +739,7 @@ ngx_http_bulk_load_prepared(ngx_http_bulk_load_ctx_t *ctx)
         res = PQgetResult(pg);
 
         if (res == NULL) {
-            ngx_http_bulk_load_fail(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                    "transient", "database unavailable: %*s",
-                                    ngx_http_bulk_msg_len(PQerrorMessage(pg)),
-                                    PQerrorMessage(pg));
-            return;
+            break;
         }
 
         switch (PQresultStatus(res)) {
@@ -640,61 +776,25 @@ ngx_http_bulk_load_prepared(ngx_http_bulk_load_ctx_t *ctx)
 
             ctx->state = ngx_http_bulk_load_copy;
 
-            if (ctx->fetching) {
-
-                /*
-                 * the next batch: the lines held back go on; the server
-                 * answered, so what the last batch left unflushed is gone
-                 */
-
-                ctx->pg_blocked = 0;
-
-                ctx->fetch.consuming = 1;
-                ngx_http_bulk_load_consume(&ctx->fetch);
-                ctx->fetch.consuming = 0;
-
-                if (!ctx->failed && ctx->state == ngx_http_bulk_load_copy
-                    && ctx->fetch.held == NULL)
-                {
-                    ngx_http_bulk_fetch_resume(&ctx->fetch);
-                }
-
-                return;
-            }
-
-            ctx->fetching = 1;
-
-            switch (ngx_http_bulk_fetch_start(ctx->request, &ctx->fetch,
-                                              &ctx->conf->fetch_uri))
-            {
-            case NGX_OK:
-                break;
-
-            case NGX_DECLINED:
-                ngx_http_bulk_load_fail(ctx, NGX_HTTP_BAD_GATEWAY,
-                                        "exception", "%s", ctx->fetch.err);
-                break;
-
-            default:
-                ngx_http_bulk_load_fail(ctx,
-                                        NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                        "exception",
-                                        "cannot start the fetch");
-            }
-
+            ngx_http_bulk_load_take(ctx);
             return;
 
         default:
-            ngx_http_bulk_load_fail(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                    "exception",
+            status = ngx_http_bulk_pg_status(res, 0, &code);
+
+            ngx_http_bulk_load_fail(ctx, status, code,
                                     "cannot prepare the load: %*s",
-                                    ngx_http_bulk_msg_len(
+                                    ngx_http_bulk_pg_msg_len(
                                         PQresultErrorMessage(res)),
                                     PQresultErrorMessage(res));
             PQclear(res);
             return;
         }
     }
+
+    /* the connection is lost, or the statements stopped before COPY */
+
+    ngx_http_bulk_load_lost(ctx, "database unavailable");
 }
 
 
@@ -749,45 +849,68 @@ ngx_http_bulk_load_tables(ngx_http_bulk_load_ctx_t *ctx, PGresult *res)
 }
 
 
-/* a type is loaded when its table exists; R4 types in their own case */
+/*
+ * COPY IN is open: the first batch starts the fetch, a next one takes the
+ * lines held back
+ */
 
-static ngx_int_t
-ngx_http_bulk_load_known(ngx_http_bulk_load_ctx_t *ctx, const u_char *name,
-    size_t len)
+static void
+ngx_http_bulk_load_take(ngx_http_bulk_load_ctx_t *ctx)
 {
-    size_t       i;
-    ngx_str_t    key, *t;
-    const char  *canonical;
-    u_char       low[NGX_HTTP_BULK_TYPE_MAX];
+    if (ctx->fetch.state == ngx_http_bulk_fetch_idle) {
 
-    if (len == 0 || len > NGX_HTTP_BULK_TYPE_MAX
-        || name[0] < 'A' || name[0] > 'Z')
-    {
-        return NGX_DECLINED;
-    }
-
-    for (i = 0; i < len; i++) {
-        if (!((name[i] >= 'A' && name[i] <= 'Z')
-              || (name[i] >= 'a' && name[i] <= 'z')
-              || (name[i] >= '0' && name[i] <= '9')))
+        switch (ngx_http_bulk_fetch_start(ctx->request, &ctx->fetch,
+                                          &ctx->conf->fetch_uri))
         {
-            return NGX_DECLINED;
+        case NGX_OK:
+            break;
+
+        case NGX_DECLINED:
+            ngx_http_bulk_load_fail(ctx, NGX_HTTP_BAD_GATEWAY, "exception",
+                                    "%s", ctx->fetch.err);
+            break;
+
+        default:
+            ngx_http_bulk_load_fail(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                    "exception", "cannot start the fetch");
         }
+
+        return;
     }
 
-    canonical = ngx_bulk_fhir_type_canonical((const char *) name, len);
+    ngx_http_bulk_fetch_consume(&ctx->fetch);
 
-    if (canonical && ngx_strncmp(canonical, name, len) != 0) {
-        return NGX_DECLINED;
+    if (ctx->state == ngx_http_bulk_load_copy && ctx->fetch.held == NULL) {
+        ngx_http_bulk_fetch_resume(&ctx->fetch);
+    }
+}
+
+
+/* an event of the connection while COPY data flows */
+
+static void
+ngx_http_bulk_load_copying(ngx_http_bulk_load_ctx_t *ctx)
+{
+    PGconn  *pg;
+
+    pg = ctx->pc->pg;
+
+    if (PQstatus(pg) != CONNECTION_OK) {
+        ngx_http_bulk_load_lost(ctx, "the database connection was lost");
+        return;
     }
 
-    ngx_strlow(low, (u_char *) name, len);
-    key.data = low;
-    key.len = len;
+    if (ctx->state != ngx_http_bulk_load_copy_full
+        || ngx_http_bulk_load_flush(ctx) != NGX_OK)
+    {
+        return;
+    }
 
-    t = ngx_http_bulk_bsearch(&key, ctx->tables.elts, ctx->tables.nelts);
+    /* the socket took what libpq held: the lines go on */
 
-    return t ? NGX_OK : NGX_DECLINED;
+    ctx->state = ngx_http_bulk_load_copy;
+
+    ngx_http_bulk_load_take(ctx);
 }
 
 
@@ -807,9 +930,7 @@ ngx_http_bulk_load_consume(ngx_http_bulk_fetch_t *f)
     ctx = f->data;
 
     for ( ;; ) {
-        if (ctx->failed || ctx->pg_blocked
-            || ctx->state != ngx_http_bulk_load_copy)
-        {
+        if (ctx->state != ngx_http_bulk_load_copy) {
             return;
         }
 
@@ -838,17 +959,20 @@ ngx_http_bulk_load_consume(ngx_http_bulk_fetch_t *f)
             if (ctx->batch && ctx->staged >= ctx->batch) {
                 /* the rest waits in the source's buffers */
                 ngx_http_bulk_load_held(ctx);
-                ngx_http_bulk_load_end_batch(ctx);
+                ngx_http_bulk_load_end_copy(ctx, 1);
                 return;
             }
 
             if (ctx->unflushed >= NGX_HTTP_BULK_LOAD_FLUSH) {
-                if (ngx_http_bulk_load_flush(ctx) != NGX_OK) {
+                rc = ngx_http_bulk_load_flush(ctx);
+
+                if (rc == NGX_ERROR) {
                     return;
                 }
 
-                if (ctx->pg_blocked) {
+                if (rc == NGX_AGAIN) {
                     /* the rest waits in the source's buffers */
+                    ctx->state = ngx_http_bulk_load_copy_full;
                     ngx_http_bulk_load_held(ctx);
                     return;
                 }
@@ -866,10 +990,9 @@ ngx_http_bulk_load_consume(ngx_http_bulk_fetch_t *f)
         ngx_http_bulk_load_held(ctx);
     }
 
-    if (f->held == NULL && f->eof && f->finished && !ctx->failed
-        && !ctx->pg_blocked && ctx->state == ngx_http_bulk_load_copy)
+    if (f->held == NULL && f->state == ngx_http_bulk_fetch_over && !f->failed)
     {
-        ngx_http_bulk_load_end_copy(ctx);
+        ngx_http_bulk_load_end_copy(ctx, 0);
     }
 }
 
@@ -914,200 +1037,203 @@ ngx_http_bulk_load_held(ngx_http_bulk_load_ctx_t *ctx)
 }
 
 
-static ngx_inline u_char *
-ngx_http_bulk_put16(u_char *p, uint16_t v)
-{
-    *p++ = (u_char) (v >> 8);
-    *p++ = (u_char) v;
-
-    return p;
-}
-
-
-static ngx_inline u_char *
-ngx_http_bulk_put32(u_char *p, uint32_t v)
-{
-    *p++ = (u_char) (v >> 24);
-    *p++ = (u_char) (v >> 16);
-    *p++ = (u_char) (v >> 8);
-    *p++ = (u_char) v;
-
-    return p;
-}
-
-
 /* one line: checked, converted, staged; a bad line is an issue */
 
 static ngx_int_t
 ngx_http_bulk_load_line(ngx_http_bulk_load_ctx_t *ctx, ngx_bulk_nd_line_t *l)
 {
-    u_char                     *p, *s, *q, *end;
-    const u_char               *rt;
-    size_t                      rt_len;
-    ngx_uint_t                  i;
-    ngx_bulk_fmt_job_t          job;
-    ngx_http_bulk_load_type_t  *t;
+    ngx_int_t           rc;
+    ngx_str_t           rt;
+    ngx_bulk_fmt_job_t  job;
+
+    ngx_str_null(&rt);
+
+    rc = ngx_http_bulk_load_convert(ctx, l, &job, &rt);
+
+    if (rc == NGX_OK) {
+        rc = ngx_http_bulk_load_stage(ctx, l, &job, &rt);
+    }
+
+    if (rc == NGX_ERROR) {
+        ngx_http_bulk_load_fail(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                "exception", "out of memory");
+        return NGX_ERROR;
+    }
+
+    /* NGX_DECLINED: the line went to the issues */
+
+    return (rc == NGX_ABORT) ? NGX_ERROR : NGX_OK;
+}
+
+
+/*
+ * The line converted and checked: NGX_OK with its document in job and its
+ * type in rt, NGX_DECLINED when it is bad (an issue), NGX_ERROR.
+ */
+
+static ngx_int_t
+ngx_http_bulk_load_convert(ngx_http_bulk_load_ctx_t *ctx,
+    ngx_bulk_nd_line_t *l, ngx_bulk_fmt_job_t *job, ngx_str_t *rt)
+{
+    u_char  *p, *s, *q, *end;
 
     if (l->too_long) {
-        return ngx_http_bulk_load_issue(ctx, l->lineno,
-                                        "the line is longer than "
+        return ngx_http_bulk_load_issue(ctx, l, "the line is longer than "
                                         "bulk_line_max (%uz bytes)",
                                         ctx->conf->line_max);
     }
 
-    ngx_memzero(&job, sizeof(ngx_bulk_fmt_job_t));
+    ngx_memzero(job, sizeof(ngx_bulk_fmt_job_t));
 
-    job.dir = ctx->fhir ? NGX_BULK_FMT_TO_AIDBOX : NGX_BULK_FMT_NONE;
-    job.strip = 1;
+    job->dir = ctx->fhir ? NGX_BULK_FMT_TO_AIDBOX : NGX_BULK_FMT_NONE;
+    job->strip = 1;
 
     if (ctx->type.len) {
-        job.type = (char *) ctx->type.data;
-        job.type_len = ctx->type.len;
+        job->type = (char *) ctx->type.data;
+        job->type_len = ctx->type.len;
     }
 
-    if (ngx_bulk_fmt_convert(ctx->fmt, &job, l->data, l->len) != 0) {
-        return ngx_http_bulk_load_issue(ctx, l->lineno, "%s", job.err);
+    if (ngx_bulk_fmt_convert(ctx->fmt, job, l->data, l->len) != 0) {
+        return ngx_http_bulk_load_issue(ctx, l, "%s", job->err);
     }
 
-    if (job.doc_id == NULL) {
-        return ngx_http_bulk_load_issue(ctx, l->lineno,
-                                        "the resource has no \"id\"");
+    if (job->doc_id == NULL) {
+        return ngx_http_bulk_load_issue(ctx, l, "the resource has no "
+                                        "\"id\"");
     }
 
-    if (!ngx_bulk_fhir_id_valid(job.doc_id, job.doc_id_len)) {
-        return ngx_http_bulk_load_issue(ctx, l->lineno,
-                                        "\"id\" is not a FHIR id "
+    if (!ngx_bulk_fhir_id_valid(job->doc_id, job->doc_id_len)) {
+        return ngx_http_bulk_load_issue(ctx, l, "\"id\" is not a FHIR id "
                                         "([A-Za-z0-9.-]{1,64})");
     }
 
-    rt = (const u_char *) job.doc_type;
-    rt_len = job.doc_type_len;
+    rt->data = (u_char *) job->doc_type;
+    rt->len = job->doc_type_len;
 
     if (ctx->type.len) {
-        if (rt && (rt_len != ctx->type.len
-                   || ngx_strncmp(rt, ctx->type.data, rt_len) != 0))
+        if (rt->data && (rt->len != ctx->type.len
+                         || ngx_strncmp(rt->data, ctx->type.data, rt->len)
+                            != 0))
         {
-            return ngx_http_bulk_load_issue(ctx, l->lineno,
-                                            "\"resourceType\" %*s is not "
-                                            "%V", ngx_min(rt_len, 64), rt,
+            return ngx_http_bulk_load_issue(ctx, l, "\"resourceType\" %*s "
+                                            "is not %V",
+                                            ngx_min(rt->len, 64), rt->data,
                                             &ctx->type);
         }
 
-        rt = ctx->type.data;
-        rt_len = ctx->type.len;
+        *rt = ctx->type;
 
-    } else if (rt == NULL) {
-        return ngx_http_bulk_load_issue(ctx, l->lineno,
-                                        "the resource has no "
+    } else if (rt->data == NULL) {
+        return ngx_http_bulk_load_issue(ctx, l, "the resource has no "
                                         "\"resourceType\"");
     }
 
-    if (ngx_http_bulk_load_known(ctx, rt, rt_len) != NGX_OK) {
-        return ngx_http_bulk_load_issue(ctx, l->lineno,
-                                        "unknown resource type \"%*s\"",
-                                        ngx_min(rt_len, 64), rt);
+    if (ngx_http_bulk_load_known(ctx, rt->data, rt->len) != NGX_OK) {
+        return ngx_http_bulk_load_issue(ctx, l, "unknown resource type "
+                                        "\"%*s\"",
+                                        ngx_min(rt->len, 64), rt->data);
     }
 
-    if (!ngx_bulk_utf8_valid(job.out, job.out_len)) {
-        return ngx_http_bulk_load_issue(ctx, l->lineno,
-                                        "invalid UTF-8 (an overlong form, "
-                                        "a surrogate or past U+10FFFF)");
+    if (!ngx_bulk_utf8_valid(job->out, job->out_len)) {
+        return ngx_http_bulk_load_issue(ctx, l, "invalid UTF-8 (an overlong "
+                                        "form, a surrogate or past "
+                                        "U+10FFFF)");
     }
 
     /* a NUL character, written "\u0000" by the converter: jsonb refuses it */
 
-    for (s = (u_char *) job.out, end = s + job.out_len;
+    for (s = (u_char *) job->out, end = s + job->out_len;
          (q = memmem(s, end - s, "\\u0000", 6)) != NULL;
          s = q + 1)
     {
-        for (p = q; p > (u_char *) job.out && p[-1] == '\\'; p--) {
+        for (p = q; p > (u_char *) job->out && p[-1] == '\\'; p--) {
             /* void */
         }
 
         if (((q - p) & 1) == 0) {
-            return ngx_http_bulk_load_issue(ctx, l->lineno,
-                                            "\\u0000 in a string: "
+            return ngx_http_bulk_load_issue(ctx, l, "\\u0000 in a string: "
                                             "PostgreSQL's jsonb cannot "
                                             "store it");
         }
     }
 
-    /*
-     * a binary COPY tuple (ln int8, rt text, id text, doc text): no
-     * escaping on either side; the document goes in its own piece
-     */
+    return NGX_OK;
+}
+
+
+/*
+ * A good line into COPY as a binary tuple (ln int8, rt text, id text, doc
+ * text): no escaping on either side; the document goes in its own piece.
+ * NGX_OK, NGX_ABORT when COPY failed (the load failed), NGX_ERROR.
+ */
+
+static ngx_int_t
+ngx_http_bulk_load_stage(ngx_http_bulk_load_ctx_t *ctx,
+    ngx_bulk_nd_line_t *l, ngx_bulk_fmt_job_t *job, ngx_str_t *rt)
+{
+    u_char                     *p;
+    ngx_uint_t                  i;
+    ngx_http_bulk_load_type_t  *t;
 
     p = ctx->tuple;
 
     if (!ctx->copy_header) {
-        p = ngx_cpymem(p, "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0", 19);
+        p = ngx_bulk_pgcopy_write_header(p);
         ctx->copy_header = 1;
     }
 
-    p = ngx_http_bulk_put16(p, 4);
-    p = ngx_http_bulk_put32(p, 8);
-    p = ngx_http_bulk_put32(p, (uint32_t) (l->lineno >> 32));
-    p = ngx_http_bulk_put32(p, (uint32_t) l->lineno);
-    p = ngx_http_bulk_put32(p, rt_len);
-    p = ngx_cpymem(p, rt, rt_len);
-    p = ngx_http_bulk_put32(p, job.doc_id_len);
-    p = ngx_cpymem(p, job.doc_id, job.doc_id_len);
-    p = ngx_http_bulk_put32(p, job.out_len);
+    p = ngx_bulk_pgcopy_write_count(p, NGX_HTTP_BULK_LOAD_FIELDS);
+    p = ngx_bulk_pgcopy_write_int8(p, (int64_t) l->lineno);
+    p = ngx_bulk_pgcopy_write_field(p, rt->data, rt->len);
+    p = ngx_bulk_pgcopy_write_field(p, (u_char *) job->doc_id,
+                                    job->doc_id_len);
+    p = ngx_bulk_pgcopy_write_len(p, (int32_t) job->out_len);
 
     if (PQputCopyData(ctx->pc->pg, (char *) ctx->tuple, p - ctx->tuple) != 1
-        || PQputCopyData(ctx->pc->pg, (char *) job.out, job.out_len) != 1)
+        || PQputCopyData(ctx->pc->pg, (char *) job->out, job->out_len) != 1)
     {
-        ngx_http_bulk_load_fail(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                "transient", "COPY to the database failed: "
-                                "%*s",
-                                ngx_http_bulk_msg_len(
-                                    PQerrorMessage(ctx->pc->pg)),
-                                PQerrorMessage(ctx->pc->pg));
-        return NGX_ERROR;
+        ngx_http_bulk_load_lost(ctx, "COPY to the database failed");
+        return NGX_ABORT;
     }
 
-    ctx->unflushed += (p - ctx->tuple) + job.out_len;
-    ctx->staged += (p - ctx->tuple) + job.out_len;
+    ctx->unflushed += (p - ctx->tuple) + job->out_len;
+    ctx->staged += (p - ctx->tuple) + job->out_len;
 
     t = ctx->types.elts;
 
     for (i = 0; i < ctx->types.nelts; i++) {
-        if (t[i].name.len == rt_len
-            && ngx_strncmp(t[i].name.data, rt, rt_len) == 0)
+        if (t[i].name.len == rt->len
+            && ngx_strncmp(t[i].name.data, rt->data, rt->len) == 0)
         {
-            break;
+            t[i].lines++;
+            return NGX_OK;
         }
     }
 
-    if (i == ctx->types.nelts) {
-        t = ngx_array_push(&ctx->types);
-        if (t == NULL) {
-            return NGX_ERROR;
-        }
-
-        t->name.data = ngx_pnalloc(ctx->request->pool, rt_len);
-        if (t->name.data == NULL) {
-            return NGX_ERROR;
-        }
-
-        ngx_memcpy(t->name.data, rt, rt_len);
-        t->name.len = rt_len;
-        t->lines = 0;
-        t->written = 0;
-        t->dups = 0;
-
-    } else {
-        t = &t[i];
+    t = ngx_array_push(&ctx->types);
+    if (t == NULL) {
+        return NGX_ERROR;
     }
 
-    t->lines++;
+    t->name.data = ngx_pnalloc(ctx->request->pool, rt->len);
+    if (t->name.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(t->name.data, rt->data, rt->len);
+    t->name.len = rt->len;
+    t->lines = 1;
+    t->written = 0;
+    t->dups = 0;
 
     return NGX_OK;
 }
 
 
+/* a bad line: counted, the first ones kept; NGX_DECLINED or NGX_ERROR */
+
 static ngx_int_t
-ngx_http_bulk_load_issue(ngx_http_bulk_load_ctx_t *ctx, uint64_t line,
+ngx_http_bulk_load_issue(ngx_http_bulk_load_ctx_t *ctx, ngx_bulk_nd_line_t *l,
     const char *fmt, ...)
 {
     u_char                      *p;
@@ -1118,7 +1244,7 @@ ngx_http_bulk_load_issue(ngx_http_bulk_load_ctx_t *ctx, uint64_t line,
     ctx->errors++;
 
     if (ctx->issues.nelts >= NGX_HTTP_BULK_LOAD_ISSUES_MAX) {
-        return NGX_OK;
+        return NGX_DECLINED;
     }
 
     va_start(args, fmt);
@@ -1130,7 +1256,7 @@ ngx_http_bulk_load_issue(ngx_http_bulk_load_ctx_t *ctx, uint64_t line,
         return NGX_ERROR;
     }
 
-    is->line = line;
+    is->line = l->lineno;
     is->text.len = p - text;
     is->text.data = ngx_pnalloc(ctx->request->pool, is->text.len);
     if (is->text.data == NULL) {
@@ -1139,11 +1265,41 @@ ngx_http_bulk_load_issue(ngx_http_bulk_load_ctx_t *ctx, uint64_t line,
 
     ngx_memcpy(is->text.data, text, is->text.len);
 
+    return NGX_DECLINED;
+}
+
+
+/* a type is loaded when its table exists; R4 types in their own case */
+
+static ngx_int_t
+ngx_http_bulk_load_known(ngx_http_bulk_load_ctx_t *ctx, const u_char *name,
+    size_t len)
+{
+    ngx_str_t  key;
+    u_char     low[NGX_HTTP_BULK_TYPE_MAX];
+
+    if (ngx_http_bulk_type_valid(name, len) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    ngx_strlow(low, (u_char *) name, len);
+    key.data = low;
+    key.len = len;
+
+    if (ngx_http_bulk_bsearch(&key, ctx->tables.elts, ctx->tables.nelts)
+        == NULL)
+    {
+        return NGX_DECLINED;
+    }
+
     return NGX_OK;
 }
 
 
-/* NGX_OK: flushed or blocked (ctx->pg_blocked); NGX_ERROR: failed */
+/*
+ * NGX_OK: flushed; NGX_AGAIN: the socket is full, libpq sends the rest as
+ * it becomes writable; NGX_ERROR: the load failed
+ */
 
 static ngx_int_t
 ngx_http_bulk_load_flush(ngx_http_bulk_load_ctx_t *ctx)
@@ -1153,17 +1309,11 @@ ngx_http_bulk_load_flush(ngx_http_bulk_load_ctx_t *ctx)
     rc = PQflush(ctx->pc->pg);
 
     if (rc == -1) {
-        ngx_http_bulk_load_fail(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                "transient", "the database connection was "
-                                "lost: %*s",
-                                ngx_http_bulk_msg_len(
-                                    PQerrorMessage(ctx->pc->pg)),
-                                PQerrorMessage(ctx->pc->pg));
+        ngx_http_bulk_load_lost(ctx, "the database connection was lost");
         return NGX_ERROR;
     }
 
     ctx->unflushed = 0;
-    ctx->pg_blocked = (rc == 1);
 
     if (ngx_http_bulk_pg_write(ctx->pc, rc == 1) != NGX_OK) {
         ngx_http_bulk_load_fail(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
@@ -1171,7 +1321,7 @@ ngx_http_bulk_load_flush(ngx_http_bulk_load_ctx_t *ctx)
         return NGX_ERROR;
     }
 
-    return NGX_OK;
+    return (rc == 1) ? NGX_AGAIN : NGX_OK;
 }
 
 
@@ -1184,7 +1334,7 @@ ngx_http_bulk_load_fetched(ngx_http_bulk_fetch_t *f)
 
     ctx = f->data;
 
-    if (ctx->failed) {
+    if (ctx->state >= ngx_http_bulk_load_ending) {
         return;
     }
 
@@ -1207,62 +1357,62 @@ ngx_http_bulk_load_wake(ngx_http_request_t *r)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_bulk_module);
 
-    if (ctx == NULL || ctx->fetch.sr || ctx->answered) {
+    if (ctx == NULL || ctx->fetch.sr) {
         return;
     }
 
-    if (ctx->failed) {
-        if (ctx->done) {
-            ngx_http_bulk_load_end(ctx);
-            return;
-        }
-
-        ngx_http_bulk_load_finish(ctx,
-            ngx_http_bulk_send_error(r, ctx->status, ctx->code, "%s",
-                                     ctx->err));
+    if (ctx->state == ngx_http_bulk_load_ending) {
+        ngx_http_bulk_load_end(ctx);
         return;
     }
 
-    if (ctx->state == ngx_http_bulk_load_copy && ctx->fetch.finished
-        && !ctx->fetch.consuming)
+    if (ctx->state == ngx_http_bulk_load_copy
+        && ctx->fetch.state == ngx_http_bulk_fetch_over)
     {
-        ctx->fetch.consuming = 1;
-        ngx_http_bulk_load_consume(&ctx->fetch);
-        ctx->fetch.consuming = 0;
+        ngx_http_bulk_fetch_consume(&ctx->fetch);
     }
 }
 
 
+/*
+ * COPY ends: at the end of the source (the last line may have no
+ * newline), or, more set, at a batch boundary of an $import input
+ */
+
 static void
-ngx_http_bulk_load_end_copy(ngx_http_bulk_load_ctx_t *ctx)
+ngx_http_bulk_load_end_copy(ngx_http_bulk_load_ctx_t *ctx, ngx_uint_t more)
 {
     int                 rc;
     ngx_bulk_nd_line_t  l;
 
-    rc = ngx_bulk_nd_end(ctx->nd, &l);
+    if (!more) {
+        rc = ngx_bulk_nd_end(ctx->nd, &l);
 
-    if (rc < 0) {
-        ngx_http_bulk_load_fail(ctx, NGX_HTTP_BAD_GATEWAY, "exception",
-                                "source \"%V\": %s", &ctx->fetch.url,
-                                ngx_bulk_nd_error(ctx->nd));
-        return;
-    }
+        if (rc < 0) {
+            ngx_http_bulk_load_fail(ctx, NGX_HTTP_BAD_GATEWAY, "exception",
+                                    "source \"%V\": %s", &ctx->fetch.url,
+                                    ngx_bulk_nd_error(ctx->nd));
+            return;
+        }
 
-    if (rc == 1 && ngx_http_bulk_load_line(ctx, &l) != NGX_OK) {
-        return;
+        if (rc == 1 && ngx_http_bulk_load_line(ctx, &l) != NGX_OK) {
+            return;
+        }
     }
 
     if (ngx_http_bulk_load_copy_done(ctx) != NGX_OK) {
         return;
     }
 
+    ctx->more = more;
+    ctx->staged = 0;
     ctx->state = ngx_http_bulk_load_copy_end;
 
-    if (ngx_http_bulk_load_flush(ctx) != NGX_OK) {
+    if (ngx_http_bulk_load_flush(ctx) == NGX_ERROR) {
         return;
     }
 
-    ngx_http_bulk_load_results(ctx);
+    ngx_http_bulk_load_process(ctx);
 }
 
 
@@ -1276,20 +1426,15 @@ ngx_http_bulk_load_copy_done(ngx_http_bulk_load_ctx_t *ctx)
     p = ctx->tuple;
 
     if (!ctx->copy_header) {
-        p = ngx_cpymem(p, "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0", 19);
+        p = ngx_bulk_pgcopy_write_header(p);
     }
 
-    p = ngx_http_bulk_put16(p, 0xffff);
+    p = ngx_bulk_pgcopy_write_trailer(p);
 
     if (PQputCopyData(ctx->pc->pg, (char *) ctx->tuple, p - ctx->tuple) != 1
         || PQputCopyEnd(ctx->pc->pg, NULL) == -1)
     {
-        ngx_http_bulk_load_fail(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                "transient", "the database connection was "
-                                "lost: %*s",
-                                ngx_http_bulk_msg_len(
-                                    PQerrorMessage(ctx->pc->pg)),
-                                PQerrorMessage(ctx->pc->pg));
+        ngx_http_bulk_load_lost(ctx, "the database connection was lost");
         return NGX_ERROR;
     }
 
@@ -1300,38 +1445,114 @@ ngx_http_bulk_load_copy_done(ngx_http_bulk_load_ctx_t *ctx)
 }
 
 
-/* $import: this batch is staged, upsert and commit it, then go on */
+/*
+ * The results of the end of COPY, of the duplicate check, of the upserts
+ * or of the commit: NGX_OK when all are in, NGX_AGAIN, NGX_ERROR when the
+ * load failed.  PostgreSQL's refusal is mapped as every error is
+ * (ngx_http_bulk_pg_status()): the documents are the client's.
+ */
+
+static ngx_int_t
+ngx_http_bulk_load_results(ngx_http_bulk_load_ctx_t *ctx)
+{
+    PGconn                     *pg;
+    PGresult                   *res;
+    ngx_uint_t                  status;
+    const char                 *cmd, *n, *code;
+    ngx_http_bulk_load_type_t  *t;
+
+    pg = ctx->pc->pg;
+    t = ctx->types.elts;
+
+    for ( ;; ) {
+        if (PQisBusy(pg)) {
+            if (PQstatus(pg) != CONNECTION_OK) {
+                break;
+            }
+
+            return NGX_AGAIN;
+        }
+
+        res = PQgetResult(pg);
+
+        if (res == NULL) {
+            break;
+        }
+
+        if (ctx->state == ngx_http_bulk_load_check
+            && PQresultStatus(res) == PGRES_TUPLES_OK)
+        {
+            ngx_http_bulk_load_dups(ctx, res);
+            PQclear(res);
+            continue;
+        }
+
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            status = ngx_http_bulk_pg_status(res, 1, &code);
+
+            ngx_http_bulk_load_fail(ctx, status, code,
+                                    "the database refused the load, "
+                                    "nothing was loaded: %*s",
+                                    ngx_http_bulk_pg_msg_len(
+                                        PQresultErrorMessage(res)),
+                                    PQresultErrorMessage(res));
+            PQclear(res);
+            return NGX_ERROR;
+        }
+
+        cmd = PQcmdStatus(res);
+
+        if (ctx->state == ngx_http_bulk_load_upsert
+            && ngx_strncmp(cmd, "INSERT", 6) == 0)
+        {
+            n = PQcmdTuples(res);
+
+            /* with update the _history INSERT comes first for each type */
+
+            if (!ctx->opts.update || ctx->result % 2 == 1) {
+                t[ctx->result / (ctx->opts.update ? 2 : 1)].written +=
+                                       ngx_atoi((u_char *) n, ngx_strlen(n));
+            }
+
+            ctx->result++;
+        }
+
+        PQclear(res);
+    }
+
+    if (PQstatus(pg) != CONNECTION_OK) {
+        ngx_http_bulk_load_lost(ctx, "the database connection was lost, "
+                                     "nothing was loaded");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
 
 static void
-ngx_http_bulk_load_end_batch(ngx_http_bulk_load_ctx_t *ctx)
+ngx_http_bulk_load_send(ngx_http_bulk_load_ctx_t *ctx, const char *sql,
+    ngx_http_bulk_load_state_e state)
 {
-    if (ngx_http_bulk_load_copy_done(ctx) != NGX_OK) {
+    if (ngx_http_bulk_pg_send(ctx->pc, sql) != NGX_OK) {
+        ngx_http_bulk_load_lost(ctx, "the database connection was lost");
         return;
     }
 
-    ctx->state = ngx_http_bulk_load_copy_end;
-    ctx->batching = 1;
-    ctx->staged = 0;
-
-    if (ngx_http_bulk_load_flush(ctx) != NGX_OK) {
-        return;
-    }
-
-    ngx_http_bulk_load_results(ctx);
+    ctx->state = state;
 }
 
 
 /*
- * One upsert per type, in one round trip with the COMMIT:
- * the later line of an id wins (DISTINCT ON ... ORDER BY ln DESC), new
- * rows are 'created', existing ones 'updated' ('recreated' after a
- * delete) with their cts kept.
+ * One upsert per type, in one round trip: the later line of an id wins
+ * (DISTINCT ON ... ORDER BY ln DESC), new rows are 'created', existing
+ * ones 'updated' ('recreated' after a delete) with their cts kept.
  */
 
 static void
 ngx_http_bulk_load_upserts(ngx_http_bulk_load_ctx_t *ctx)
 {
-    u_char                     *sql, *p, *lit, *expr;
+    u_char                     *sql, *p, *doc;
     size_t                      len;
     ngx_uint_t                  i;
     ngx_http_bulk_load_type_t  *t;
@@ -1339,21 +1560,14 @@ ngx_http_bulk_load_upserts(ngx_http_bulk_load_ctx_t *ctx)
 
     t = ctx->types.elts;
 
-    lit = NULL;
-
-    if (ctx->merge.len) {
-        lit = (u_char *) PQescapeLiteral(ctx->pc->pg,
-                                         (char *) ctx->merge.data,
-                                         ctx->merge.len);
-        if (lit == NULL) {
-            ngx_http_bulk_load_fail(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                    "exception", "out of memory");
-            return;
-        }
+    doc = ngx_http_bulk_load_document(ctx);
+    if (doc == NULL) {
+        ngx_http_bulk_load_fail(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                "exception", "out of memory");
+        return;
     }
 
-    len = sizeof("COMMIT")
-          + (lit ? (ngx_strlen(lit) + 64) * ctx->types.nelts : 0);
+    len = sizeof("COMMIT") + (ngx_strlen(doc) + 64) * ctx->types.nelts;
 
     for (i = 0; i < ctx->types.nelts; i++) {
         len += 1024 + 4 * t[i].name.len;
@@ -1361,47 +1575,17 @@ ngx_http_bulk_load_upserts(ngx_http_bulk_load_ctx_t *ctx)
 
     sql = ngx_pnalloc(ctx->request->pool, len);
     if (sql == NULL) {
-        if (lit) {
-            PQfreemem(lit);
-        }
-
         ngx_http_bulk_load_fail(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
                                 "exception", "out of memory");
         return;
     }
-
-    /* the stored document: strip-nulls first, then the merge */
-
-    expr = ngx_pnalloc(ctx->request->pool,
-                       sizeof("(jsonb_strip_nulls(doc::jsonb) || ::jsonb)")
-                       + (lit ? ngx_strlen(lit) : 0));
-    if (expr == NULL) {
-        if (lit) {
-            PQfreemem(lit);
-        }
-
-        ngx_http_bulk_load_fail(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                "exception", "out of memory");
-        return;
-    }
-
-    p = ngx_sprintf(expr, "%s%sdoc::jsonb%s",
-                    lit ? "(" : "",
-                    ctx->strip_nulls ? "jsonb_strip_nulls(" : "",
-                    ctx->strip_nulls ? ")" : "");
-
-    if (lit) {
-        p = ngx_sprintf(p, " || %s::jsonb)", lit);
-    }
-
-    *p = '\0';
 
     p = sql;
 
     for (i = 0; i < ctx->types.nelts; i++) {
         ngx_strlow(low, t[i].name.data, t[i].name.len);
 
-        if (ctx->update) {
+        if (ctx->opts.update) {
             p = ngx_sprintf(p,
                     "INSERT INTO \"%*s_history\" (id, txid, cts, ts,"
                     " resource_type, status, resource)"
@@ -1427,28 +1611,60 @@ ngx_http_bulk_load_upserts(ngx_http_bulk_load_ctx_t *ctx)
                 " resource = excluded.resource;",
                 t[i].name.len, low,
                 t[i].dups ? "DISTINCT ON (id)" : "",
-                ctx->txid, &t[i].name, expr, &t[i].name,
+                ctx->txid, &t[i].name, doc, &t[i].name,
                 t[i].dups ? " ORDER BY id, ln DESC" : "");
     }
 
     *p = '\0';
 
+    ctx->result = 0;
+
+    ngx_http_bulk_load_send(ctx, (char *) sql, ngx_http_bulk_load_upsert);
+}
+
+
+/* the stored document's expression: strip-nulls first, then the merge */
+
+static u_char *
+ngx_http_bulk_load_document(ngx_http_bulk_load_ctx_t *ctx)
+{
+    u_char  *expr, *p, *lit;
+
+    lit = NULL;
+
+    if (ctx->opts.merge.len) {
+        lit = (u_char *) PQescapeLiteral(ctx->pc->pg,
+                                         (char *) ctx->opts.merge.data,
+                                         ctx->opts.merge.len);
+        if (lit == NULL) {
+            return NULL;
+        }
+    }
+
+    expr = ngx_pnalloc(ctx->request->pool,
+                       sizeof("(jsonb_strip_nulls(doc::jsonb) || ::jsonb)")
+                       + (lit ? ngx_strlen(lit) : 0));
+    if (expr == NULL) {
+        if (lit) {
+            PQfreemem(lit);
+        }
+
+        return NULL;
+    }
+
+    p = ngx_sprintf(expr, "%s%sdoc::jsonb%s",
+                    lit ? "(" : "",
+                    ctx->opts.strip_nulls ? "jsonb_strip_nulls(" : "",
+                    ctx->opts.strip_nulls ? ")" : "");
+
     if (lit) {
+        p = ngx_sprintf(p, " || %s::jsonb)", lit);
         PQfreemem(lit);
     }
 
-    if (ngx_http_bulk_pg_send(ctx->pc, (char *) sql) != NGX_OK) {
-        ngx_http_bulk_load_fail(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                "transient", "the database connection was "
-                                "lost: %*s",
-                                ngx_http_bulk_msg_len(
-                                    PQerrorMessage(ctx->pc->pg)),
-                                PQerrorMessage(ctx->pc->pg));
-        return;
-    }
+    *p = '\0';
 
-    ctx->state = ngx_http_bulk_load_upsert;
-    ctx->result = 0;
+    return expr;
 }
 
 
@@ -1478,143 +1694,14 @@ ngx_http_bulk_load_dups(ngx_http_bulk_load_ctx_t *ctx, PGresult *res)
 }
 
 
-/* results of the end of COPY, of the duplicate check and of the upserts */
+/* committed: the next batch of an $import input, or the answer */
 
 static void
-ngx_http_bulk_load_results(ngx_http_bulk_load_ctx_t *ctx)
+ngx_http_bulk_load_committed(ngx_http_bulk_load_ctx_t *ctx)
 {
-    PGconn                     *pg;
-    PGresult                   *res;
-    const char                 *cmd, *n;
-    ngx_http_bulk_load_type_t  *t;
+    ctx->batches++;
 
-    pg = ctx->pc->pg;
-    t = ctx->types.elts;
-
-    for ( ;; ) {
-        if (PQisBusy(pg)) {
-            if (PQstatus(pg) != CONNECTION_OK) {
-                break;
-            }
-
-            return;
-        }
-
-        res = PQgetResult(pg);
-
-        if (res == NULL) {
-            break;
-        }
-
-        if (ctx->state == ngx_http_bulk_load_check
-            && PQresultStatus(res) == PGRES_TUPLES_OK)
-        {
-            ngx_http_bulk_load_dups(ctx, res);
-            PQclear(res);
-            continue;
-        }
-
-        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-            ngx_http_bulk_load_fail(ctx,
-                                    PQresultErrorField(res, PG_DIAG_SQLSTATE)
-                                    ? NGX_HTTP_BULK_UNPROCESSABLE
-                                    : NGX_HTTP_SERVICE_UNAVAILABLE,
-                                    PQresultErrorField(res, PG_DIAG_SQLSTATE)
-                                    ? "processing" : "transient",
-                                    "the database refused the load, "
-                                    "nothing was loaded: %*s",
-                                    ngx_http_bulk_msg_len(
-                                        PQresultErrorMessage(res)),
-                                    PQresultErrorMessage(res));
-            PQclear(res);
-            return;
-        }
-
-        cmd = PQcmdStatus(res);
-
-        if (ctx->state == ngx_http_bulk_load_upsert
-            && ngx_strncmp(cmd, "INSERT", 6) == 0)
-        {
-            n = PQcmdTuples(res);
-
-            /* with update the _history INSERT comes first for each type */
-
-            if (!ctx->update || ctx->result % 2 == 1) {
-                t[ctx->result / (ctx->update ? 2 : 1)].written +=
-                                       ngx_atoi((u_char *) n, ngx_strlen(n));
-            }
-
-            ctx->result++;
-        }
-
-        PQclear(res);
-    }
-
-    if (PQstatus(pg) != CONNECTION_OK) {
-        ngx_http_bulk_load_fail(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                "transient", "the database connection was "
-                                "lost, nothing was loaded: %*s",
-                                ngx_http_bulk_msg_len(PQerrorMessage(pg)),
-                                PQerrorMessage(pg));
-        return;
-    }
-
-    if (ctx->state == ngx_http_bulk_load_copy_end) {
-
-        /*
-         * which types have an id twice: only those pay for sorting the
-         * staged documents to keep the later line
-         */
-
-        if (ngx_http_bulk_pg_send(ctx->pc,
-                "SELECT DISTINCT rt FROM (SELECT rt, id FROM bulk_load_stage"
-                " GROUP BY rt, id HAVING count(*) > 1) d")
-            != NGX_OK)
-        {
-            ngx_http_bulk_load_fail(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                    "transient", "the database connection "
-                                    "was lost: %*s",
-                                    ngx_http_bulk_msg_len(PQerrorMessage(pg)),
-                                    PQerrorMessage(pg));
-            return;
-        }
-
-        ctx->state = ngx_http_bulk_load_check;
-        return;
-    }
-
-    if (ctx->state == ngx_http_bulk_load_check) {
-        ngx_http_bulk_load_upserts(ctx);
-        return;
-    }
-
-    if (ctx->state == ngx_http_bulk_load_upsert) {
-
-        /*
-         * COMMIT goes alone, after the upserts answered: a client that
-         * went away meanwhile closed the connection, and the backend,
-         * finding it closed, rolls back instead of committing
-         */
-
-        if (ngx_http_bulk_pg_send(ctx->pc, "COMMIT") != NGX_OK) {
-            ngx_http_bulk_load_fail(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                    "transient", "the database connection "
-                                    "was lost: %*s",
-                                    ngx_http_bulk_msg_len(PQerrorMessage(pg)),
-                                    PQerrorMessage(pg));
-            return;
-        }
-
-        ctx->state = ngx_http_bulk_load_commit;
-        return;
-    }
-
-    /* committed */
-
-    if (ctx->batching) {
-        ctx->batching = 0;
-        ctx->batches++;
-
+    if (ctx->more) {
         ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ctx->request->connection->log, 0,
                        "bulk load: batch %ui of \"%V\" committed",
                        ctx->batches, &ctx->fetch.url);
@@ -1623,45 +1710,171 @@ ngx_http_bulk_load_results(ngx_http_bulk_load_ctx_t *ctx)
         return;
     }
 
-    ctx->batches++;
-
     ngx_http_bulk_pg_release(ctx->pc, 1);
     ctx->pc = NULL;
-    ctx->state = ngx_http_bulk_load_done;
 
-    ngx_http_bulk_load_answer(ctx);
+    ctx->state = ngx_http_bulk_load_ending;
+
+    ngx_http_bulk_load_end(ctx);
 }
 
 
+static ngx_uint_t
+ngx_http_bulk_load_total(ngx_http_bulk_load_ctx_t *ctx)
+{
+    ngx_uint_t                  i, total;
+    ngx_http_bulk_load_type_t  *t;
+
+    t = ctx->types.elts;
+    total = 0;
+
+    for (i = 0; i < ctx->types.nelts; i++) {
+        total += t[i].written;
+    }
+
+    return total;
+}
+
+
+/*
+ * A failure: the database connection is closed, which rolls back
+ * everything of this load (the committed batches of an $import input
+ * stay); the answer waits for the subrequest to end.
+ */
+
 static void
+ngx_http_bulk_load_fail(ngx_http_bulk_load_ctx_t *ctx, ngx_uint_t status,
+    const char *code, const char *fmt, ...)
+{
+    u_char              *p;
+    va_list              args;
+    ngx_http_request_t  *r;
+
+    r = ctx->request;
+
+    if (ctx->state >= ngx_http_bulk_load_ending) {
+        return;
+    }
+
+    ctx->state = ngx_http_bulk_load_ending;
+    ctx->status = status;
+    ctx->code = code;
+
+    if (ctx->watch.timer_set) {
+        ngx_del_timer(&ctx->watch);
+    }
+
+    va_start(args, fmt);
+    p = ngx_vslprintf(ctx->err, ctx->err + sizeof(ctx->err) - 1, fmt, args);
+    va_end(args);
+    *p = '\0';
+
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "bulk load from \"%V\" failed, %s: %s", &ctx->fetch.url,
+                  ctx->batch ? "committed batches stay" : "nothing loaded",
+                  ctx->err);
+
+    if (ctx->pc) {
+        ngx_http_bulk_pg_release(ctx->pc, 0);
+        ctx->pc = NULL;
+    }
+
+    /* drop what the source still holds back, and stop it */
+
+    ngx_http_bulk_fetch_drop(&ctx->fetch, r->pool);
+
+    if (ctx->fetch.sr) {
+        /* the subrequest ends first; its end wakes the parent */
+        ngx_http_bulk_fetch_stop(&ctx->fetch);
+        return;
+    }
+
+    ngx_http_bulk_load_end(ctx);
+}
+
+
+/* the connection failed: what libpq says of it */
+
+static void
+ngx_http_bulk_load_lost(ngx_http_bulk_load_ctx_t *ctx, const char *what)
+{
+    const char  *msg;
+
+    msg = PQerrorMessage(ctx->pc->pg);
+
+    ngx_http_bulk_load_fail(ctx, NGX_HTTP_SERVICE_UNAVAILABLE, "transient",
+                            "%s: %*s", what, ngx_http_bulk_pg_msg_len(msg),
+                            msg);
+}
+
+
+/*
+ * The load is over, and so is its fetch: $load answers, an $import input
+ * tells its job.
+ */
+
+static void
+ngx_http_bulk_load_end(ngx_http_bulk_load_ctx_t *ctx)
+{
+    ngx_int_t            rc;
+    ngx_http_request_t  *r;
+
+    if (ctx->fetch.sr) {
+        /* the subrequest is still finishing: its end wakes the parent */
+        return;
+    }
+
+    r = ctx->request;
+
+    ctx->state = ngx_http_bulk_load_done;
+
+    if (ctx->watch.timer_set) {
+        ngx_del_timer(&ctx->watch);
+    }
+
+    r->write_event_handler = ngx_http_request_empty_handler;
+
+    ctx->stats.errors = ctx->errors;
+    ctx->stats.bytes = ctx->nd ? (off_t) ngx_bulk_nd_bytes(ctx->nd) : 0;
+    ctx->stats.rows = ctx->status ? 0 : ngx_http_bulk_load_total(ctx);
+
+    if (ctx->done) {
+        ctx->done(ctx, ctx->data);
+        return;
+    }
+
+    if (ctx->status) {
+        rc = ngx_http_bulk_send_error(r, ctx->status, ctx->code, "%s",
+                                      ctx->err);
+
+    } else {
+        rc = ngx_http_bulk_load_answer(ctx);
+    }
+
+    ngx_http_finalize_request(r, rc);
+}
+
+
+/* success: {"total": N} or {"<Type>": N, ...}, with the bad lines */
+
+static ngx_int_t
 ngx_http_bulk_load_answer(ngx_http_bulk_load_ctx_t *ctx)
 {
     size_t                       len;
     u_char                      *p;
     ngx_buf_t                   *b;
-    ngx_int_t                    rc;
     ngx_uint_t                   i, total;
-    ngx_chain_t                  out;
     ngx_http_request_t          *r;
     ngx_http_bulk_load_type_t   *t;
     ngx_http_bulk_load_issue_t  *is;
 
     r = ctx->request;
 
-    if (ctx->fetch.sr) {
-        /* the subrequest is still finishing: answer when it is over */
-        return;
-    }
-
-    if (ctx->done) {
-        ngx_http_bulk_load_end(ctx);
-        return;
-    }
-
     t = ctx->types.elts;
     is = ctx->issues.elts;
 
-    len = sizeof("{\"total\":,\"errors\":,\"issues\":[]}\n") + NGX_INT_T_LEN * 2;
+    len = sizeof("{\"total\":,\"errors\":,\"issues\":[]}\n")
+          + NGX_INT_T_LEN * 2;
 
     for (i = 0; i < ctx->types.nelts; i++) {
         len += t[i].name.len + NGX_INT_T_LEN + 6;
@@ -1674,18 +1887,13 @@ ngx_http_bulk_load_answer(ngx_http_bulk_load_ctx_t *ctx)
 
     b = ngx_create_temp_buf(r->pool, len);
     if (b == NULL) {
-        ngx_http_bulk_load_finish(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     p = b->last;
     *p++ = '{';
 
-    total = 0;
-
-    for (i = 0; i < ctx->types.nelts; i++) {
-        total += t[i].written;
-    }
+    total = ngx_http_bulk_load_total(ctx);
 
     if (ctx->type.len) {
         p = ngx_sprintf(p, "\"total\":%ui", total);
@@ -1715,143 +1923,12 @@ ngx_http_bulk_load_answer(ngx_http_bulk_load_ctx_t *ctx)
     *p++ = '}';
     *p++ = '\n';
     b->last = p;
-    b->last_buf = 1;
-    b->last_in_chain = 1;
 
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "bulk load from \"%V\" done: %ui resources, %ui bad lines, "
                   "txid %L", &ctx->fetch.url, total, ctx->errors, ctx->txid);
 
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = p - b->pos;
-    ngx_str_set(&r->headers_out.content_type, "application/json");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        ngx_http_bulk_load_finish(ctx, rc);
-        return;
-    }
-
-    out.buf = b;
-    out.next = NULL;
-
-    ngx_http_bulk_load_finish(ctx, ngx_http_output_filter(r, &out));
-}
-
-
-/*
- * A failure: the database connection is closed, which rolls back
- * everything of this load; the answer waits for the subrequest to end.
- */
-
-static void
-ngx_http_bulk_load_fail(ngx_http_bulk_load_ctx_t *ctx, ngx_uint_t status,
-    const char *code, const char *fmt, ...)
-{
-    u_char              *p;
-    va_list              args;
-    ngx_chain_t         *cl;
-    ngx_http_request_t  *r;
-
-    r = ctx->request;
-
-    if (ctx->failed) {
-        return;
-    }
-
-    ctx->failed = 1;
-    ctx->state = ngx_http_bulk_load_done;
-    ctx->status = status;
-
-    if (ctx->watch.timer_set) {
-        ngx_del_timer(&ctx->watch);
-    }
-    ctx->code = code;
-
-    va_start(args, fmt);
-    p = ngx_vslprintf(ctx->err, ctx->err + sizeof(ctx->err) - 1, fmt, args);
-    va_end(args);
-    *p = '\0';
-
-    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                  "bulk load from \"%V\" failed, %s: %s", &ctx->fetch.url,
-                  ctx->batch ? "committed batches stay" : "nothing loaded",
-                  ctx->err);
-
-    if (ctx->pc) {
-        ngx_http_bulk_pg_release(ctx->pc, 0);
-        ctx->pc = NULL;
-    }
-
-    /* drop what the source still holds back, and stop it */
-
-    while (ctx->fetch.held) {
-        cl = ctx->fetch.held;
-        cl->buf->pos = cl->buf->last;
-        ctx->fetch.held = cl->next;
-        ngx_free_chain(r->pool, cl);
-    }
-
-    ctx->fetch.held_last = &ctx->fetch.held;
-
-    if (ctx->fetch.sr) {
-        /* the subrequest ends first; its end wakes the parent */
-        ngx_http_bulk_fetch_stop(&ctx->fetch);
-        return;
-    }
-
-    if (ctx->done) {
-        ngx_http_bulk_load_end(ctx);
-        return;
-    }
-
-    ngx_http_bulk_load_finish(ctx,
-        ngx_http_bulk_send_error(r, status, code, "%s", ctx->err));
-}
-
-
-/* $import: the input is over (ctx->failed tells how); no HTTP answer */
-
-static void
-ngx_http_bulk_load_end(ngx_http_bulk_load_ctx_t *ctx)
-{
-    ctx->answered = 1;
-    ctx->state = ngx_http_bulk_load_done;
-    ctx->request->write_event_handler = ngx_http_request_empty_handler;
-
-    ctx->done(ctx);
-}
-
-
-static void
-ngx_http_bulk_load_finish(ngx_http_bulk_load_ctx_t *ctx, ngx_int_t rc)
-{
-    ngx_uint_t                  i;
-    ngx_http_bulk_load_type_t  *t;
-
-    ctx->stats.errors = ctx->errors;
-    ctx->stats.bytes = ctx->nd ? (off_t) ngx_bulk_nd_bytes(ctx->nd) : 0;
-    ctx->stats.rows = 0;
-
-    if (!ctx->failed) {
-        t = ctx->types.elts;
-
-        for (i = 0; i < ctx->types.nelts; i++) {
-            ctx->stats.rows += t[i].written;
-        }
-    }
-
-    ctx->answered = 1;
-    ctx->state = ngx_http_bulk_load_done;
-
-    if (ctx->watch.timer_set) {
-        ngx_del_timer(&ctx->watch);
-    }
-    ctx->request->write_event_handler = ngx_http_request_empty_handler;
-
-    ngx_http_finalize_request(ctx->request, rc);
+    return ngx_http_bulk_send_json(r, NGX_HTTP_OK, b);
 }
 
 

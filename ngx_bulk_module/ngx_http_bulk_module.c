@@ -1,37 +1,52 @@
 
 /*
  * ngx_bulk: the Aidbox Bulk API as an nginx module.
- * Directives, configuration, the content handler and error answers.
+ *
+ * The registry: directives, configuration create and merge, the log
+ * variables, the worker's init and exit hooks, and the content handler
+ * that hands a request to its operation (ngx_http_bulk_dump.c,
+ * ngx_http_bulk_dump_sql.c, ngx_http_bulk_load.c, ngx_http_bulk_import.c)
+ * once its method is one the operation takes.  docs/architecture.md
+ * draws the layers.
  */
 
 
 #include "ngx_http_bulk_module.h"
-#include "ngx_bulk_json.h"
-#include "ngx_bulk_format.h"
-#include <yajl/yajl_gen.h>
+#include "ngx_http_bulk_util.h"
+#include "ngx_http_bulk_pg.h"
+#include "ngx_http_bulk_body.h"
+#include "ngx_http_bulk_fetch.h"
+#include "ngx_http_bulk_dump.h"
+#include "ngx_http_bulk_dump_sql.h"
+#include "ngx_http_bulk_load.h"
+#include "ngx_http_bulk_import.h"
+#include "ngx_bulk_fhir_schema.h"
 
 
-/* the worker's format converter, made on first use */
-static ngx_bulk_fmt_t  *ngx_http_bulk_fmt_worker;
+/*
+ * An operation: the methods it takes, what a 405 says, whether it reads
+ * a request body (else the body is discarded before its handler runs)
+ */
+
+typedef struct {
+    ngx_uint_t                    methods;
+    const char                   *allow;
+    const char                   *name;
+    const char                   *use;
+    ngx_uint_t                    body;
+    ngx_http_handler_pt           handler;
+} ngx_http_bulk_op_t;
 
 
 static ngx_int_t ngx_http_bulk_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_bulk_add_variables(ngx_conf_t *cf);
-static ngx_int_t ngx_http_bulk_init_process(ngx_cycle_t *cycle);
-static void ngx_http_bulk_exit_process(ngx_cycle_t *cycle);
-static ngx_int_t ngx_http_bulk_postconfiguration(ngx_conf_t *cf);
-static ngx_int_t ngx_http_bulk_check_fetchers(ngx_conf_t *cf);
-static yajl_gen_status ngx_http_bulk_json_gen(yajl_gen g, yajl_val v);
 static ngx_int_t ngx_http_bulk_stats_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_bulk_postconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_http_bulk_init_process(ngx_cycle_t *cycle);
+static void ngx_http_bulk_exit_process(ngx_cycle_t *cycle);
 static void *ngx_http_bulk_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_bulk_init_main_conf(ngx_conf_t *cf, void *conf);
-static char *ngx_http_bulk_import_zone(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-static char *ngx_http_bulk_import_status(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-static ngx_shm_zone_t *ngx_http_bulk_add_zone(ngx_conf_t *cf,
-    ngx_str_t *name, size_t size);
 static void *ngx_http_bulk_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
@@ -45,8 +60,15 @@ static char *ngx_http_bulk_op(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_bulk_load(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-static char *ngx_http_bulk_set_op(ngx_conf_t *cf, ngx_http_bulk_loc_conf_t *blcf,
-    ngx_uint_t op);
+static char *ngx_http_bulk_import_status(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_bulk_import_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_bulk_set_op(ngx_conf_t *cf,
+    ngx_http_bulk_loc_conf_t *blcf, ngx_uint_t op);
+static char *ngx_http_bulk_format(ngx_conf_t *cf,
+    ngx_http_bulk_loc_conf_t *blcf, ngx_str_t *value);
+static char *ngx_http_bulk_type(ngx_conf_t *cf, ngx_str_t *type);
 
 
 static ngx_command_t  ngx_http_bulk_commands[] = {
@@ -76,7 +98,7 @@ static ngx_command_t  ngx_http_bulk_commands[] = {
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_bulk_dump,
       NGX_HTTP_LOC_CONF_OFFSET,
-      0,
+      offsetof(ngx_http_bulk_loc_conf_t, dump_type),
       NULL },
 
     { ngx_string("bulk_dump_sql"),
@@ -97,7 +119,7 @@ static ngx_command_t  ngx_http_bulk_commands[] = {
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
       ngx_http_bulk_load,
       NGX_HTTP_LOC_CONF_OFFSET,
-      0,
+      NGX_HTTP_BULK_OP_LOAD,
       NULL },
 
     { ngx_string("bulk_fetch"),
@@ -123,7 +145,7 @@ static ngx_command_t  ngx_http_bulk_commands[] = {
 
     { ngx_string("bulk_import"),
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_bulk_op,
+      ngx_http_bulk_load,
       NGX_HTTP_LOC_CONF_OFFSET,
       NGX_HTTP_BULK_OP_IMPORT,
       NULL },
@@ -132,7 +154,7 @@ static ngx_command_t  ngx_http_bulk_commands[] = {
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_bulk_import_status,
       NGX_HTTP_LOC_CONF_OFFSET,
-      0,
+      offsetof(ngx_http_bulk_loc_conf_t, status_id),
       NULL },
 
     { ngx_string("bulk_import_zone"),
@@ -191,57 +213,28 @@ ngx_module_t  ngx_http_bulk_module = {
 };
 
 
-static ngx_int_t
-ngx_http_bulk_postconfiguration(ngx_conf_t *cf)
-{
-    if (ngx_http_bulk_check_fetchers(cf) != NGX_OK) {
-        return NGX_ERROR;
-    }
+/* by NGX_HTTP_BULK_OP_* */
 
-    if (ngx_http_bulk_fetch_init(cf) != NGX_OK) {
-        return NGX_ERROR;
-    }
+static ngx_http_bulk_op_t  ngx_http_bulk_ops[] = {
 
-    return ngx_http_bulk_body_init(cf);
-}
+    { 0, NULL, NULL, NULL, 0, NULL },
 
+    { NGX_HTTP_GET|NGX_HTTP_HEAD, "GET, HEAD", "$dump", "GET or HEAD", 0,
+      ngx_http_bulk_dump_handler },
 
-static ngx_int_t
-ngx_http_bulk_init_process(ngx_cycle_t *cycle)
-{
-    ngx_http_bulk_import_init_process(cycle);
+    { NGX_HTTP_POST, "POST", "$dump-sql", "POST", 1,
+      ngx_http_bulk_dump_sql_handler },
 
-    return NGX_OK;
-}
+    { NGX_HTTP_POST, "POST", "$load", "POST", 1,
+      ngx_http_bulk_load_handler },
 
+    { NGX_HTTP_POST, "POST", "$import", "POST", 1,
+      ngx_http_bulk_import_handler },
 
-static void
-ngx_http_bulk_exit_process(ngx_cycle_t *cycle)
-{
-    ngx_http_bulk_import_exit_process(cycle);
-    ngx_http_bulk_pg_exit(cycle);
-
-    if (ngx_http_bulk_fmt_worker) {
-        ngx_bulk_fmt_destroy(ngx_http_bulk_fmt_worker);
-        ngx_http_bulk_fmt_worker = NULL;
-    }
-}
-
-
-/*
- * One converter per worker: it is used for one document at a time and
- * reuses its buffers, so rows cost no allocations.
- */
-
-ngx_bulk_fmt_t *
-ngx_http_bulk_fmt(void)
-{
-    if (ngx_http_bulk_fmt_worker == NULL) {
-        ngx_http_bulk_fmt_worker = ngx_bulk_fmt_create();
-    }
-
-    return ngx_http_bulk_fmt_worker;
-}
+    { NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_DELETE, "GET, DELETE",
+      "BulkImportStatus", "GET or DELETE", 0,
+      ngx_http_bulk_import_status_handler }
+};
 
 
 static ngx_http_variable_t  ngx_http_bulk_vars[] = {
@@ -284,12 +277,6 @@ ngx_http_bulk_add_variables(ngx_conf_t *cf)
     return NGX_OK;
 }
 
-
-/*
- * $bulk_rows, $bulk_errors, $bulk_bytes, $bulk_db_time (seconds with
- * milliseconds, the time the request held a database connection, queueing
- * for the pool included); empty for requests of other modules
- */
 
 static ngx_int_t
 ngx_http_bulk_stats_variable(ngx_http_request_t *r,
@@ -350,355 +337,70 @@ ngx_http_bulk_stats_variable(ngx_http_request_t *r,
 
 
 static ngx_int_t
+ngx_http_bulk_postconfiguration(ngx_conf_t *cf)
+{
+    if (ngx_http_bulk_fetch_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_bulk_body_init(cf);
+}
+
+
+static ngx_int_t
+ngx_http_bulk_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_bulk_import_init_process(cycle);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_bulk_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_bulk_import_exit_process(cycle);
+    ngx_http_bulk_pg_exit(cycle);
+    ngx_http_bulk_fmt_free();
+}
+
+
+/* the content handler of every operation's location */
+
+static ngx_int_t
 ngx_http_bulk_handler(ngx_http_request_t *r)
 {
     ngx_int_t                  rc;
+    ngx_http_bulk_op_t        *op;
     ngx_http_bulk_loc_conf_t  *blcf;
 
     blcf = ngx_http_get_module_loc_conf(r, ngx_http_bulk_module);
+    op = &ngx_http_bulk_ops[blcf->op];
 
-    switch (blcf->op) {
+    if (op->handler == NULL) {
+        return NGX_DECLINED;
+    }
 
-    case NGX_HTTP_BULK_OP_DUMP:
-        return ngx_http_bulk_dump_handler(r);
-
-    case NGX_HTTP_BULK_OP_DUMP_SQL:
-        return ngx_http_bulk_dump_sql_handler(r);
-
-    case NGX_HTTP_BULK_OP_LOAD:
-        return ngx_http_bulk_load_handler(r);
-
-    case NGX_HTTP_BULK_OP_IMPORT:
-        return ngx_http_bulk_import_handler(r);
-
-    case NGX_HTTP_BULK_OP_STATUS:
-        return ngx_http_bulk_import_status_handler(r);
-
-    default:
+    if (!(r->method & op->methods) || !op->body) {
         rc = ngx_http_discard_request_body(r);
         if (rc != NGX_OK) {
             return rc;
         }
-
-        return ngx_http_bulk_send_error(r, NGX_HTTP_NOT_IMPLEMENTED,
-                                        "not-supported",
-                                        "this operation is not implemented "
-                                        "yet by ngx_bulk");
-    }
-}
-
-
-/* the length of a libpq message without its trailing newline */
-
-size_t
-ngx_http_bulk_msg_len(const char *msg)
-{
-    size_t  len;
-
-    if (msg == NULL) {
-        return 0;
     }
 
-    len = ngx_strlen(msg);
-
-    while (len && (msg[len - 1] == '\n' || msg[len - 1] == ' ')) {
-        len--;
-    }
-
-    return len;
-}
-
-
-/* a yajl tree value as compact JSON text in pool memory */
-
-ngx_int_t
-ngx_http_bulk_json_text(ngx_pool_t *pool, yajl_val v, ngx_str_t *out)
-{
-    size_t                len;
-    yajl_gen              g;
-    const unsigned char  *buf;
-
-    g = yajl_gen_alloc(NULL);
-    if (g == NULL) {
-        return NGX_ERROR;
-    }
-
-    if (ngx_http_bulk_json_gen(g, v) != yajl_gen_status_ok
-        || yajl_gen_get_buf(g, &buf, &len) != yajl_gen_status_ok)
-    {
-        yajl_gen_free(g);
-        return NGX_ERROR;
-    }
-
-    out->data = ngx_pnalloc(pool, len);
-    if (out->data == NULL) {
-        yajl_gen_free(g);
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(out->data, buf, len);
-    out->len = len;
-
-    yajl_gen_free(g);
-
-    return NGX_OK;
-}
-
-
-static yajl_gen_status
-ngx_http_bulk_json_gen(yajl_gen g, yajl_val v)
-{
-    size_t           i;
-    yajl_gen_status  st;
-
-    switch (v->type) {
-
-    case yajl_t_string:
-        return yajl_gen_string(g, (const unsigned char *) v->u.string,
-                               ngx_strlen(v->u.string));
-
-    case yajl_t_number:
-        return yajl_gen_number(g, v->u.number.r, ngx_strlen(v->u.number.r));
-
-    case yajl_t_true:
-        return yajl_gen_bool(g, 1);
-
-    case yajl_t_false:
-        return yajl_gen_bool(g, 0);
-
-    case yajl_t_null:
-        return yajl_gen_null(g);
-
-    case yajl_t_object:
-        st = yajl_gen_map_open(g);
-
-        for (i = 0; st == yajl_gen_status_ok && i < v->u.object.len; i++) {
-            st = yajl_gen_string(g,
-                                 (const unsigned char *) v->u.object.keys[i],
-                                 ngx_strlen(v->u.object.keys[i]));
-            if (st == yajl_gen_status_ok) {
-                st = ngx_http_bulk_json_gen(g, v->u.object.values[i]);
-            }
-        }
-
-        return st == yajl_gen_status_ok ? yajl_gen_map_close(g) : st;
-
-    case yajl_t_array:
-        st = yajl_gen_array_open(g);
-
-        for (i = 0; st == yajl_gen_status_ok && i < v->u.array.len; i++) {
-            st = ngx_http_bulk_json_gen(g, v->u.array.values[i]);
-        }
-
-        return st == yajl_gen_status_ok ? yajl_gen_array_close(g) : st;
-
-    default:
-        return yajl_gen_invalid_string;
-    }
-}
-
-
-ngx_int_t
-ngx_http_bulk_str_cmp(const void *a, const void *b)
-{
-    const ngx_str_t  *x = a, *y = b;
-
-    if (x->len != y->len) {
-        return x->len < y->len ? -1 : 1;
-    }
-
-    return ngx_memcmp(x->data, y->data, x->len);
-}
-
-
-ngx_str_t *
-ngx_http_bulk_bsearch(ngx_str_t *key, ngx_str_t *base, ngx_uint_t n)
-{
-    int         rc;
-    ngx_uint_t  lo, hi, mid;
-
-    lo = 0;
-    hi = n;
-
-    while (lo < hi) {
-        mid = lo + (hi - lo) / 2;
-        rc = ngx_http_bulk_str_cmp(key, &base[mid]);
-
-        if (rc == 0) {
-            return &base[mid];
-        }
-
-        if (rc < 0) {
-            hi = mid;
-
-        } else {
-            lo = mid + 1;
-        }
-    }
-
-    return NULL;
-}
-
-
-ngx_int_t
-ngx_http_bulk_add_header(ngx_http_request_t *r, const char *key,
-    const char *value)
-{
-    ngx_table_elt_t  *h;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->hash = 1;
-    h->key.data = (u_char *) key;
-    h->key.len = ngx_strlen(key);
-    h->value.data = (u_char *) value;
-    h->value.len = ngx_strlen(value);
-
-    return NGX_OK;
-}
-
-
-ngx_int_t
-ngx_http_bulk_send_error(ngx_http_request_t *r, ngx_uint_t status,
-    const char *code, const char *fmt, ...)
-{
-    u_char       *p, *last;
-    size_t        len;
-    va_list       args;
-    ngx_int_t     rc;
-    ngx_buf_t    *b;
-    ngx_uint_t    level;
-    ngx_chain_t   out;
-    u_char        text[1024];
-
-    va_start(args, fmt);
-    last = ngx_vslprintf(text, text + sizeof(text), fmt, args);
-    va_end(args);
-
-    len = sizeof("{\"resourceType\":\"OperationOutcome\",\"issue\":"
-                 "[{\"severity\":\"error\",\"code\":\"\","
-                 "\"diagnostics\":\"\"}]}\n") - 1
-          + ngx_strlen(code) + 6 * (last - text);
-
-    b = ngx_create_temp_buf(r->pool, len);
-    if (b == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    p = ngx_sprintf(b->last, "{\"resourceType\":\"OperationOutcome\","
-                    "\"issue\":[{\"severity\":\"error\",\"code\":\"%s\","
-                    "\"diagnostics\":\"", code);
-    p += ngx_bulk_json_escape(p, text, last - text);
-    p = ngx_cpymem(p, "\"}]}\n", sizeof("\"}]}\n") - 1);
-    b->last = p;
-
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
-
-    level = (status >= NGX_HTTP_INTERNAL_SERVER_ERROR) ? NGX_LOG_ERR
-                                                       : NGX_LOG_INFO;
-
-    ngx_log_error(level, r->connection->log, 0, "bulk: %ui %s: %*s",
-                  status, code, last - text, text);
-
-    r->headers_out.status = status;
-    r->headers_out.content_length_n = b->last - b->pos;
-    ngx_str_set(&r->headers_out.content_type, "application/json");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-    r->headers_out.content_type_lowcase = NULL;
-
-    if (r->headers_out.content_encoding) {
-        r->headers_out.content_encoding->hash = 0;
-        r->headers_out.content_encoding = NULL;
-    }
-
-    if (status == NGX_HTTP_SERVICE_UNAVAILABLE) {
-        if (ngx_http_bulk_add_header(r, "Retry-After",
-                                     NGX_HTTP_BULK_RETRY_AFTER)
-            != NGX_OK)
-        {
+    if (!(r->method & op->methods)) {
+        if (ngx_http_bulk_add_header(r, "Allow", op->allow) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
+
+        return ngx_http_bulk_send_error(r, NGX_HTTP_NOT_ALLOWED,
+                                        "not-supported",
+                                        "method %V is not allowed on %s, "
+                                        "use %s", &r->method_name,
+                                        op->name, op->use);
     }
 
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
-}
-
-
-/*
- * An error result of PostgreSQL (or a lost connection when res is NULL or
- * carries no SQLSTATE) as an OperationOutcome: connection and server
- * availability classes are 503, a statement timeout 504, anything else
- * the caller's status (422 for the client's own SQL).
- */
-
-ngx_int_t
-ngx_http_bulk_send_pg_error(ngx_http_request_t *r, PGresult *res, PGconn *pg,
-    ngx_uint_t status)
-{
-    u_char      *p;
-    size_t       len;
-    const char  *state, *msg, *pos;
-
-    state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-
-    if (msg == NULL) {
-        msg = res ? PQresultErrorMessage(res) : PQerrorMessage(pg);
-    }
-
-    len = ngx_strlen(msg);
-    p = (u_char *) msg + len;
-
-    while (p > (u_char *) msg && (p[-1] == '\n' || p[-1] == ' ')) {
-        p--;
-    }
-
-    len = p - (u_char *) msg;
-
-    if (state == NULL
-        || ngx_strncmp(state, "08", 2) == 0
-        || ngx_strncmp(state, "57P", 3) == 0
-        || ngx_strncmp(state, "53", 2) == 0)
-    {
-        return ngx_http_bulk_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                        "transient",
-                                        "database unavailable: %*s",
-                                        len, msg);
-    }
-
-    if (ngx_strcmp(state, "57014") == 0) {
-        return ngx_http_bulk_send_error(r, NGX_HTTP_GATEWAY_TIME_OUT,
-                                        "timeout", "%*s (SQLSTATE %s)",
-                                        len, msg, state);
-    }
-
-    pos = PQresultErrorField(res, PG_DIAG_STATEMENT_POSITION);
-
-    if (pos) {
-        return ngx_http_bulk_send_error(r, status,
-                                        status == 422 ? "processing"
-                                                      : "exception",
-                                        "%*s (SQLSTATE %s, position %s)",
-                                        len, msg, state, pos);
-    }
-
-    return ngx_http_bulk_send_error(r, status,
-                                    status == 422 ? "processing"
-                                                  : "exception",
-                                    "%*s (SQLSTATE %s)", len, msg, state);
+    return op->handler(r);
 }
 
 
@@ -723,6 +425,25 @@ ngx_http_bulk_create_main_conf(ngx_conf_t *cf)
     }
 
     return bmcf;
+}
+
+
+static char *
+ngx_http_bulk_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_bulk_main_conf_t  *bmcf = conf;
+
+    ngx_str_t  name = ngx_string("bulk_import");
+
+    if (bmcf->import_zone == NULL) {
+        bmcf->import_zone = ngx_http_bulk_import_add_zone(cf, &name,
+                                                          1024 * 1024);
+        if (bmcf->import_zone == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
 }
 
 
@@ -853,7 +574,7 @@ ngx_http_bulk_pg(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     if (opts == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid PostgreSQL conninfo \"%V\": %*s",
-                           &value[1], ngx_http_bulk_msg_len(err), err);
+                           &value[1], ngx_http_bulk_pg_msg_len(err), err);
         if (err) {
             PQfreemem(err);
         }
@@ -915,6 +636,38 @@ ngx_http_bulk_pg_pool(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 
 static char *
+ngx_http_bulk_import_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_bulk_main_conf_t  *bmcf = conf;
+
+    ssize_t     size;
+    ngx_str_t  *value;
+
+    if (bmcf->import_zone) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    size = ngx_parse_size(&value[2]);
+
+    if (size == NGX_ERROR || size < (ssize_t) (8 * ngx_pagesize)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone size \"%V\" (at least %uz)",
+                           &value[2], 8 * ngx_pagesize);
+        return NGX_CONF_ERROR;
+    }
+
+    bmcf->import_zone = ngx_http_bulk_import_add_zone(cf, &value[1], size);
+    if (bmcf->import_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
 ngx_http_bulk_set_op(ngx_conf_t *cf, ngx_http_bulk_loc_conf_t *blcf,
     ngx_uint_t op)
 {
@@ -949,303 +702,63 @@ ngx_http_bulk_set_op(ngx_conf_t *cf, ngx_http_bulk_loc_conf_t *blcf,
 }
 
 
-/*
- * Every $load and $import location needs its bulk_fetch location in the
- * same server: an exact or prefix location (or a regex one) with a
- * content handler, such as proxy_pass.
- */
-
-static ngx_int_t
-ngx_http_bulk_check_fetchers(ngx_conf_t *cf)
-{
-    size_t                          len, n;
-    u_char                         *uri;
-    ngx_int_t                       rc;
-    ngx_uint_t                      i;
-    ngx_http_core_loc_conf_t       *clcf, *found, **rclcf;
-    ngx_http_bulk_fetcher_t        *f;
-    ngx_http_bulk_loc_conf_t       *blcf;
-    ngx_http_bulk_main_conf_t      *bmcf;
-    ngx_http_location_tree_node_t  *node;
-
-    bmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_bulk_module);
-    f = bmcf->fetchers.elts;
-
-    for (i = 0; i < bmcf->fetchers.nelts; i++) {
-        blcf = f[i].blcf;
-        clcf = f[i].cscf->ctx->loc_conf[ngx_http_core_module.ctx_index];
-
-        /* as ngx_http_core_find_static_location() does */
-
-        found = NULL;
-        node = clcf->static_locations;
-        uri = blcf->fetch_uri.data;
-        len = blcf->fetch_uri.len;
-
-        while (node) {
-            n = (len <= (size_t) node->len) ? len : node->len;
-            rc = ngx_filename_cmp(uri, node->name, n);
-
-            if (rc != 0) {
-                node = (rc < 0) ? node->left : node->right;
-                continue;
-            }
-
-            if (len > (size_t) node->len) {
-                if (node->inclusive) {
-                    found = node->inclusive;
-                    node = node->tree;
-                    uri += n;
-                    len -= n;
-                    continue;
-                }
-
-                node = node->right;
-                continue;
-            }
-
-            if (len == (size_t) node->len) {
-                found = node->exact ? node->exact : node->inclusive;
-            }
-
-            break;
-        }
-
-#if (NGX_PCRE)
-        if ((found == NULL || !found->exact_match) && clcf->regex_locations) {
-            for (rclcf = clcf->regex_locations; *rclcf; rclcf++) {
-                if (ngx_regex_exec((*rclcf)->regex->regex, &blcf->fetch_uri,
-                                   NULL, 0)
-                    >= 0)
-                {
-                    found = *rclcf;
-                    break;
-                }
-            }
-        }
-#else
-        rclcf = NULL;
-#endif
-
-        if (found == NULL || found->handler == NULL) {
-            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                          "the bulk_fetch location \"%V\" of the bulk "
-                          "operation in %V:%ui is missing in its server or "
-                          "has no content handler (proxy_pass "
-                          "$bulk_source_url)",
-                          &blcf->fetch_uri, &blcf->op_file, blcf->op_line);
-            return NGX_ERROR;
-        }
-    }
-
-    return NGX_OK;
-}
-
+/* bulk_dump <type>: the type may hold variables */
 
 static char *
 ngx_http_bulk_dump(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_bulk_loc_conf_t  *blcf = conf;
 
-    char                              *rv;
-    ngx_str_t                         *value;
-    ngx_http_compile_complex_value_t   ccv;
+    char  *rv;
 
     rv = ngx_http_bulk_set_op(cf, blcf, NGX_HTTP_BULK_OP_DUMP);
     if (rv != NGX_CONF_OK) {
         return rv;
     }
 
-    value = cf->args->elts;
-
-    blcf->dump_type = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
-    if (blcf->dump_type == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
-
-    ccv.cf = cf;
-    ccv.value = &value[1];
-    ccv.complex_value = blcf->dump_type;
-
-    if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
-
-    return NGX_CONF_OK;
-}
-
-
-static char *
-ngx_http_bulk_op(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_bulk_loc_conf_t  *blcf = conf;
-
-    ngx_str_t  *value;
-
-    value = cf->args->elts;
-
-    if ((cmd->offset == NGX_HTTP_BULK_OP_LOAD
-         || cmd->offset == NGX_HTTP_BULK_OP_IMPORT)
-        && ngx_strcmp(value[1].data, "aidbox") != 0
-        && ngx_strcmp(value[1].data, "fhir") != 0)
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid format \"%V\", it must be "
-                           "\"aidbox\" or \"fhir\"", &value[1]);
-        return NGX_CONF_ERROR;
-    }
-
-    if (cmd->offset == NGX_HTTP_BULK_OP_IMPORT
-        && ngx_strcmp(value[1].data, "fhir") == 0)
-    {
-        blcf->load_fhir = 1;
-    }
-
-    return ngx_http_bulk_set_op(cf, blcf, cmd->offset);
-}
-
-
-static char *
-ngx_http_bulk_import_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_bulk_loc_conf_t  *blcf = conf;
-
-    char                              *rv;
-    ngx_str_t                         *value;
-    ngx_http_compile_complex_value_t   ccv;
-
-    rv = ngx_http_bulk_set_op(cf, blcf, NGX_HTTP_BULK_OP_STATUS);
+    rv = ngx_http_set_complex_value_slot(cf, cmd, conf);
     if (rv != NGX_CONF_OK) {
         return rv;
     }
 
-    value = cf->args->elts;
-
-    blcf->status_id = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
-    if (blcf->status_id == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
-
-    ccv.cf = cf;
-    ccv.value = &value[1];
-    ccv.complex_value = blcf->status_id;
-
-    if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
-        return NGX_CONF_ERROR;
+    if (blcf->dump_type->lengths == NULL) {
+        return ngx_http_bulk_type(cf, &blcf->dump_type->value);
     }
 
     return NGX_CONF_OK;
 }
 
 
-static ngx_shm_zone_t *
-ngx_http_bulk_add_zone(ngx_conf_t *cf, ngx_str_t *name, size_t size)
-{
-    ngx_shm_zone_t               *shm_zone;
-    ngx_http_bulk_import_zone_t  *z;
-
-    shm_zone = ngx_shared_memory_add(cf, name, size, &ngx_http_bulk_module);
-    if (shm_zone == NULL) {
-        return NULL;
-    }
-
-    if (shm_zone->data) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "duplicate zone \"%V\"", name);
-        return NULL;
-    }
-
-    z = ngx_pcalloc(cf->pool, ngx_http_bulk_import_zone_size);
-    if (z == NULL) {
-        return NULL;
-    }
-
-    shm_zone->init = ngx_http_bulk_import_init_zone;
-    shm_zone->data = z;
-
-    return shm_zone;
-}
-
+/* bulk_dump_sql */
 
 static char *
-ngx_http_bulk_import_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+ngx_http_bulk_op(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_http_bulk_main_conf_t  *bmcf = conf;
-
-    ssize_t     size;
-    ngx_str_t  *value;
-
-    if (bmcf->import_zone) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-
-    size = ngx_parse_size(&value[2]);
-
-    if (size == NGX_ERROR || size < (ssize_t) (8 * ngx_pagesize)) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid zone size \"%V\" (at least %uz)",
-                           &value[2], 8 * ngx_pagesize);
-        return NGX_CONF_ERROR;
-    }
-
-    bmcf->import_zone = ngx_http_bulk_add_zone(cf, &value[1], size);
-    if (bmcf->import_zone == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    return NGX_CONF_OK;
+    return ngx_http_bulk_set_op(cf, conf, cmd->offset);
 }
 
 
-/* without bulk_import_zone: a 1 MB zone "bulk_import" */
-
-static char *
-ngx_http_bulk_init_main_conf(ngx_conf_t *cf, void *conf)
-{
-    ngx_http_bulk_main_conf_t  *bmcf = conf;
-
-    ngx_str_t  name = ngx_string("bulk_import");
-
-    if (bmcf->import_zone == NULL) {
-        bmcf->import_zone = ngx_http_bulk_add_zone(cf, &name, 1024 * 1024);
-        if (bmcf->import_zone == NULL) {
-            return NGX_CONF_ERROR;
-        }
-    }
-
-    return NGX_CONF_OK;
-}
-
+/*
+ * bulk_load aidbox|fhir [<type>] (a type name or a variable), and
+ * bulk_import aidbox|fhir
+ */
 
 static char *
 ngx_http_bulk_load(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_bulk_loc_conf_t  *blcf = conf;
 
-    u_char     *p, *end;
+    char       *rv;
     ngx_str_t  *value;
 
     value = cf->args->elts;
 
-    if (ngx_strcmp(value[1].data, "fhir") == 0) {
-        blcf->load_fhir = 1;
-
-    } else if (ngx_strcmp(value[1].data, "aidbox") != 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid format \"%V\", it must be "
-                           "\"aidbox\" or \"fhir\"", &value[1]);
-        return NGX_CONF_ERROR;
+    rv = ngx_http_bulk_format(cf, blcf, &value[1]);
+    if (rv != NGX_CONF_OK) {
+        return rv;
     }
 
     if (cf->args->nelts == 3) {
-
-        /* a variable ("$bulk_type" of a regex location) or a type name */
 
         if (value[2].data[0] == '$') {
             value[2].data++;
@@ -1260,15 +773,9 @@ ngx_http_bulk_load(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             blcf->load_type_var = 1;
 
         } else {
-            for (p = value[2].data, end = p + value[2].len; p < end; p++) {
-                if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z')
-                      || (*p >= '0' && *p <= '9')))
-                {
-                    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                       "invalid resource type \"%V\"",
-                                       &value[2]);
-                    return NGX_CONF_ERROR;
-                }
+            rv = ngx_http_bulk_type(cf, &value[2]);
+            if (rv != NGX_CONF_OK) {
+                return rv;
             }
 
             blcf->load_type = value[2];
@@ -1277,5 +784,74 @@ ngx_http_bulk_load(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         blcf->load_typed = 1;
     }
 
-    return ngx_http_bulk_set_op(cf, blcf, NGX_HTTP_BULK_OP_LOAD);
+    return ngx_http_bulk_set_op(cf, blcf, cmd->offset);
+}
+
+
+/* bulk_import_status <id>: the id may hold variables */
+
+static char *
+ngx_http_bulk_import_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char  *rv;
+
+    rv = ngx_http_bulk_set_op(cf, conf, NGX_HTTP_BULK_OP_STATUS);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    return ngx_http_set_complex_value_slot(cf, cmd, conf);
+}
+
+
+static char *
+ngx_http_bulk_format(ngx_conf_t *cf, ngx_http_bulk_loc_conf_t *blcf,
+    ngx_str_t *value)
+{
+    if (ngx_strcmp(value->data, "fhir") == 0) {
+        blcf->load_fhir = 1;
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_strcmp(value->data, "aidbox") == 0) {
+        return NGX_CONF_OK;
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid format \"%V\", it must be "
+                       "\"aidbox\" or \"fhir\"", value);
+
+    return NGX_CONF_ERROR;
+}
+
+
+/*
+ * A type named in the configuration passes the check every request's
+ * type passes (ngx_http_bulk_type_valid()): one that never could is
+ * refused here rather than answered 404 every time.
+ */
+
+static char *
+ngx_http_bulk_type(ngx_conf_t *cf, ngx_str_t *type)
+{
+    const char  *canonical;
+
+    if (ngx_http_bulk_type_valid(type->data, type->len) == NGX_OK) {
+        return NGX_CONF_OK;
+    }
+
+    canonical = ngx_bulk_fhir_type_canonical((char *) type->data, type->len);
+
+    if (canonical) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid resource type \"%V\", the FHIR type is "
+                           "\"%s\"", type, canonical);
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid resource type \"%V\", a type name is "
+                           "[A-Z][A-Za-z0-9]{0,63}", type);
+    }
+
+    return NGX_CONF_ERROR;
 }

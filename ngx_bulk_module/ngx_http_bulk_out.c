@@ -1,16 +1,16 @@
 
 /*
- * ngx_bulk: the streaming response writer shared by $dump and $dump-sql.
+ * ngx_bulk: the streaming response writer of the COPY OUT driver.
  *
  * Rows are copied (or deflated) into a small set of recycled buffers that
  * go down the output filter chain as they fill.  The caller stops reading
- * PostgreSQL while ngx_http_bulk_out_busy() reports NGX_HTTP_BULK_BUSY_MAX
- * buffers not yet written to the client, so memory stays flat whatever
+ * PostgreSQL while ngx_http_bulk_out_full() says NGX_HTTP_BULK_BUSY_MAX
+ * buffers are not yet written to the client, so memory stays flat whatever
  * the size of the result.
  */
 
 
-#include "ngx_http_bulk_module.h"
+#include "ngx_http_bulk_out.h"
 
 
 static ngx_int_t ngx_http_bulk_out_next(ngx_http_bulk_out_t *o);
@@ -280,8 +280,19 @@ ngx_http_bulk_out_send(ngx_http_bulk_out_t *o, ngx_uint_t flush,
 }
 
 
+/* bytes written but not passed on yet: a partly filled buffer */
+
 ngx_uint_t
-ngx_http_bulk_out_busy(ngx_http_bulk_out_t *o)
+ngx_http_bulk_out_pending(ngx_http_bulk_out_t *o)
+{
+    return (o->cur && o->cur->last > o->cur->pos) || o->unflushed;
+}
+
+
+/* NGX_HTTP_BULK_BUSY_MAX buffers wait for the client: stop reading */
+
+ngx_uint_t
+ngx_http_bulk_out_full(ngx_http_bulk_out_t *o)
 {
     ngx_uint_t    n;
     ngx_chain_t  *cl;
@@ -296,7 +307,7 @@ ngx_http_bulk_out_busy(ngx_http_bulk_out_t *o)
         n++;
     }
 
-    return n;
+    return n >= NGX_HTTP_BULK_BUSY_MAX;
 }
 
 
@@ -330,15 +341,15 @@ ngx_http_bulk_out_wait(ngx_http_request_t *r)
 
 /*
  * The client's socket became writable (or timed out): pushes what waits.
- * NGX_OK: the caller had paused reading PostgreSQL and may resume now (its
- * read event is back; rows already in libpq's buffer raise no event, so it
- * takes them at once); NGX_AGAIN: still waiting; NGX_ERROR: the response
- * is over (the reason, if any, in *reason).
+ * NGX_OK: the caller had paused reading PostgreSQL and may resume now
+ * (rows already in libpq's buffer raise no event, so it takes them at
+ * once); NGX_AGAIN: still waiting; NGX_ERROR: the response is over (the
+ * reason, if any, in *reason).
  */
 
 ngx_int_t
-ngx_http_bulk_out_writable(ngx_http_bulk_out_t *o, ngx_http_bulk_pg_conn_t *pc,
-    ngx_uint_t *paused, const char **reason)
+ngx_http_bulk_out_writable(ngx_http_bulk_out_t *o, ngx_uint_t paused,
+    const char **reason)
 {
     ngx_event_t       *wev;
     ngx_connection_t  *c;
@@ -358,16 +369,9 @@ ngx_http_bulk_out_writable(ngx_http_bulk_out_t *o, ngx_http_bulk_pg_conn_t *pc,
         return NGX_ERROR;
     }
 
-    if (*paused && ngx_http_bulk_out_busy(o) < NGX_HTTP_BULK_BUSY_MAX) {
-        *paused = 0;
-
+    if (paused && !ngx_http_bulk_out_full(o)) {
         if (wev->timer_set) {
             ngx_del_timer(wev);
-        }
-
-        if (ngx_http_bulk_pg_read(pc, 1) != NGX_OK) {
-            *reason = "event failure";
-            return NGX_ERROR;
         }
 
         return NGX_OK;

@@ -10,7 +10,7 @@
  */
 
 
-#include "ngx_http_bulk_module.h"
+#include "ngx_http_bulk_pg.h"
 #include <arpa/inet.h>
 
 
@@ -33,11 +33,17 @@ static void ngx_http_bulk_pg_timeout(ngx_event_t *ev);
 static void ngx_http_bulk_pg_idle(ngx_http_bulk_pg_conn_t *pc);
 static void ngx_http_bulk_pg_notice(void *arg, const PGresult *res);
 static void ngx_http_bulk_pg_waiter_event(ngx_event_t *ev);
+static ngx_int_t ngx_http_bulk_pg_params(ngx_conf_t *cf,
+    ngx_http_bulk_pg_pool_t *pool);
+static const char *ngx_http_bulk_pg_strdup(ngx_pool_t *pool, const char *s);
 static ngx_int_t ngx_http_bulk_pg_check_hosts(ngx_conf_t *cf,
     const char *hosts);
+static void ngx_http_bulk_pg_waiter_error(ngx_http_bulk_pg_waiter_t *w,
+    const char *msg);
 static void ngx_http_bulk_pg_shutdown(ngx_http_bulk_pg_conn_t *pc);
 static void ngx_http_bulk_pg_reset(ngx_http_bulk_pg_conn_t *pc);
 static void ngx_http_bulk_pg_reset_done(ngx_http_bulk_pg_conn_t *pc);
+static ngx_int_t ngx_http_bulk_pg_sent(ngx_http_bulk_pg_conn_t *pc);
 
 
 /* the worker is exiting: ngx_http_bulk_pg_exit() closes what is left */
@@ -70,12 +76,8 @@ ngx_http_bulk_pg_pool_t *
 ngx_http_bulk_pg_pool_get(ngx_conf_t *cf, ngx_str_t *conninfo, ngx_uint_t max,
     ngx_msec_t timeout)
 {
-    char                        *err;
     u_char                      *p;
-    size_t                       len;
-    ngx_uint_t                   i, n, has_app, has_addr;
-    const char                  *host;
-    PQconninfoOption            *opts, *o;
+    ngx_uint_t                   i;
     ngx_http_bulk_pg_pool_t     *pool, **pp;
     ngx_http_bulk_main_conf_t   *bmcf;
 
@@ -120,16 +122,45 @@ ngx_http_bulk_pg_pool_get(ngx_conf_t *cf, ngx_str_t *conninfo, ngx_uint_t max,
     }
 #endif
 
+    if (ngx_http_bulk_pg_params(cf, pool) != NGX_OK) {
+        return NULL;
+    }
+
+    pp = ngx_array_push(&bmcf->pools);
+    if (pp == NULL) {
+        return NULL;
+    }
+
+    *pp = pool;
+
+    return pool;
+}
+
+
+/*
+ * The conninfo as the keys and values of PQconnectStartParams(), with
+ * fallback_application_name "ngx_bulk" unless an application name is set
+ */
+
+static ngx_int_t
+ngx_http_bulk_pg_params(ngx_conf_t *cf, ngx_http_bulk_pg_pool_t *pool)
+{
+    char               *err;
+    ngx_uint_t          i, n, has_app, has_addr;
+    const char         *host;
+    PQconninfoOption   *opts, *o;
+
     err = NULL;
     opts = PQconninfoParse((char *) pool->conninfo.data, &err);
     if (opts == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid PostgreSQL conninfo \"%V\": %*s",
-                           conninfo, ngx_http_bulk_msg_len(err), err);
+                           &pool->conninfo, ngx_http_bulk_pg_msg_len(err),
+                           err);
         if (err) {
             PQfreemem(err);
         }
-        return NULL;
+        return NGX_ERROR;
     }
 
     n = 0;
@@ -162,14 +193,14 @@ ngx_http_bulk_pg_pool_get(ngx_conf_t *cf, ngx_str_t *conninfo, ngx_uint_t max,
     if (host && !has_addr && ngx_http_bulk_pg_check_hosts(cf, host) != NGX_OK)
     {
         PQconninfoFree(opts);
-        return NULL;
+        return NGX_ERROR;
     }
 
     pool->keys = ngx_pcalloc(cf->pool, (n + 2) * sizeof(char *));
     pool->values = ngx_pcalloc(cf->pool, (n + 2) * sizeof(char *));
     if (pool->keys == NULL || pool->values == NULL) {
         PQconninfoFree(opts);
-        return NULL;
+        return NGX_ERROR;
     }
 
     i = 0;
@@ -179,23 +210,13 @@ ngx_http_bulk_pg_pool_get(ngx_conf_t *cf, ngx_str_t *conninfo, ngx_uint_t max,
             continue;
         }
 
-        len = ngx_strlen(o->keyword) + 1;
-        p = ngx_pnalloc(cf->pool, len);
-        if (p == NULL) {
-            PQconninfoFree(opts);
-            return NULL;
-        }
-        ngx_memcpy(p, o->keyword, len);
-        pool->keys[i] = (char *) p;
+        pool->keys[i] = ngx_http_bulk_pg_strdup(cf->pool, o->keyword);
+        pool->values[i] = ngx_http_bulk_pg_strdup(cf->pool, o->val);
 
-        len = ngx_strlen(o->val) + 1;
-        p = ngx_pnalloc(cf->pool, len);
-        if (p == NULL) {
+        if (pool->keys[i] == NULL || pool->values[i] == NULL) {
             PQconninfoFree(opts);
-            return NULL;
+            return NGX_ERROR;
         }
-        ngx_memcpy(p, o->val, len);
-        pool->values[i] = (char *) p;
 
         i++;
     }
@@ -207,14 +228,26 @@ ngx_http_bulk_pg_pool_get(ngx_conf_t *cf, ngx_str_t *conninfo, ngx_uint_t max,
         pool->values[i] = "ngx_bulk";
     }
 
-    pp = ngx_array_push(&bmcf->pools);
-    if (pp == NULL) {
+    return NGX_OK;
+}
+
+
+static const char *
+ngx_http_bulk_pg_strdup(ngx_pool_t *pool, const char *s)
+{
+    u_char  *p;
+    size_t   len;
+
+    len = ngx_strlen(s) + 1;
+
+    p = ngx_pnalloc(pool, len);
+    if (p == NULL) {
         return NULL;
     }
 
-    *pp = pool;
+    ngx_memcpy(p, s, len);
 
-    return pool;
+    return (const char *) p;
 }
 
 
@@ -273,6 +306,21 @@ ngx_http_bulk_pg_check_hosts(ngx_conf_t *cf, const char *hosts)
     }
 
     return NGX_OK;
+}
+
+
+/* who asks the pool for connections, and whom it tells (stats: none) */
+
+void
+ngx_http_bulk_pg_waiter_init(ngx_http_bulk_pg_waiter_t *w,
+    ngx_http_bulk_pg_pool_t *pool, ngx_http_bulk_pg_ready_pt ready,
+    void *data, ngx_log_t *log)
+{
+    w->pool = pool;
+    w->ready = ready;
+    w->data = data;
+    w->stats = NULL;
+    w->log = log;
 }
 
 
@@ -346,6 +394,45 @@ ngx_http_bulk_pg_acquire(ngx_http_bulk_pg_waiter_t *w)
     ngx_add_timer(&w->ev, pool->timeout);
 
     return NGX_AGAIN;
+}
+
+
+/* asks for a connection: w->ready gets it, or an error, now or later */
+
+void
+ngx_http_bulk_pg_get(ngx_http_bulk_pg_waiter_t *w)
+{
+    switch (ngx_http_bulk_pg_acquire(w)) {
+
+    case NGX_OK:
+        w->ready(w, NGX_OK);
+        break;
+
+    case NGX_ERROR:
+        w->ready(w, NGX_ERROR);
+        break;
+
+    default:
+        break;
+    }
+}
+
+
+/* the connection a ready waiter got, with the owner's event handler */
+
+ngx_http_bulk_pg_conn_t *
+ngx_http_bulk_pg_take(ngx_http_bulk_pg_waiter_t *w,
+    ngx_http_bulk_pg_handler_pt handler, void *data)
+{
+    ngx_http_bulk_pg_conn_t  *pc;
+
+    pc = w->conn;
+    w->conn = NULL;
+
+    pc->handler = handler;
+    pc->data = data;
+
+    return pc;
 }
 
 
@@ -547,7 +634,6 @@ static ngx_http_bulk_pg_conn_t *
 ngx_http_bulk_pg_connect(ngx_http_bulk_pg_pool_t *pool,
     ngx_http_bulk_pg_waiter_t *w)
 {
-    u_char                   *p;
     ngx_socket_t              fd;
     ngx_connection_t         *c;
     ngx_http_bulk_pg_conn_t  *pc;
@@ -570,12 +656,7 @@ ngx_http_bulk_pg_connect(ngx_http_bulk_pg_pool_t *pool,
     fd = PQsocket(pc->pg);
 
     if (PQstatus(pc->pg) == CONNECTION_BAD || fd == -1) {
-        p = ngx_cpystrn(w->err, (u_char *) PQerrorMessage(pc->pg),
-                        sizeof(w->err));
-        while (p > w->err && (p[-1] == '\n' || p[-1] == ' ')) {
-            *--p = '\0';
-        }
-
+        ngx_http_bulk_pg_waiter_error(w, PQerrorMessage(pc->pg));
         PQfinish(pc->pg);
         ngx_free(pc);
         return NULL;
@@ -714,7 +795,6 @@ ngx_http_bulk_pg_connected(ngx_http_bulk_pg_conn_t *pc)
 static void
 ngx_http_bulk_pg_failed(ngx_http_bulk_pg_conn_t *pc)
 {
-    u_char                     *p;
     ngx_http_bulk_pg_pool_t    *pool;
     ngx_http_bulk_pg_waiter_t  *w;
 
@@ -722,11 +802,7 @@ ngx_http_bulk_pg_failed(ngx_http_bulk_pg_conn_t *pc)
     pool = pc->pool;
 
     if (w) {
-        p = ngx_cpystrn(w->err, (u_char *) PQerrorMessage(pc->pg),
-                        sizeof(w->err));
-        while (p > w->err && (p[-1] == '\n' || p[-1] == ' ')) {
-            *--p = '\0';
-        }
+        ngx_http_bulk_pg_waiter_error(w, PQerrorMessage(pc->pg));
 
         if (w->err[0] == '\0') {
             ngx_cpystrn(w->err, (u_char *) "connection failed",
@@ -914,7 +990,7 @@ ngx_http_bulk_pg_cancel_done(ngx_event_t *ev)
     if (!cc->ok) {
         ngx_log_error(NGX_LOG_WARN, ev->log, 0,
                       "bulk pg: cannot cancel the query of backend %d: %*s",
-                      cc->pid, ngx_http_bulk_msg_len(cc->err), cc->err);
+                      cc->pid, ngx_http_bulk_pg_msg_len(cc->err), cc->err);
     }
 
     ngx_queue_remove(&cc->queue);
@@ -1060,7 +1136,7 @@ ngx_http_bulk_pg_notice(void *arg, const PGresult *res)
     }
 
     ngx_log_error(NGX_LOG_INFO, &pc->log, 0, "bulk pg: %*s",
-                  ngx_http_bulk_msg_len(msg), msg);
+                  ngx_http_bulk_pg_msg_len(msg), msg);
 }
 
 
@@ -1084,15 +1160,6 @@ ngx_http_bulk_pg_idle(ngx_http_bulk_pg_conn_t *pc)
     if (pc->want_write) {
         (void) ngx_http_bulk_pg_want(pc, 1, 0);
     }
-}
-
-
-void
-ngx_http_bulk_pg_set_handler(ngx_http_bulk_pg_conn_t *pc,
-    ngx_http_bulk_pg_handler_pt handler, void *data)
-{
-    pc->handler = handler;
-    pc->data = data;
 }
 
 
@@ -1122,7 +1189,7 @@ ngx_http_bulk_pg_reset(ngx_http_bulk_pg_conn_t *pc)
     if (ngx_http_bulk_pg_send(pc, "DISCARD ALL") != NGX_OK) {
         ngx_log_error(NGX_LOG_ERR, pc->c->log, 0,
                       "bulk pg: cannot reset a connection: %*s",
-                      ngx_http_bulk_msg_len(PQerrorMessage(pc->pg)),
+                      ngx_http_bulk_pg_msg_len(PQerrorMessage(pc->pg)),
                       PQerrorMessage(pc->pg));
         pc->resetting = 0;
         ngx_http_bulk_pg_release(pc, 0);
@@ -1133,41 +1200,19 @@ ngx_http_bulk_pg_reset(ngx_http_bulk_pg_conn_t *pc)
 static void
 ngx_http_bulk_pg_reset_done(ngx_http_bulk_pg_conn_t *pc)
 {
-    PGresult    *res;
-    ngx_uint_t   ok;
+    ngx_int_t  rc;
 
-    ok = 1;
+    rc = ngx_http_bulk_pg_done(pc, pc->c->log,
+                               "bulk pg: cannot reset a connection");
 
-    for ( ;; ) {
-        if (PQisBusy(pc->pg)) {
-            if (PQstatus(pc->pg) == CONNECTION_OK) {
-                return;
-            }
-
-            ok = 0;
-            break;
-        }
-
-        res = PQgetResult(pc->pg);
-        if (res == NULL) {
-            break;
-        }
-
-        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-            ngx_log_error(NGX_LOG_ERR, pc->c->log, 0,
-                          "bulk pg: cannot reset a connection: %*s",
-                          ngx_http_bulk_msg_len(PQresultErrorMessage(res)),
-                          PQresultErrorMessage(res));
-            ok = 0;
-        }
-
-        PQclear(res);
+    if (rc == NGX_AGAIN) {
+        return;
     }
 
     pc->resetting = 0;
-    pc->dirty = !ok;
+    pc->dirty = (rc != NGX_OK);
 
-    ngx_http_bulk_pg_release(pc, ok);
+    ngx_http_bulk_pg_release(pc, rc == NGX_OK);
 }
 
 
@@ -1211,8 +1256,6 @@ ngx_http_bulk_pg_shutdown(ngx_http_bulk_pg_conn_t *pc)
 ngx_int_t
 ngx_http_bulk_pg_send(ngx_http_bulk_pg_conn_t *pc, const char *sql)
 {
-    int  rc;
-
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, pc->c->log, 0,
                    "bulk pg: query \"%s\"", sql);
 
@@ -1220,12 +1263,7 @@ ngx_http_bulk_pg_send(ngx_http_bulk_pg_conn_t *pc, const char *sql)
         return NGX_ERROR;
     }
 
-    rc = PQflush(pc->pg);
-    if (rc == -1) {
-        return NGX_ERROR;
-    }
-
-    return ngx_http_bulk_pg_want(pc, 1, rc == 1);
+    return ngx_http_bulk_pg_sent(pc);
 }
 
 
@@ -1237,8 +1275,6 @@ ngx_http_bulk_pg_send(ngx_http_bulk_pg_conn_t *pc, const char *sql)
 ngx_int_t
 ngx_http_bulk_pg_send_one(ngx_http_bulk_pg_conn_t *pc, const char *sql)
 {
-    int  rc;
-
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, pc->c->log, 0,
                    "bulk pg: statement \"%s\"", sql);
 
@@ -1246,12 +1282,69 @@ ngx_http_bulk_pg_send_one(ngx_http_bulk_pg_conn_t *pc, const char *sql)
         return NGX_ERROR;
     }
 
+    return ngx_http_bulk_pg_sent(pc);
+}
+
+
+/* what was sent goes out as the socket takes it; the answer is awaited */
+
+static ngx_int_t
+ngx_http_bulk_pg_sent(ngx_http_bulk_pg_conn_t *pc)
+{
+    int  rc;
+
     rc = PQflush(pc->pg);
     if (rc == -1) {
         return NGX_ERROR;
     }
 
     return ngx_http_bulk_pg_want(pc, 1, rc == 1);
+}
+
+
+/*
+ * The results of statements that return no rows, read to their end:
+ * NGX_AGAIN while more are to come, NGX_OK when all of them succeeded,
+ * NGX_DECLINED when one failed (logged at error after what fmt says),
+ * NGX_ERROR when the connection is lost.
+ */
+
+ngx_int_t
+ngx_http_bulk_pg_done(ngx_http_bulk_pg_conn_t *pc, ngx_log_t *log,
+    const char *fmt, ...)
+{
+    u_char     *p;
+    va_list     args;
+    PGresult   *res;
+    ngx_int_t   rc;
+    u_char      what[256];
+
+    rc = NGX_OK;
+
+    for ( ;; ) {
+        if (PQisBusy(pc->pg)) {
+            return (PQstatus(pc->pg) == CONNECTION_OK) ? NGX_AGAIN
+                                                        : NGX_ERROR;
+        }
+
+        res = PQgetResult(pc->pg);
+        if (res == NULL) {
+            return rc;
+        }
+
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            va_start(args, fmt);
+            p = ngx_vslprintf(what, what + sizeof(what), fmt, args);
+            va_end(args);
+
+            ngx_log_error(NGX_LOG_ERR, log, 0, "%*s: %*s", p - what, what,
+                          ngx_http_bulk_pg_msg_len(PQresultErrorMessage(res)),
+                          PQresultErrorMessage(res));
+            rc = NGX_DECLINED;
+        }
+
+        PQclear(res);
+    }
 }
 
 
@@ -1320,4 +1413,42 @@ ngx_int_t
 ngx_http_bulk_pg_write(ngx_http_bulk_pg_conn_t *pc, ngx_uint_t on)
 {
     return ngx_http_bulk_pg_want(pc, pc->want_read, on);
+}
+
+
+/* the length of a libpq message without its trailing newline and spaces */
+
+size_t
+ngx_http_bulk_pg_msg_len(const char *msg)
+{
+    size_t  len;
+
+    if (msg == NULL) {
+        return 0;
+    }
+
+    len = ngx_strlen(msg);
+
+    while (len && (msg[len - 1] == '\n' || msg[len - 1] == ' ')) {
+        len--;
+    }
+
+    return len;
+}
+
+
+/* why a waiter gets no connection: a libpq message, trimmed */
+
+static void
+ngx_http_bulk_pg_waiter_error(ngx_http_bulk_pg_waiter_t *w, const char *msg)
+{
+    size_t  len;
+
+    len = ngx_min(ngx_http_bulk_pg_msg_len(msg), sizeof(w->err) - 1);
+
+    if (len) {
+        ngx_memcpy(w->err, msg, len);
+    }
+
+    w->err[len] = '\0';
 }

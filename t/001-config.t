@@ -186,3 +186,33 @@ qr/\[emerg\].*invalid source "bad_name!": an address, a CIDR block, a host name/
 --- must_die
 --- error_log eval
 qr/\[emerg\].*invalid source "\*\."/
+
+
+
+=== TEST 18: a typed $load names a type a request could ask for: bulk_load aidbox patient fails nginx -t
+--- config
+    bulk_pg "$TEST_NGINX_PG_CONNINFO";
+    location = /Patient/$load { bulk_load aidbox patient; }
+--- must_die
+--- error_log eval
+qr/\[emerg\].*invalid resource type "patient", the FHIR type is "Patient"/
+
+
+
+=== TEST 19: a type spelled in another case, or not a type name, fails nginx -t in bulk_load and bulk_dump
+--- config
+    bulk_pg "$TEST_NGINX_PG_CONNINFO";
+    location = /x { bulk_dump PATIENT; }
+--- must_die
+--- error_log eval
+qr/\[emerg\].*invalid resource type "PATIENT", the FHIR type is "Patient"/
+
+
+
+=== TEST 20: a type name is [A-Z][A-Za-z0-9]{0,63}
+--- config
+    bulk_pg "$TEST_NGINX_PG_CONNINFO";
+    location = /x { bulk_load fhir 9lives; }
+--- must_die
+--- error_log eval
+qr/\[emerg\].*invalid resource type "9lives", a type name is \[A-Z\]\[A-Za-z0-9\]\{0,63\}/

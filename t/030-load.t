@@ -444,3 +444,29 @@ qq|POST /Patient/\$load\n{"source": "http://127.0.0.1:$ENV{TEST_NGINX_SOURCE_POR
 --- perl_test
 BulkTest::proxy_stop($::src);
 is(BulkTest::sql_one(q{SELECT count(*) FROM patient}), 50, "all rows, none taken for a bad line");
+
+
+
+=== TEST 20: PostgreSQL's statement timeout during a load is a 504, as everywhere; nothing is loaded
+--- config
+    bulk_pg "$TEST_NGINX_PG_CONNINFO options='-c statement_timeout=300'";
+    bulk_source_allow 127.0.0.1;
+    include $TEST_NGINX_REPO/conf/bulk_api.conf;
+    location /src/ { alias $TEST_NGINX_HTML_DIR/; }
+--- init
+BulkTest::reset_type('Linkage');
+BulkTest::sql(q{CREATE OR REPLACE FUNCTION bulk_test_slow() RETURNS trigger
+    LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(1); RETURN NEW; END $$});
+BulkTest::sql(q{DROP TRIGGER IF EXISTS bulk_test_slow ON linkage});
+BulkTest::sql(q{CREATE TRIGGER bulk_test_slow BEFORE INSERT ON linkage
+    FOR EACH ROW EXECUTE FUNCTION bulk_test_slow()});
+BulkTest::write_file(main::html('slow.ndjson'),
+    qq|{"resourceType":"Linkage","id":"l1"}\n|);
+--- request eval
+qq|POST /Linkage/\$load\n{"source": "$ENV{TEST_NGINX_SRC}/slow.ndjson"}|
+--- error_code: 504
+--- response_body_like: "code":"timeout","diagnostics":"[^"]*canceling statement due to statement timeout
+--- perl_test
+BulkTest::sql(q{DROP TRIGGER bulk_test_slow ON linkage});
+BulkTest::sql(q{DROP FUNCTION bulk_test_slow()});
+is(BulkTest::sql_one(q{SELECT count(*) FROM linkage}), 0, "nothing loaded");

@@ -305,6 +305,16 @@ $::proxy = main::proxy();
 --- perl_test
 my $r = bulk_http_request(POST => '/$dump-sql', headers => $main::JSON, body => '{"query":"select 1"}');
 is($r->{status}, 200, "the pool holds a connection");
+# the connection is reset (DISCARD ALL) after the answer: stall only once
+# it is idle in the pool again, or the next request opens another one
+my $reset;
+for (1 .. 100) {
+    last if $reset = BulkTest::sql_one(q{SELECT count(*) FROM pg_stat_activity
+        WHERE application_name = 'ngx_bulk' AND state = 'idle'
+          AND query = 'DISCARD ALL'});
+    sleep 0.05;
+}
+ok($reset, "the connection is reset and idle");
 kill 'USR1', $::proxy;
 my $t0 = time;
 $r = bulk_http_request(POST => '/$dump-sql', headers => $main::JSON,

@@ -8,6 +8,7 @@
 #   make fuzz-elements          libFuzzer of the _elements filter, as long
 #   make fuzz-export_params     libFuzzer of $export kick-off parameters
 #   make build/typefilter_sql   prints the SQL of a _typeFilter
+#   make fuzz-pgcopy            libFuzzer of the binary COPY reader, as long
 #   make bench-format           MB/s against yajl parse + yajl_gen
 #   make build/fhir2rows        FHIR NDJSON -> COPY rows (make bench)
 
@@ -111,10 +112,23 @@ build/fuzz/fuzz_since: fuzz/fuzz_since.c ngx_bulk_module/ngx_bulk_time.c \
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FORMAT_INC) -o $@ $< \
 		ngx_bulk_module/ngx_bulk_time.c
 
+PGCOPY_DEPS = ngx_bulk_module/ngx_bulk_pgcopy.c \
+	ngx_bulk_module/ngx_bulk_pgcopy.h
+
+build/unit/test_pgcopy: t/unit/test_pgcopy.c $(PGCOPY_DEPS)
+	@mkdir -p $(@D)
+	$(UNIT_CC) $(UNIT_CFLAGS) $(FORMAT_INC) -o $@ $< \
+		ngx_bulk_module/ngx_bulk_pgcopy.c
+
+build/fuzz/fuzz_pgcopy: fuzz/fuzz_pgcopy.c $(PGCOPY_DEPS)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FORMAT_INC) -o $@ $< \
+		ngx_bulk_module/ngx_bulk_pgcopy.c
+
 # fuzz-<name>: the target for $(FUZZ_TIME) seconds on a scratch copy of
 # its seed corpus t/fuzz/<name>/
-fuzz-ndjson fuzz-since fuzz-body fuzz-typefilter fuzz-elements \
-		fuzz-export_params: fuzz-%: build/fuzz/fuzz_%
+fuzz-ndjson fuzz-since fuzz-body fuzz-pgcopy fuzz-typefilter \
+		fuzz-elements fuzz-export_params: fuzz-%: build/fuzz/fuzz_%
 	rm -rf build/fuzz/corpus-$*
 	mkdir -p build/fuzz/corpus-$* build/fuzz/artifacts-$*
 	cp t/fuzz/$*/* build/fuzz/corpus-$*/
@@ -122,8 +136,8 @@ fuzz-ndjson fuzz-since fuzz-body fuzz-typefilter fuzz-elements \
 		-max_len=65536 -timeout=10 -print_final_stats=1 \
 		-artifact_prefix=build/fuzz/artifacts-$*/ build/fuzz/corpus-$*
 
-.PHONY: fuzz fuzz-ndjson fuzz-since fuzz-body fuzz-typefilter fuzz-elements \
-	fuzz-export_params
+.PHONY: fuzz fuzz-ndjson fuzz-since fuzz-body fuzz-pgcopy \
+	fuzz-typefilter fuzz-elements fuzz-export_params
 
 # every fuzzer, one after the other
 fuzz:
@@ -131,6 +145,7 @@ fuzz:
 	$(MAKE) fuzz-ndjson
 	$(MAKE) fuzz-since
 	$(MAKE) fuzz-body
+	$(MAKE) fuzz-pgcopy
 	$(MAKE) fuzz-typefilter
 	$(MAKE) fuzz-elements
 	$(MAKE) fuzz-export_params
