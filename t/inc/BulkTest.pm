@@ -112,9 +112,6 @@ sub dechunk {
     return $body;
 }
 
-# true without valgrind or a sanitizer: RSS figures mean nothing under
-# AddressSanitizer (shadow memory, the quarantine of freed blocks) or
-# valgrind, and timing windows stretch there; make test checks them
 # how many times slower the code under test may run here: a bound that
 # only rules out a hang or a blow-up (a YAML bomb expanded, a body read
 # whole) is multiplied by it, so it holds under valgrind and the sanitizers
@@ -124,6 +121,9 @@ sub slack {
          : $Test::Nginx::Socket::UseSanitizers ? 4 : 1;
 }
 
+# true without valgrind or a sanitizer: RSS figures mean nothing under
+# AddressSanitizer (shadow memory, the quarantine of freed blocks) or
+# valgrind, and timing windows stretch there; make test checks them
 sub plain_run {
     return !$Test::Nginx::Socket::UseSanitizers
         && !$ENV{TEST_NGINX_USE_VALGRIND};
