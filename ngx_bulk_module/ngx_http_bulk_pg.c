@@ -418,6 +418,35 @@ ngx_http_bulk_pg_get(ngx_http_bulk_pg_waiter_t *w)
 }
 
 
+/*
+ * Asks for a connection like ngx_http_bulk_pg_get(), but w->ready always
+ * runs later, from the posted events: the caller may ask for several in a
+ * row without one's answer ending what the caller is in the middle of.
+ */
+
+void
+ngx_http_bulk_pg_ask(ngx_http_bulk_pg_waiter_t *w)
+{
+    if (ngx_http_bulk_pg_acquire(w) != NGX_AGAIN) {
+        ngx_post_event(&w->ev, &ngx_posted_events);
+    }
+}
+
+
+/*
+ * The owner's handler runs from the posted events as if the connection
+ * had data: what libpq holds already is read without a socket event.
+ */
+
+void
+ngx_http_bulk_pg_post(ngx_http_bulk_pg_conn_t *pc)
+{
+    if (pc->c && !pc->c->read->posted) {
+        ngx_post_event(pc->c->read, &ngx_posted_events);
+    }
+}
+
+
 /* the connection a ready waiter got, with the owner's event handler */
 
 ngx_http_bulk_pg_conn_t *

@@ -93,6 +93,8 @@ void ngx_http_bulk_pg_waiter_init(ngx_http_bulk_pg_waiter_t *w,
     void *data, ngx_log_t *log);
 ngx_int_t ngx_http_bulk_pg_acquire(ngx_http_bulk_pg_waiter_t *w);
 void ngx_http_bulk_pg_get(ngx_http_bulk_pg_waiter_t *w);
+void ngx_http_bulk_pg_ask(ngx_http_bulk_pg_waiter_t *w);
+void ngx_http_bulk_pg_post(ngx_http_bulk_pg_conn_t *pc);
 ngx_http_bulk_pg_conn_t *ngx_http_bulk_pg_take(ngx_http_bulk_pg_waiter_t *w,
     ngx_http_bulk_pg_handler_pt handler, void *data);
 void ngx_http_bulk_pg_cancel(ngx_http_bulk_pg_waiter_t *w);
