@@ -63,13 +63,13 @@ $ENV{TEST_NGINX_SOURCE_HOSTS} = adapt('source_hosts.conf', $api,
     [qr{ 10\.20\.30\.40;}, " 127.0.0.1;"]);
 $ENV{TEST_NGINX_FRONT_FHIR} = adapt('front_fhir_server.conf', $api,
     [qr/server 127\.0\.0\.1:8888;/, "server 127.0.0.1:$Port;"]);
-# replicas: the "standby" listed first refuses connections (nothing
-# listens there), so libpq moves on to the next host, the test cluster
-our $NoStandby = $Port + 9;
+# replicas: the "standby" listed first is down (a socket directory where
+# no server listens: connecting fails at once), so libpq moves on to the
+# next host, the test cluster
 $ENV{TEST_NGINX_REPLICAS} = adapt('replicas.conf', $api,
     [qr/bulk_pg_read "[^"]*";/,
-     qq{bulk_pg_read "host=127.0.0.1,$ENV{TEST_NGINX_PG_HOST} }
-     . qq{port=$NoStandby,$ENV{TEST_NGINX_PG_PORT} dbname=bulk user=postgres }
+     qq{bulk_pg_read "host=$Dir,$ENV{TEST_NGINX_PG_HOST} }
+     . qq{port=$ENV{TEST_NGINX_PG_PORT} dbname=bulk user=postgres }
      . qq{target_session_attrs=prefer-standby connect_timeout=5";}],
     [qr/bulk_pg "[^"]*";/, sub { "$_[0]\n    bulk_source_allow 127.0.0.1;" }]);
 $ENV{TEST_NGINX_EX_PORT} = $ExPort;
