@@ -2,20 +2,29 @@
 /*
  * ngx_bulk: the COPY OUT driver (see ngx_http_bulk_copy.h).
  *
- * One state machine, dispatched from ngx_http_bulk_copy_process():
+ * One state machine per leg (database connection), dispatched from
+ * ngx_http_bulk_copy_process():
  *
- *   wait -> [prepare] -> query -> rows -> end -> [close] -> done
+ *   wait -> [prepare] -> [split] -> query -> rows -> end -> ... -> [hold]
+ *        -> [close] -> done
  *
+ * the lead's split and a leg's query repeated while ranges are left.
  * Each statement's results are read to the end; the first error result is
- * kept.  An error before the response header rolls an open transaction
- * back (rollback) and is answered as an OperationOutcome; an error after
- * it ends the response without its last chunk and closes the connection.
- * The PostgreSQL socket is read only while fewer than
- * NGX_HTTP_BULK_BUSY_MAX output buffers wait for the client; a tick every
- * NGX_HTTP_BULK_COPY_TICK ms sends a partly filled buffer when PostgreSQL
- * is slow and ends a query that sends nothing for bulk_pg_timeout (not
- * counting time spent waiting for the client).  Being not cancelable, the
- * tick also keeps a gracefully exiting worker until the stream is over.
+ * kept.  An error before the response header closes the other legs, rolls
+ * an open transaction back (rollback) and is answered as an
+ * OperationOutcome; an error after it ends the response without its last
+ * chunk and closes every connection.  The response ends when every leg is
+ * done (ngx_http_bulk_copy_settle).  The PostgreSQL sockets are read only
+ * while fewer than NGX_HTTP_BULK_BUSY_MAX output buffers wait for the
+ * client; a tick every NGX_HTTP_BULK_COPY_TICK ms sends a partly filled
+ * buffer when PostgreSQL is slow and ends a query that sends nothing for
+ * bulk_pg_timeout (not counting time spent waiting for the client).  Being
+ * not cancelable, the tick also keeps a gracefully exiting worker until
+ * the stream is over.
+ *
+ * Whatever ends the request frees the copy with it: a function that may
+ * end it (send, lost, failed, finish, abort, settle) is the last thing its
+ * caller does.
  */
 
 
@@ -29,20 +38,42 @@
 #define NGX_HTTP_BULK_COPY_READS  8
 
 
+/* the statements of a parallel copy */
+#define NGX_HTTP_BULK_COPY_BEGIN                                              \
+    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+#define NGX_HTTP_BULK_COPY_IMPORT                                             \
+    NGX_HTTP_BULK_COPY_BEGIN "; SET TRANSACTION SNAPSHOT '%s'"
+
+/* the most legs of one copy */
+#define NGX_HTTP_BULK_COPY_LEGS   64
+
+
+typedef ngx_http_bulk_copy_leg_t  ngx_http_bulk_leg_t;
+
+
 static void ngx_http_bulk_copy_ready(ngx_http_bulk_pg_waiter_t *w,
     ngx_int_t rc);
 static void ngx_http_bulk_copy_pg_handler(ngx_http_bulk_pg_conn_t *pc);
-static void ngx_http_bulk_copy_process(ngx_http_bulk_copy_t *copy);
-static ngx_int_t ngx_http_bulk_copy_results(ngx_http_bulk_copy_t *copy);
-static void ngx_http_bulk_copy_send(ngx_http_bulk_copy_t *copy,
+static void ngx_http_bulk_copy_process(ngx_http_bulk_leg_t *leg);
+static ngx_int_t ngx_http_bulk_copy_results(ngx_http_bulk_leg_t *leg);
+static ngx_int_t ngx_http_bulk_copy_snapshot(ngx_http_bulk_copy_t *copy,
+    PGresult *res);
+static ngx_int_t ngx_http_bulk_copy_send(ngx_http_bulk_leg_t *leg,
     const char *sql, ngx_http_bulk_copy_state_e state);
-static void ngx_http_bulk_copy_read(ngx_http_bulk_copy_t *copy);
-static ngx_int_t ngx_http_bulk_copy_row(ngx_http_bulk_copy_t *copy,
+static void ngx_http_bulk_copy_divide(ngx_http_bulk_leg_t *leg);
+static void ngx_http_bulk_copy_next(ngx_http_bulk_leg_t *leg);
+static void ngx_http_bulk_copy_leave(ngx_http_bulk_leg_t *leg);
+static void ngx_http_bulk_copy_leg_done(ngx_http_bulk_leg_t *leg);
+static void ngx_http_bulk_copy_settle(ngx_http_bulk_copy_t *copy);
+static void ngx_http_bulk_copy_read(ngx_http_bulk_leg_t *leg);
+static ngx_int_t ngx_http_bulk_copy_row(ngx_http_bulk_leg_t *leg,
     u_char *data, size_t len);
+static void ngx_http_bulk_copy_pause(ngx_http_bulk_copy_t *copy,
+    ngx_uint_t pause);
 static void ngx_http_bulk_copy_complete(ngx_http_bulk_copy_t *copy);
-static void ngx_http_bulk_copy_failed(ngx_http_bulk_copy_t *copy);
-static void ngx_http_bulk_copy_lost(ngx_http_bulk_copy_t *copy);
-static ngx_int_t ngx_http_bulk_copy_answer(ngx_http_bulk_copy_t *copy);
+static void ngx_http_bulk_copy_failed(ngx_http_bulk_leg_t *leg);
+static void ngx_http_bulk_copy_lost(ngx_http_bulk_leg_t *leg);
+static ngx_int_t ngx_http_bulk_copy_answer(ngx_http_bulk_leg_t *leg);
 static void ngx_http_bulk_copy_write_handler(ngx_http_request_t *r);
 static void ngx_http_bulk_copy_tick(ngx_event_t *ev);
 static void ngx_http_bulk_copy_finish(ngx_http_bulk_copy_t *copy,
@@ -50,14 +81,14 @@ static void ngx_http_bulk_copy_finish(ngx_http_bulk_copy_t *copy,
 static void ngx_http_bulk_copy_abort(ngx_http_bulk_copy_t *copy,
     const char *reason);
 static void ngx_http_bulk_copy_release(ngx_http_bulk_copy_t *copy,
-    ngx_uint_t reusable);
+    ngx_http_bulk_leg_t *keep, ngx_uint_t reusable);
 static void ngx_http_bulk_copy_cleanup(void *data);
 
 
 /*
- * The driver of request r: its cleanup, its waiter for a connection and
- * its tick.  The copy becomes the request's context of the module, the
- * first member of the operation's own.
+ * The driver of request r: its cleanup and its tick.  The copy becomes
+ * the request's context of the module, the first member of the
+ * operation's own.
  */
 
 ngx_int_t
@@ -80,33 +111,61 @@ ngx_http_bulk_copy_init(ngx_http_bulk_copy_t *copy, ngx_http_request_t *r)
 
     blcf = ngx_http_get_module_loc_conf(r, ngx_http_bulk_module);
 
+    /* the reads go to bulk_pg_read's database when there is one */
+    copy->pool = blcf->read_pool;
     copy->pg_timeout = blcf->pg_timeout;
     copy->tick.handler = ngx_http_bulk_copy_tick;
     copy->tick.data = copy;
     copy->tick.log = r->connection->log;
 
-    ngx_http_bulk_pg_waiter_init(&copy->waiter, blcf->pool,
-                                 ngx_http_bulk_copy_ready, copy,
-                                 r->connection->log);
-    copy->waiter.stats = &copy->stats;
-
     return NGX_OK;
 }
 
 
-/* the operation's part is set: asks for a connection; NGX_DONE */
+/* the operation's part is set: the legs, a connection asked; NGX_DONE */
 
 ngx_int_t
 ngx_http_bulk_copy_run(ngx_http_bulk_copy_t *copy)
 {
-    ngx_http_request_t  *r;
+    ngx_uint_t            i, n;
+    ngx_http_request_t   *r;
+    ngx_http_bulk_leg_t  *leg;
 
     r = copy->request;
+
+    n = 1;
+
+    if (copy->parallel > 1 && copy->split && copy->range) {
+        n = ngx_min(copy->parallel, NGX_HTTP_BULK_COPY_LEGS);
+
+        /* one snapshot: a transaction on each leg */
+        copy->prepare = NGX_HTTP_BULK_COPY_BEGIN;
+        copy->close = "COMMIT";
+    }
+
+    copy->legs = ngx_pcalloc(r->pool, n * sizeof(ngx_http_bulk_leg_t));
+    if (copy->legs == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    copy->nlegs = n;
+
+    for (i = 0; i < n; i++) {
+        leg = &copy->legs[i];
+        leg->copy = copy;
+        leg->index = i;
+        ngx_http_bulk_pg_waiter_init(&leg->waiter, copy->pool,
+                                     ngx_http_bulk_copy_ready, leg,
+                                     r->connection->log);
+    }
+
+    /* $bulk_db_time: the lead's, which holds the whole transaction */
+    copy->legs[0].waiter.stats = &copy->stats;
 
     r->main->count++;
     r->read_event_handler = ngx_http_test_reading;
 
-    ngx_http_bulk_pg_get(&copy->waiter);
+    ngx_http_bulk_pg_get(&copy->legs[0].waiter);
 
     return NGX_DONE;
 }
@@ -117,13 +176,15 @@ ngx_http_bulk_copy_ready(ngx_http_bulk_pg_waiter_t *w, ngx_int_t rc)
 {
     ngx_connection_t      *c;
     ngx_http_request_t    *r;
+    ngx_http_bulk_leg_t   *leg;
     ngx_http_bulk_copy_t  *copy;
 
-    copy = w->data;
+    leg = w->data;
+    copy = leg->copy;
     r = copy->request;
     c = r->connection;
 
-    if (rc != NGX_OK) {
+    if (rc != NGX_OK && leg->index == 0) {
         ngx_http_bulk_copy_finish(copy,
             ngx_http_bulk_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                                      "transient", "database unavailable: %s",
@@ -132,26 +193,52 @@ ngx_http_bulk_copy_ready(ngx_http_bulk_pg_waiter_t *w, ngx_int_t rc)
         return;
     }
 
-    copy->pc = ngx_http_bulk_pg_take(w, ngx_http_bulk_copy_pg_handler, copy);
+    if (rc != NGX_OK) {
 
-    if (copy->taint) {
-        ngx_http_bulk_pg_taint(copy->pc);
+        /* another leg: its range is left to the legs that run */
+
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "bulk %V: leg %ui got no connection: %s", &copy->name,
+                      leg->index, w->err);
+
+        leg->state = ngx_http_bulk_copy_done;
+        ngx_http_bulk_copy_settle(copy);
+        ngx_http_run_posted_requests(c);
+        return;
     }
 
-    /*
-     * a database that stops answering raises no event: the watchdog ends
-     * the request after bulk_pg_timeout
-     */
+    leg->pc = ngx_http_bulk_pg_take(w, ngx_http_bulk_copy_pg_handler, leg);
 
-    copy->pg_active = ngx_current_msec;
-    ngx_add_timer(&copy->tick, NGX_HTTP_BULK_COPY_TICK);
+    if (copy->taint) {
+        ngx_http_bulk_pg_taint(leg->pc);
+    }
 
-    if (copy->prepare) {
-        ngx_http_bulk_copy_send(copy, copy->prepare,
-                                ngx_http_bulk_copy_prepare);
+    if (leg->index == 0) {
+
+        /*
+         * a database that stops answering raises no event: the watchdog
+         * ends the request after bulk_pg_timeout
+         */
+
+        copy->pg_active = ngx_current_msec;
+        ngx_add_timer(&copy->tick, NGX_HTTP_BULK_COPY_TICK);
+
+        if (copy->prepare) {
+            (void) ngx_http_bulk_copy_send(leg, copy->prepare,
+                                           ngx_http_bulk_copy_prepare);
+
+        } else {
+            (void) ngx_http_bulk_copy_send(leg, copy->query,
+                                           ngx_http_bulk_copy_query);
+        }
+
+    } else if (copy->next < copy->nranges) {
+        (void) ngx_http_bulk_copy_send(leg, copy->import,
+                                       ngx_http_bulk_copy_prepare);
 
     } else {
-        ngx_http_bulk_copy_send(copy, copy->query, ngx_http_bulk_copy_query);
+        /* the other legs took every range meanwhile */
+        ngx_http_bulk_copy_leg_done(leg);
     }
 
     ngx_http_run_posted_requests(c);
@@ -162,30 +249,45 @@ static void
 ngx_http_bulk_copy_pg_handler(ngx_http_bulk_pg_conn_t *pc)
 {
     ngx_connection_t      *c;
+    ngx_http_bulk_leg_t   *leg;
     ngx_http_bulk_copy_t  *copy;
 
-    copy = pc->data;
+    leg = pc->data;
+    copy = leg->copy;
     c = copy->request->connection;
 
     copy->pg_active = ngx_current_msec;
 
-    ngx_http_bulk_copy_process(copy);
+    ngx_http_bulk_copy_process(leg);
 
     ngx_http_run_posted_requests(c);
 }
 
 
-/* the one place that moves the driver on */
+/* the one place that moves a leg on */
 
 static void
-ngx_http_bulk_copy_process(ngx_http_bulk_copy_t *copy)
+ngx_http_bulk_copy_process(ngx_http_bulk_leg_t *leg)
 {
-    ngx_int_t  rc;
+    ngx_int_t              rc;
+    ngx_http_bulk_copy_t  *copy;
 
-    switch (copy->state) {
+    copy = leg->copy;
+
+    switch (leg->state) {
 
     case ngx_http_bulk_copy_rows:
-        ngx_http_bulk_copy_read(copy);
+        ngx_http_bulk_copy_read(leg);
+        return;
+
+    case ngx_http_bulk_copy_hold:
+
+        /* idle in its transaction: only a lost connection matters */
+
+        if (PQstatus(leg->pc->pg) != CONNECTION_OK) {
+            ngx_http_bulk_copy_lost(leg);
+        }
+
         return;
 
     case ngx_http_bulk_copy_wait:
@@ -196,79 +298,94 @@ ngx_http_bulk_copy_process(ngx_http_bulk_copy_t *copy)
         break;
     }
 
-    rc = ngx_http_bulk_copy_results(copy);
+    rc = ngx_http_bulk_copy_results(leg);
 
     if (rc == NGX_AGAIN) {
         return;
     }
 
     if (rc == NGX_ERROR) {
-        ngx_http_bulk_copy_lost(copy);
+        ngx_http_bulk_copy_lost(leg);
         return;
     }
 
     if (rc == NGX_DONE) {
-        copy->state = ngx_http_bulk_copy_rows;
+        leg->state = ngx_http_bulk_copy_rows;
 
-        if (!copy->lazy && ngx_http_bulk_copy_start(copy) == NGX_ERROR) {
+        if (!copy->lazy && !copy->started
+            && ngx_http_bulk_copy_start(copy) == NGX_ERROR)
+        {
             ngx_http_bulk_copy_abort(copy, "sending the header failed");
             return;
         }
 
-        ngx_http_bulk_copy_read(copy);
+        ngx_http_bulk_copy_read(leg);
         return;
     }
 
     /* every result of the statement is in */
 
-    if (copy->state == ngx_http_bulk_copy_rollback) {
-        ngx_http_bulk_copy_finish(copy, ngx_http_bulk_copy_answer(copy));
+    if (leg->state == ngx_http_bulk_copy_rollback) {
+        ngx_http_bulk_copy_finish(copy, ngx_http_bulk_copy_answer(leg));
         return;
     }
 
     if (copy->result) {
-        ngx_http_bulk_copy_failed(copy);
+        ngx_http_bulk_copy_failed(leg);
         return;
     }
 
-    switch (copy->state) {
+    switch (leg->state) {
 
     case ngx_http_bulk_copy_prepare:
-        ngx_http_bulk_copy_send(copy, copy->query, ngx_http_bulk_copy_query);
+
+        if (leg->index != 0) {
+            /* the snapshot is imported: a range, if one is left */
+            ngx_http_bulk_copy_next(leg);
+            return;
+        }
+
+        if (copy->nlegs > 1) {
+            (void) ngx_http_bulk_copy_send(leg, copy->split,
+                                           ngx_http_bulk_copy_split);
+            return;
+        }
+
+        (void) ngx_http_bulk_copy_send(leg, copy->query,
+                                       ngx_http_bulk_copy_query);
+        return;
+
+    case ngx_http_bulk_copy_split:
+        ngx_http_bulk_copy_divide(leg);
         return;
 
     case ngx_http_bulk_copy_query:    /* a query without COPY: HEAD */
     case ngx_http_bulk_copy_end:
-
-        if (copy->close) {
-            ngx_http_bulk_copy_send(copy, copy->close,
-                                    ngx_http_bulk_copy_close);
-            return;
-        }
-
-        ngx_http_bulk_copy_complete(copy);
+        ngx_http_bulk_copy_next(leg);
         return;
 
     default: /* ngx_http_bulk_copy_close */
-        ngx_http_bulk_copy_complete(copy);
+        ngx_http_bulk_copy_leg_done(leg);
         return;
     }
 }
 
 
 /*
- * Reads the results of the statement sent: NGX_OK when all are in (the
- * first error kept in copy->result), NGX_DONE at the query's COPY OUT,
- * NGX_AGAIN to wait, NGX_ERROR when the connection is lost.
+ * Reads the results of the statement a leg sent: NGX_OK when all are in
+ * (the first error kept in copy->result), NGX_DONE at the query's COPY
+ * OUT, NGX_AGAIN to wait, NGX_ERROR when the connection is lost.
  */
 
 static ngx_int_t
-ngx_http_bulk_copy_results(ngx_http_bulk_copy_t *copy)
+ngx_http_bulk_copy_results(ngx_http_bulk_leg_t *leg)
 {
-    PGconn    *pg;
-    PGresult  *res;
+    PGconn                *pg;
+    PGresult              *res;
+    ngx_http_bulk_copy_t  *copy;
 
-    pg = copy->pc->pg;
+    copy = leg->copy;
+    pg = leg->pc->pg;
 
     for ( ;; ) {
         if (PQisBusy(pg)) {
@@ -290,7 +407,7 @@ ngx_http_bulk_copy_results(ngx_http_bulk_copy_t *copy)
         case PGRES_COPY_OUT:
             PQclear(res);
 
-            if (copy->state == ngx_http_bulk_copy_query) {
+            if (leg->state == ngx_http_bulk_copy_query) {
                 return NGX_DONE;
             }
 
@@ -298,6 +415,17 @@ ngx_http_bulk_copy_results(ngx_http_bulk_copy_t *copy)
             return NGX_ERROR;
 
         case PGRES_TUPLES_OK:
+
+            if (leg->state == ngx_http_bulk_copy_split
+                && ngx_http_bulk_copy_snapshot(copy, res) != NGX_OK)
+            {
+                PQclear(res);
+                return NGX_ERROR;
+            }
+
+            PQclear(res);
+            continue;
+
         case PGRES_COMMAND_OK:
             PQclear(res);
             continue;
@@ -320,31 +448,281 @@ ngx_http_bulk_copy_results(ngx_http_bulk_copy_t *copy)
 }
 
 
-static void
-ngx_http_bulk_copy_send(ngx_http_bulk_copy_t *copy, const char *sql,
+/* the split's row: the exported snapshot and the table's pages */
+
+static ngx_int_t
+ngx_http_bulk_copy_snapshot(ngx_http_bulk_copy_t *copy, PGresult *res)
+{
+    u_char      *p;
+    size_t       len;
+    const char  *snap, *pages;
+
+    if (PQntuples(res) != 1 || PQnfields(res) != 2
+        || PQgetisnull(res, 0, 0) || PQgetisnull(res, 0, 1))
+    {
+        return NGX_ERROR;
+    }
+
+    snap = PQgetvalue(res, 0, 0);
+    pages = PQgetvalue(res, 0, 1);
+    len = ngx_strlen(snap);
+
+    /* a snapshot id is hex digits and dashes: safe inside quotes */
+
+    if (len == 0 || len > 64
+        || strspn(snap, "0123456789ABCDEFabcdef-") != len)
+    {
+        return NGX_ERROR;
+    }
+
+    copy->pages = 0;
+
+    for (p = (u_char *) pages; *p; p++) {
+        if (*p < '0' || *p > '9' || copy->pages > (uint64_t) 1 << 40) {
+            return NGX_ERROR;
+        }
+
+        copy->pages = copy->pages * 10 + (*p - '0');
+    }
+
+    p = ngx_pnalloc(copy->request->pool,
+                    sizeof(NGX_HTTP_BULK_COPY_IMPORT) + len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    *ngx_sprintf(p, NGX_HTTP_BULK_COPY_IMPORT, snap) = '\0';
+
+    copy->import = (char *) p;
+
+    return NGX_OK;
+}
+
+
+/* NGX_OK, or NGX_ERROR when the connection failed (the copy has ended) */
+
+static ngx_int_t
+ngx_http_bulk_copy_send(ngx_http_bulk_leg_t *leg, const char *sql,
     ngx_http_bulk_copy_state_e state)
 {
     ngx_int_t  rc;
 
-    copy->state = state;
+    leg->state = state;
 
-    if (state == ngx_http_bulk_copy_query && copy->single) {
-        rc = ngx_http_bulk_pg_send_one(copy->pc, sql);
+    if (state == ngx_http_bulk_copy_query && leg->copy->single) {
+        rc = ngx_http_bulk_pg_send_one(leg->pc, sql);
 
     } else {
-        rc = ngx_http_bulk_pg_send(copy->pc, sql);
+        rc = ngx_http_bulk_pg_send(leg->pc, sql);
     }
 
     if (rc != NGX_OK) {
-        ngx_http_bulk_copy_lost(copy);
+        ngx_http_bulk_copy_lost(leg);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The lead has the snapshot and the table's pages: the ranges, one per
+ * leg (fewer when the table has fewer pages), then the other legs ask
+ * for connections and the lead runs the first range.
+ */
+
+static void
+ngx_http_bulk_copy_divide(ngx_http_bulk_leg_t *leg)
+{
+    uint64_t               b;
+    ngx_uint_t             i, k, n;
+    ngx_http_bulk_copy_t  *copy;
+
+    copy = leg->copy;
+    n = copy->nlegs;
+
+    if (copy->import == NULL) {
+        ngx_http_bulk_copy_abort(copy, "no snapshot from PostgreSQL");
+        return;
+    }
+
+    copy->bounds = ngx_palloc(copy->request->pool, (n + 1) * sizeof(uint64_t));
+    if (copy->bounds == NULL) {
+        ngx_http_bulk_copy_abort(copy, "no memory");
+        return;
+    }
+
+    /* [0, b1), [b1, b2), ... [bk, end): 0 at either end means open */
+
+    copy->bounds[0] = 0;
+    k = 0;
+
+    for (i = 1; i < n; i++) {
+        b = copy->pages * i / n;
+
+        if (b > copy->bounds[k]) {
+            copy->bounds[++k] = b;
+        }
+    }
+
+    copy->bounds[++k] = 0;
+    copy->nranges = k;
+    copy->next = 0;
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, copy->request->connection->log, 0,
+                   "bulk %V: %uL pages in %ui ranges", &copy->name,
+                   copy->pages, copy->nranges);
+
+    for (i = 1; i < n; i++) {
+        if (i < copy->nranges) {
+            ngx_http_bulk_pg_ask(&copy->legs[i].waiter);
+
+        } else {
+            copy->legs[i].state = ngx_http_bulk_copy_done;
+        }
+    }
+
+    ngx_http_bulk_copy_next(leg);
+}
+
+
+/* a leg is free: the next range, or the end of its part */
+
+static void
+ngx_http_bulk_copy_next(ngx_http_bulk_leg_t *leg)
+{
+    uint64_t               to;
+    ngx_uint_t             i;
+    const char            *sql;
+    ngx_http_bulk_leg_t   *l;
+    ngx_http_bulk_copy_t  *copy;
+
+    copy = leg->copy;
+
+    if (copy->next < copy->nranges) {
+        i = copy->next++;
+        to = copy->bounds[i + 1];
+
+        sql = copy->range(copy, copy->bounds[i], to);
+        if (sql == NULL) {
+            ngx_http_bulk_copy_abort(copy, "no memory");
+            return;
+        }
+
+        ngx_memzero(&leg->reader, sizeof(ngx_bulk_pgcopy_reader_t));
+
+        if (ngx_http_bulk_copy_send(leg, sql, ngx_http_bulk_copy_query)
+            == NGX_OK)
+        {
+            /* a leg that imported the snapshot may free the lead */
+            ngx_http_bulk_copy_settle(copy);
+        }
+
+        return;
+    }
+
+    /* nothing is left: legs still waiting for a connection need none */
+
+    for (i = 1; i < copy->nlegs; i++) {
+        l = &copy->legs[i];
+
+        if (l->state == ngx_http_bulk_copy_wait) {
+            ngx_http_bulk_pg_cancel(&l->waiter);
+            l->state = ngx_http_bulk_copy_done;
+        }
+    }
+
+    if (leg->index == 0) {
+        for (i = 1; i < copy->nlegs; i++) {
+            if (copy->legs[i].state == ngx_http_bulk_copy_prepare) {
+
+                /* its snapshot import needs the lead's transaction */
+
+                leg->state = ngx_http_bulk_copy_hold;
+                return;
+            }
+        }
+    }
+
+    ngx_http_bulk_copy_leave(leg);
+}
+
+
+static void
+ngx_http_bulk_copy_leave(ngx_http_bulk_leg_t *leg)
+{
+    ngx_http_bulk_copy_t  *copy;
+
+    copy = leg->copy;
+
+    if (copy->close == NULL) {
+        ngx_http_bulk_copy_leg_done(leg);
+        return;
+    }
+
+    if (ngx_http_bulk_copy_send(leg, copy->close, ngx_http_bulk_copy_close)
+        == NGX_OK)
+    {
+        ngx_http_bulk_copy_settle(copy);
+    }
+}
+
+
+/* a leg's part is over: its connection goes back to the pool */
+
+static void
+ngx_http_bulk_copy_leg_done(ngx_http_bulk_leg_t *leg)
+{
+    if (leg->pc) {
+        ngx_http_bulk_pg_release(leg->pc, 1);
+        leg->pc = NULL;
+    }
+
+    leg->state = ngx_http_bulk_copy_done;
+
+    ngx_http_bulk_copy_settle(leg->copy);
+}
+
+
+/*
+ * After a leg moved: a lead held for a snapshot import no longer needed
+ * closes; when every leg is done the response is complete.
+ */
+
+static void
+ngx_http_bulk_copy_settle(ngx_http_bulk_copy_t *copy)
+{
+    ngx_uint_t  i, importing, done;
+
+    importing = 0;
+    done = 1;
+
+    for (i = 0; i < copy->nlegs; i++) {
+        if (copy->legs[i].state == ngx_http_bulk_copy_prepare && i != 0) {
+            importing = 1;
+        }
+
+        if (copy->legs[i].state != ngx_http_bulk_copy_done) {
+            done = 0;
+        }
+    }
+
+    if (copy->legs[0].state == ngx_http_bulk_copy_hold && !importing) {
+        ngx_http_bulk_copy_leave(&copy->legs[0]);
+        return;
+    }
+
+    if (done) {
+        ngx_http_bulk_copy_complete(copy);
     }
 }
 
 
 /*
- * Sends the response header: at COPY OUT, or from the operation's row
- * callback when the header waits for the first row (copy->lazy), or at
- * the end of a result without rows.  NGX_ERROR when it failed.
+ * Sends the response header: at the first COPY OUT, or from the
+ * operation's row callback when the header waits for the first row
+ * (copy->lazy), or at the end of a result without rows.  NGX_ERROR when
+ * it failed.
  */
 
 ngx_int_t
@@ -393,16 +771,29 @@ ngx_http_bulk_copy_start(ngx_http_bulk_copy_t *copy)
 
 
 static void
-ngx_http_bulk_copy_read(ngx_http_bulk_copy_t *copy)
+ngx_http_bulk_copy_read(ngx_http_bulk_leg_t *leg)
 {
-    int                   n;
-    char                 *buf;
-    PGconn               *pg;
-    ngx_int_t             rc;
-    ngx_uint_t            reads;
-    ngx_http_bulk_out_t  *o;
+    int                    n;
+    char                  *buf;
+    PGconn                *pg;
+    ngx_int_t              rc;
+    ngx_uint_t             reads;
+    ngx_http_bulk_out_t   *o;
+    ngx_http_bulk_copy_t  *copy;
 
-    pg = copy->pc->pg;
+    copy = leg->copy;
+
+    if (copy->paused) {
+        /* another leg filled the buffers: this one waits as well */
+
+        if (ngx_http_bulk_pg_read(leg->pc, 0) != NGX_OK) {
+            ngx_http_bulk_copy_abort(copy, "event failure");
+        }
+
+        return;
+    }
+
+    pg = leg->pc->pg;
     o = &copy->out;
     reads = 0;
 
@@ -429,7 +820,7 @@ ngx_http_bulk_copy_read(ngx_http_bulk_copy_t *copy)
                  */
 
                 if (PQstatus(pg) != CONNECTION_OK) {
-                    ngx_http_bulk_copy_lost(copy);
+                    ngx_http_bulk_copy_lost(leg);
                 }
 
                 return;
@@ -438,17 +829,17 @@ ngx_http_bulk_copy_read(ngx_http_bulk_copy_t *copy)
 
         if (n == -1) {
             /* COPY is over: its own result comes next */
-            copy->state = ngx_http_bulk_copy_end;
-            ngx_http_bulk_copy_process(copy);
+            leg->state = ngx_http_bulk_copy_end;
+            ngx_http_bulk_copy_process(leg);
             return;
         }
 
         if (n < 0) {
-            ngx_http_bulk_copy_lost(copy);
+            ngx_http_bulk_copy_lost(leg);
             return;
         }
 
-        rc = ngx_http_bulk_copy_row(copy, (u_char *) buf, n);
+        rc = ngx_http_bulk_copy_row(leg, (u_char *) buf, n);
         PQfreemem(buf);
 
         if (rc == NGX_ERROR) {
@@ -470,11 +861,11 @@ ngx_http_bulk_copy_read(ngx_http_bulk_copy_t *copy)
 
         if (ngx_http_bulk_out_full(o)) {
 
-            /* backpressure: leave the rows in the socket */
+            /* backpressure: every leg leaves its rows in its socket */
 
-            copy->paused = 1;
+            ngx_http_bulk_copy_pause(copy, 1);
 
-            if (ngx_http_bulk_pg_read(copy->pc, 0) != NGX_OK
+            if (copy->paused == 0
                 || ngx_http_bulk_out_wait(copy->request) != NGX_OK)
             {
                 ngx_http_bulk_copy_abort(copy, "event failure");
@@ -489,14 +880,17 @@ ngx_http_bulk_copy_read(ngx_http_bulk_copy_t *copy)
 /* one COPY message to the operation: a binary tuple's fields, or a line */
 
 static ngx_inline ngx_int_t
-ngx_http_bulk_copy_row(ngx_http_bulk_copy_t *copy, u_char *data, size_t len)
+ngx_http_bulk_copy_row(ngx_http_bulk_leg_t *leg, u_char *data, size_t len)
 {
-    int        rc;
-    size_t     n;
-    ngx_int_t  row;
+    int                    rc;
+    size_t                 n;
+    ngx_int_t              row;
+    ngx_http_bulk_copy_t  *copy;
+
+    copy = leg->copy;
 
     if (copy->binary) {
-        rc = ngx_bulk_pgcopy_read(&copy->reader, data, len, copy->fields,
+        rc = ngx_bulk_pgcopy_read(&leg->reader, data, len, copy->fields,
                                   NGX_HTTP_BULK_COPY_FIELDS, &n);
 
         if (rc == 0) {
@@ -528,7 +922,41 @@ ngx_http_bulk_copy_row(ngx_http_bulk_copy_t *copy, u_char *data, size_t len)
 }
 
 
-/* the result is complete: the header if no row sent it, the last chunk */
+/*
+ * The client is behind (pause), or caught up: the reading legs stop, or
+ * start again from the posted events (libpq may hold rows already read
+ * from the socket, which no socket event would announce).  On a failure
+ * copy->paused is left 0 after a pause.
+ */
+
+static void
+ngx_http_bulk_copy_pause(ngx_http_bulk_copy_t *copy, ngx_uint_t pause)
+{
+    ngx_uint_t            i;
+    ngx_http_bulk_leg_t  *leg;
+
+    copy->paused = pause;
+
+    for (i = 0; i < copy->nlegs; i++) {
+        leg = &copy->legs[i];
+
+        if (leg->state != ngx_http_bulk_copy_rows || leg->pc == NULL) {
+            continue;
+        }
+
+        if (ngx_http_bulk_pg_read(leg->pc, !pause) != NGX_OK) {
+            copy->paused = 0;
+            return;
+        }
+
+        if (!pause) {
+            ngx_http_bulk_pg_post(leg->pc);
+        }
+    }
+}
+
+
+/* every leg is done: the header if no row sent it, the last chunk */
 
 static void
 ngx_http_bulk_copy_complete(ngx_http_bulk_copy_t *copy)
@@ -559,50 +987,67 @@ ngx_http_bulk_copy_complete(ngx_http_bulk_copy_t *copy)
 }
 
 
-/* PostgreSQL refused: roll back and answer, or cut a started stream */
+/*
+ * PostgreSQL refused: the other legs close, this one rolls back and the
+ * error is answered; or a started stream is cut
+ */
 
 static void
-ngx_http_bulk_copy_failed(ngx_http_bulk_copy_t *copy)
+ngx_http_bulk_copy_failed(ngx_http_bulk_leg_t *leg)
 {
+    ngx_http_bulk_copy_t  *copy;
+
+    copy = leg->copy;
+
     if (copy->started) {
         ngx_http_bulk_copy_abort(copy, PQresultErrorMessage(copy->result));
         return;
     }
 
-    if (PQtransactionStatus(copy->pc->pg) != PQTRANS_IDLE) {
-        ngx_http_bulk_copy_send(copy, "ROLLBACK", ngx_http_bulk_copy_rollback);
+    if (PQtransactionStatus(leg->pc->pg) != PQTRANS_IDLE) {
+        ngx_http_bulk_copy_release(copy, leg, 0);
+        (void) ngx_http_bulk_copy_send(leg, "ROLLBACK",
+                                       ngx_http_bulk_copy_rollback);
         return;
     }
 
-    ngx_http_bulk_copy_finish(copy, ngx_http_bulk_copy_answer(copy));
+    ngx_http_bulk_copy_finish(copy, ngx_http_bulk_copy_answer(leg));
 }
 
 
-/* the connection is lost, or a statement could not be sent */
+/* a leg's connection is lost, or a statement could not be sent */
 
 static void
-ngx_http_bulk_copy_lost(ngx_http_bulk_copy_t *copy)
+ngx_http_bulk_copy_lost(ngx_http_bulk_leg_t *leg)
 {
+    ngx_http_bulk_copy_t  *copy;
+
+    copy = leg->copy;
+
     if (copy->started) {
-        ngx_http_bulk_copy_abort(copy, PQerrorMessage(copy->pc->pg));
+        ngx_http_bulk_copy_abort(copy, PQerrorMessage(leg->pc->pg));
         return;
     }
 
-    ngx_http_bulk_copy_finish(copy, ngx_http_bulk_copy_answer(copy));
+    ngx_http_bulk_copy_finish(copy, ngx_http_bulk_copy_answer(leg));
 }
 
 
 /* an error before the response header as the operation answers it */
 
 static ngx_int_t
-ngx_http_bulk_copy_answer(ngx_http_bulk_copy_t *copy)
+ngx_http_bulk_copy_answer(ngx_http_bulk_leg_t *leg)
 {
+    ngx_http_bulk_copy_t  *copy;
+
+    copy = leg->copy;
+
     if (copy->error) {
-        return copy->error(copy, copy->result);
+        return copy->error(copy, copy->result, leg->pc->pg);
     }
 
     return ngx_http_bulk_send_pg_error(copy->request, copy->result,
-                                       copy->pc->pg, copy->client);
+                                       leg->pc->pg, copy->client);
 }
 
 
@@ -615,7 +1060,7 @@ ngx_http_bulk_copy_write_handler(ngx_http_request_t *r)
 
     copy = ngx_http_get_module_ctx(r, ngx_http_bulk_module);
 
-    if (copy->state == ngx_http_bulk_copy_done) {
+    if (copy->over) {
         return;
     }
 
@@ -627,14 +1072,7 @@ ngx_http_bulk_copy_write_handler(ngx_http_request_t *r)
     }
 
     if (rc == NGX_OK) {
-        copy->paused = 0;
-
-        if (ngx_http_bulk_pg_read(copy->pc, 1) != NGX_OK) {
-            ngx_http_bulk_copy_abort(copy, "event failure");
-            return;
-        }
-
-        ngx_http_bulk_copy_read(copy);
+        ngx_http_bulk_copy_pause(copy, 0);
     }
 }
 
@@ -648,7 +1086,7 @@ ngx_http_bulk_copy_tick(ngx_event_t *ev)
     copy = ev->data;
     c = copy->request->connection;
 
-    if (copy->state == ngx_http_bulk_copy_done) {
+    if (copy->over) {
         return;
     }
 
@@ -663,7 +1101,7 @@ ngx_http_bulk_copy_tick(ngx_event_t *ev)
                                            "bulk_pg_timeout");
 
         } else {
-            ngx_http_bulk_copy_release(copy, 0);
+            ngx_http_bulk_copy_release(copy, NULL, 0);
 
             ngx_http_bulk_copy_finish(copy,
                 ngx_http_bulk_send_error(copy->request,
@@ -675,8 +1113,7 @@ ngx_http_bulk_copy_tick(ngx_event_t *ev)
         ngx_http_run_posted_requests(c);
         return;
 
-    } else if (copy->state == ngx_http_bulk_copy_rows && copy->started
-               && copy->out.busy == NULL
+    } else if (copy->started && copy->out.busy == NULL
                && ngx_http_bulk_out_pending(&copy->out))
     {
         /* the database is slow: the client gets what there is */
@@ -692,12 +1129,12 @@ ngx_http_bulk_copy_tick(ngx_event_t *ev)
 }
 
 
-/* the end: the connection goes back when its transaction is over */
+/* the end: the connections go back when their transactions are over */
 
 static void
 ngx_http_bulk_copy_finish(ngx_http_bulk_copy_t *copy, ngx_int_t rc)
 {
-    ngx_http_bulk_copy_release(copy, 1);
+    ngx_http_bulk_copy_release(copy, NULL, 1);
 
     ngx_http_finalize_request(copy->request, rc);
 }
@@ -705,7 +1142,7 @@ ngx_http_bulk_copy_finish(ngx_http_bulk_copy_t *copy, ngx_int_t rc)
 
 /*
  * A failure after the header: the client gets the rows before it, then
- * the response ends without its last chunk; the connection is closed.
+ * the response ends without its last chunk; the connections are closed.
  */
 
 static void
@@ -726,7 +1163,7 @@ ngx_http_bulk_copy_abort(ngx_http_bulk_copy_t *copy, const char *reason)
         }
     }
 
-    ngx_http_bulk_copy_release(copy, 0);
+    ngx_http_bulk_copy_release(copy, NULL, 0);
 
     r->connection->error = 1;
     ngx_http_finalize_request(r, NGX_ERROR);
@@ -734,40 +1171,67 @@ ngx_http_bulk_copy_abort(ngx_http_bulk_copy_t *copy, const char *reason)
 
 
 /*
- * The driver lets go: of its error result, of its connection (reusable:
- * back to the pool if the transaction is over; else closed, which stops
- * a query still running) and of its tick.
+ * The driver lets go of every leg but keep: of its waiter, of its
+ * connection (reusable: back to the pool if the transaction is over;
+ * else closed, which stops a query still running); without keep, of the
+ * error result and the tick too.
  */
 
 static void
-ngx_http_bulk_copy_release(ngx_http_bulk_copy_t *copy, ngx_uint_t reusable)
+ngx_http_bulk_copy_release(ngx_http_bulk_copy_t *copy,
+    ngx_http_bulk_leg_t *keep, ngx_uint_t reusable)
 {
+    ngx_uint_t            i;
+    ngx_http_bulk_leg_t  *leg;
+
+    for (i = 0; i < copy->nlegs; i++) {
+        leg = &copy->legs[i];
+
+        if (leg == keep) {
+            continue;
+        }
+
+        if (leg->state == ngx_http_bulk_copy_wait) {
+            ngx_http_bulk_pg_cancel(&leg->waiter);
+        }
+
+        if (leg->pc) {
+            ngx_http_bulk_pg_release(leg->pc, reusable);
+            leg->pc = NULL;
+        }
+
+        leg->state = ngx_http_bulk_copy_done;
+    }
+
+    if (keep) {
+        return;
+    }
+
     if (copy->result) {
         PQclear(copy->result);
         copy->result = NULL;
-    }
-
-    if (copy->pc) {
-        ngx_http_bulk_pg_release(copy->pc, reusable);
-        copy->pc = NULL;
     }
 
     if (copy->tick.timer_set) {
         ngx_del_timer(&copy->tick);
     }
 
-    copy->state = ngx_http_bulk_copy_done;
+    copy->over = 1;
 }
 
 
-/* the request is freed: a client gone mid-query closes the connection */
+/* the request is freed: a client gone mid-query closes the connections */
 
 static void
 ngx_http_bulk_copy_cleanup(void *data)
 {
     ngx_http_bulk_copy_t  *copy = data;
 
-    ngx_http_bulk_pg_cancel(&copy->waiter);
+    ngx_uint_t  i;
 
-    ngx_http_bulk_copy_release(copy, 0);
+    for (i = 0; i < copy->nlegs; i++) {
+        ngx_http_bulk_pg_cancel(&copy->legs[i].waiter);
+    }
+
+    ngx_http_bulk_copy_release(copy, NULL, 0);
 }

@@ -8,6 +8,11 @@
  * columns merged into the stored document), or converted to FHIR with
  * fhir=true.  HEAD runs "SELECT 1 FROM <type> LIMIT 0": the header says
  * whether the type's table exists.
+ *
+ * With bulk_dump_parallel N the copy driver reads the table over N
+ * connections under one snapshot, each a range of its pages (a TID range
+ * scan: WHERE ctid >= '(a,0)' AND ctid < '(b,0)'); the split statement
+ * exports the snapshot and counts the pages.
  */
 
 
@@ -17,6 +22,14 @@
 #include "ngx_bulk_json.h"
 #include "ngx_bulk_time.h"
 #include "ngx_bulk_format.h"
+
+
+/* the most a dump's COPY statement takes, its NUL included */
+#define NGX_HTTP_BULK_DUMP_COPY_LEN(ctx)                                      \
+    (sizeof("COPY (SELECT id, txid, cts, ts, resource FROM \"\" WHERE "      \
+            "ctid >= '(,0)' AND ctid < '(,0)' AND cts > ''::timestamptz) "    \
+            "TO STDOUT (FORMAT binary)")                                      \
+     + (ctx)->type.len + 2 * NGX_INT64_LEN + (ctx)->since_len)
 
 
 /* the columns of a row: id, txid, cts, ts, resource */
@@ -46,8 +59,12 @@ static ngx_int_t ngx_http_bulk_dump_bool(ngx_http_request_t *r,
     ngx_http_bulk_dump_ctx_t *ctx, ngx_str_t *name, ngx_uint_t *value);
 static ngx_int_t ngx_http_bulk_dump_query(ngx_http_request_t *r,
     ngx_http_bulk_dump_ctx_t *ctx);
+static u_char *ngx_http_bulk_dump_copy(u_char *p,
+    ngx_http_bulk_dump_ctx_t *ctx, uint64_t from, uint64_t to);
+static const char *ngx_http_bulk_dump_range(ngx_http_bulk_copy_t *copy,
+    uint64_t from, uint64_t to);
 static ngx_int_t ngx_http_bulk_dump_error(ngx_http_bulk_copy_t *copy,
-    PGresult *res);
+    PGresult *res, PGconn *pg);
 static ngx_int_t ngx_http_bulk_dump_row(ngx_http_bulk_copy_t *copy,
     ngx_bulk_pgcopy_field_t *f, size_t n);
 static ngx_int_t ngx_http_bulk_dump_meta(ngx_http_bulk_out_t *o,
@@ -234,14 +251,15 @@ ngx_http_bulk_dump_bool(ngx_http_request_t *r, ngx_http_bulk_dump_ctx_t *ctx,
 }
 
 
-/* the statement, and the name the log gives the dump */
+/* the statements, and the name the log gives the dump */
 
 static ngx_int_t
 ngx_http_bulk_dump_query(ngx_http_request_t *r, ngx_http_bulk_dump_ctx_t *ctx)
 {
-    u_char                *p, *sql;
-    size_t                 len;
-    ngx_http_bulk_copy_t  *copy;
+    u_char                    *p, *sql;
+    size_t                     len;
+    ngx_http_bulk_copy_t      *copy;
+    ngx_http_bulk_loc_conf_t  *blcf;
 
     copy = &ctx->copy;
 
@@ -255,9 +273,9 @@ ngx_http_bulk_dump_query(ngx_http_request_t *r, ngx_http_bulk_dump_ctx_t *ctx)
                                  &ctx->type)
                      - copy->name.data;
 
-    len = sizeof("COPY (SELECT id, txid, cts, ts, resource FROM \"\""
-                 " WHERE cts > ''::timestamptz) TO STDOUT (FORMAT binary)")
-          + ctx->type.len + ctx->since_len;
+    len = sizeof("SELECT pg_export_snapshot(), pg_relation_size('\"\"') / "
+                 "current_setting('block_size')::int8")
+          + ctx->type.len + NGX_HTTP_BULK_DUMP_COPY_LEN(ctx);
 
     sql = ngx_pnalloc(r->pool, len);
     if (sql == NULL) {
@@ -270,34 +288,108 @@ ngx_http_bulk_dump_query(ngx_http_request_t *r, ngx_http_bulk_dump_ctx_t *ctx)
         p = ngx_sprintf(sql, "SELECT 1 FROM \"");
         ngx_strlow(p, ctx->type.data, ctx->type.len);
         p = ngx_sprintf(p + ctx->type.len, "\" LIMIT 0");
+        *p = '\0';
 
-    } else {
-        p = ngx_sprintf(sql, "COPY (SELECT id, txid, cts, ts, resource "
-                             "FROM \"");
-        ngx_strlow(p, ctx->type.data, ctx->type.len);
-        p += ctx->type.len;
-        *p++ = '"';
+        copy->query = (char *) sql;
 
-        if (ctx->since_len) {
-            p = ngx_sprintf(p, " WHERE cts > '%*s'::timestamptz",
-                            ctx->since_len, ctx->since);
-        }
-
-        p = ngx_sprintf(p, ") TO STDOUT (FORMAT binary)");
+        return NGX_OK;
     }
 
+    p = ngx_http_bulk_dump_copy(sql, ctx, 0, 0);
     *p = '\0';
 
     copy->query = (char *) sql;
 
+    blcf = ngx_http_get_module_loc_conf(r, ngx_http_bulk_module);
+
+    if (blcf->dump_parallel <= 1) {
+        return NGX_OK;
+    }
+
+    sql = ngx_pnalloc(r->pool, len);
+    if (sql == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_sprintf(sql, "SELECT pg_export_snapshot(), pg_relation_size('\"");
+    ngx_strlow(p, ctx->type.data, ctx->type.len);
+    p = ngx_sprintf(p + ctx->type.len,
+                    "\"') / current_setting('block_size')::int8");
+    *p = '\0';
+
+    copy->parallel = blcf->dump_parallel;
+    copy->split = (char *) sql;
+    copy->range = ngx_http_bulk_dump_range;
+
     return NGX_OK;
+}
+
+
+/*
+ * The COPY of pages [from, to) (0: open at that end), written at p,
+ * which has room for NGX_HTTP_BULK_DUMP_COPY_LEN(ctx); returns its end.
+ */
+
+static u_char *
+ngx_http_bulk_dump_copy(u_char *p, ngx_http_bulk_dump_ctx_t *ctx,
+    uint64_t from, uint64_t to)
+{
+    char  *where;
+
+    p = ngx_sprintf(p, "COPY (SELECT id, txid, cts, ts, resource FROM \"");
+    ngx_strlow(p, ctx->type.data, ctx->type.len);
+    p += ctx->type.len;
+    *p++ = '"';
+
+    where = " WHERE";
+
+    if (from) {
+        p = ngx_sprintf(p, "%s ctid >= '(%uL,0)'", where, from);
+        where = " AND";
+    }
+
+    if (to) {
+        p = ngx_sprintf(p, "%s ctid < '(%uL,0)'", where, to);
+        where = " AND";
+    }
+
+    if (ctx->since_len) {
+        p = ngx_sprintf(p, "%s cts > '%*s'::timestamptz", where,
+                        ctx->since_len, ctx->since);
+    }
+
+    return ngx_sprintf(p, ") TO STDOUT (FORMAT binary)");
+}
+
+
+/* a range of a parallel dump */
+
+static const char *
+ngx_http_bulk_dump_range(ngx_http_bulk_copy_t *copy, uint64_t from,
+    uint64_t to)
+{
+    u_char                    *p, *sql;
+    ngx_http_bulk_dump_ctx_t  *ctx;
+
+    ctx = copy->data;
+
+    sql = ngx_pnalloc(copy->request->pool, NGX_HTTP_BULK_DUMP_COPY_LEN(ctx));
+    if (sql == NULL) {
+        return NULL;
+    }
+
+    p = ngx_http_bulk_dump_copy(sql, ctx, from, to);
+    *p = '\0';
+
+    return (char *) sql;
 }
 
 
 /* no table for the type is a 404; anything else as the driver maps it */
 
 static ngx_int_t
-ngx_http_bulk_dump_error(ngx_http_bulk_copy_t *copy, PGresult *res)
+ngx_http_bulk_dump_error(ngx_http_bulk_copy_t *copy, PGresult *res,
+    PGconn *pg)
 {
     const char                *state;
     ngx_http_bulk_dump_ctx_t  *ctx;
@@ -313,7 +405,7 @@ ngx_http_bulk_dump_error(ngx_http_bulk_copy_t *copy, PGresult *res)
                                         &ctx->type);
     }
 
-    return ngx_http_bulk_send_pg_error(copy->request, res, copy->pc->pg, 0);
+    return ngx_http_bulk_send_pg_error(copy->request, res, pg, 0);
 }
 
 

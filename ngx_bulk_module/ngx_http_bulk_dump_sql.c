@@ -79,7 +79,7 @@ static ngx_int_t ngx_http_bulk_dump_sql_csv_header(
 static ngx_int_t ngx_http_bulk_dump_sql_json_row(ngx_http_bulk_copy_t *copy,
     ngx_bulk_pgcopy_field_t *f, size_t n);
 static ngx_int_t ngx_http_bulk_dump_sql_error(ngx_http_bulk_copy_t *copy,
-    PGresult *res);
+    PGresult *res, PGconn *pg);
 
 
 static ngx_str_t  ngx_http_bulk_sql_format_arg = ngx_string("_format");
@@ -396,7 +396,8 @@ ngx_http_bulk_dump_sql_json_row(ngx_http_bulk_copy_t *copy,
  */
 
 static ngx_int_t
-ngx_http_bulk_dump_sql_error(ngx_http_bulk_copy_t *copy, PGresult *res)
+ngx_http_bulk_dump_sql_error(ngx_http_bulk_copy_t *copy, PGresult *res,
+    PGconn *pg)
 {
     u_char                   *p, *end;
     size_t                    len;
@@ -415,8 +416,7 @@ ngx_http_bulk_dump_sql_error(ngx_http_bulk_copy_t *copy, PGresult *res)
         || ngx_strncmp(state, "57", 2) == 0
         || ngx_strncmp(state, "53", 2) == 0)
     {
-        return ngx_http_bulk_send_pg_error(copy->request, res, copy->pc->pg,
-                                           1);
+        return ngx_http_bulk_send_pg_error(copy->request, res, pg, 1);
     }
 
     /* positions are in characters; the query is UTF-8 */

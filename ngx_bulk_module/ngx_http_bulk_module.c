@@ -77,7 +77,14 @@ static ngx_command_t  ngx_http_bulk_commands[] = {
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_bulk_pg,
       NGX_HTTP_LOC_CONF_OFFSET,
-      0,
+      offsetof(ngx_http_bulk_loc_conf_t, conninfo),
+      NULL },
+
+    { ngx_string("bulk_pg_read"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_bulk_pg,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_bulk_loc_conf_t, read_conninfo),
       NULL },
 
     { ngx_string("bulk_pg_pool"),
@@ -99,6 +106,13 @@ static ngx_command_t  ngx_http_bulk_commands[] = {
       ngx_http_bulk_dump,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_bulk_loc_conf_t, dump_type),
+      NULL },
+
+    { ngx_string("bulk_dump_parallel"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_bulk_loc_conf_t, dump_parallel),
       NULL },
 
     { ngx_string("bulk_dump_sql"),
@@ -472,6 +486,7 @@ ngx_http_bulk_create_loc_conf(ngx_conf_t *cf)
     blcf->pool_timeout = NGX_CONF_UNSET_MSEC;
     blcf->pg_timeout = NGX_CONF_UNSET_MSEC;
     blcf->dump_sql_timeout = NGX_CONF_UNSET_MSEC;
+    blcf->dump_parallel = NGX_CONF_UNSET_UINT;
     blcf->line_max = NGX_CONF_UNSET_SIZE;
     blcf->import_concurrency = NGX_CONF_UNSET_UINT;
     blcf->import_batch = NGX_CONF_UNSET_SIZE;
@@ -490,6 +505,8 @@ ngx_http_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_core_loc_conf_t  *clcf;
 
     ngx_conf_merge_str_value(conf->conninfo, prev->conninfo, "");
+    ngx_conf_merge_str_value(conf->read_conninfo, prev->read_conninfo, "");
+    ngx_conf_merge_uint_value(conf->dump_parallel, prev->dump_parallel, 1);
     ngx_conf_merge_uint_value(conf->pool_max, prev->pool_max, 8);
     ngx_conf_merge_msec_value(conf->pool_timeout, prev->pool_timeout, 10000);
     ngx_conf_merge_msec_value(conf->pg_timeout, prev->pg_timeout, 60000);
@@ -503,6 +520,12 @@ ngx_http_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               prev->import_concurrency, 2);
     ngx_conf_merge_size_value(conf->import_batch, prev->import_batch,
                               8 * 1024 * 1024);
+
+    if (conf->dump_parallel == 0 || conf->dump_parallel > 64) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"bulk_dump_parallel\" must be 1..64");
+        return NGX_CONF_ERROR;
+    }
 
     if (conf->import_concurrency == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -529,6 +552,25 @@ ngx_http_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         clcf->client_max_body_size = 0;
     }
 
+    /*
+     * $dump and $dump-sql read from bulk_pg_read's database when there is
+     * one (a standby, or a list of hosts), everything else goes to bulk_pg
+     */
+
+    if ((conf->op == NGX_HTTP_BULK_OP_DUMP
+         || conf->op == NGX_HTTP_BULK_OP_DUMP_SQL)
+        && conf->read_conninfo.len)
+    {
+        conf->read_pool = ngx_http_bulk_pg_pool_get(cf, &conf->read_conninfo,
+                                                    conf->pool_max,
+                                                    conf->pool_timeout);
+        if (conf->read_pool == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        return NGX_CONF_OK;
+    }
+
     if (conf->conninfo.len == 0) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                       "bulk operation needs \"bulk_pg\" in scope in %V:%ui",
@@ -543,20 +585,24 @@ ngx_http_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
+    conf->read_pool = conf->pool;
+
     return NGX_CONF_OK;
 }
 
 
+/* bulk_pg, bulk_pg_read */
+
 static char *
 ngx_http_bulk_pg(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_http_bulk_loc_conf_t  *blcf = conf;
-
     char              *err;
-    ngx_str_t         *value;
+    ngx_str_t         *value, *field;
     PQconninfoOption  *opts;
 
-    if (blcf->conninfo.data) {
+    field = (ngx_str_t *) ((char *) conf + cmd->offset);
+
+    if (field->data) {
         return "is duplicate";
     }
 
@@ -584,7 +630,7 @@ ngx_http_bulk_pg(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     PQconninfoFree(opts);
 
-    blcf->conninfo = value[1];
+    *field = value[1];
 
     return NGX_CONF_OK;
 }

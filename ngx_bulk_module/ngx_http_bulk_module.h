@@ -72,10 +72,13 @@ typedef struct {
     ngx_msec_t                    pool_timeout;
     ngx_msec_t                    pg_timeout;
     ngx_http_bulk_pg_pool_t      *pool;
+    ngx_str_t                     read_conninfo;  /* bulk_pg_read */
+    ngx_http_bulk_pg_pool_t      *read_pool;      /* $dump, $dump-sql */
 
     ngx_uint_t                    op;
     ngx_http_complex_value_t     *dump_type;
     ngx_msec_t                    dump_sql_timeout;
+    ngx_uint_t                    dump_parallel;
     ngx_str_t                     fetch_uri;
     ngx_http_bulk_source_allow_t *source_allow;
     size_t                        line_max;

@@ -44,6 +44,10 @@ static void ngx_http_bulk_pg_shutdown(ngx_http_bulk_pg_conn_t *pc);
 static void ngx_http_bulk_pg_reset(ngx_http_bulk_pg_conn_t *pc);
 static void ngx_http_bulk_pg_reset_done(ngx_http_bulk_pg_conn_t *pc);
 static ngx_int_t ngx_http_bulk_pg_sent(ngx_http_bulk_pg_conn_t *pc);
+static ngx_int_t ngx_http_bulk_pg_next_host(ngx_http_bulk_pg_conn_t *pc);
+static ngx_int_t ngx_http_bulk_pg_item(const char *list, ngx_uint_t i,
+    const char **item, size_t *len);
+static ngx_uint_t ngx_http_bulk_pg_items(const char *list);
 
 
 /* the worker is exiting: ngx_http_bulk_pg_exit() closes what is left */
@@ -146,7 +150,8 @@ static ngx_int_t
 ngx_http_bulk_pg_params(ngx_conf_t *cf, ngx_http_bulk_pg_pool_t *pool)
 {
     char               *err;
-    ngx_uint_t          i, n, has_app, has_addr;
+    ngx_int_t           n;
+    ngx_uint_t          i, has_app, has_addr;
     const char         *host;
     PQconninfoOption   *opts, *o;
 
@@ -204,6 +209,11 @@ ngx_http_bulk_pg_params(ngx_conf_t *cf, ngx_http_bulk_pg_pool_t *pool)
     }
 
     i = 0;
+    pool->host_key = -1;
+    pool->addr_key = -1;
+    pool->port_key = -1;
+    pool->nhosts = 1;
+    pool->connect_timeout = NGX_HTTP_BULK_PG_CONNECT_TIMEOUT;
 
     for (o = opts; o->keyword; o++) {
         if (o->val == NULL) {
@@ -216,6 +226,28 @@ ngx_http_bulk_pg_params(ngx_conf_t *cf, ngx_http_bulk_pg_pool_t *pool)
         if (pool->keys[i] == NULL || pool->values[i] == NULL) {
             PQconninfoFree(opts);
             return NGX_ERROR;
+        }
+
+        if (ngx_strcmp(o->keyword, "host") == 0) {
+            pool->host_key = i;
+            pool->nhosts = ngx_http_bulk_pg_items(o->val);
+
+        } else if (ngx_strcmp(o->keyword, "hostaddr") == 0) {
+            pool->addr_key = i;
+            pool->nhosts = ngx_http_bulk_pg_items(o->val);
+
+        } else if (ngx_strcmp(o->keyword, "port") == 0) {
+            pool->port_key = i;
+
+        } else if (ngx_strcmp(o->keyword, "connect_timeout") == 0) {
+
+            /* as libpq takes it: seconds, at least 2; 0 or none: ours */
+
+            n = ngx_atoi((u_char *) o->val, ngx_strlen(o->val));
+
+            if (n > 0) {
+                pool->connect_timeout = ngx_max(n, 2) * 1000;
+            }
         }
 
         i++;
@@ -414,6 +446,35 @@ ngx_http_bulk_pg_get(ngx_http_bulk_pg_waiter_t *w)
 
     default:
         break;
+    }
+}
+
+
+/*
+ * Asks for a connection like ngx_http_bulk_pg_get(), but w->ready always
+ * runs later, from the posted events: the caller may ask for several in a
+ * row without one's answer ending what the caller is in the middle of.
+ */
+
+void
+ngx_http_bulk_pg_ask(ngx_http_bulk_pg_waiter_t *w)
+{
+    if (ngx_http_bulk_pg_acquire(w) != NGX_AGAIN) {
+        ngx_post_event(&w->ev, &ngx_posted_events);
+    }
+}
+
+
+/*
+ * The owner's handler runs from the posted events as if the connection
+ * had data: what libpq holds already is read without a socket event.
+ */
+
+void
+ngx_http_bulk_pg_post(ngx_http_bulk_pg_conn_t *pc)
+{
+    if (pc->c && !pc->c->read->posted) {
+        ngx_post_event(pc->c->read, &ngx_posted_events);
     }
 }
 
@@ -693,7 +754,7 @@ ngx_http_bulk_pg_connect(ngx_http_bulk_pg_pool_t *pool,
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
                    "bulk pg: connecting %p, %ui open", pc, pool->nconns);
 
-    ngx_add_timer(&pc->timer, NGX_HTTP_BULK_PG_CONNECT_TIMEOUT);
+    ngx_add_timer(&pc->timer, pool->connect_timeout);
 
     if (ngx_http_bulk_pg_want(pc, 0, 1) != NGX_OK) {
         ngx_http_bulk_pg_close(pc);
@@ -723,6 +784,11 @@ ngx_http_bulk_pg_poll(ngx_http_bulk_pg_conn_t *pc)
     if (fd == -1) {
         ngx_http_bulk_pg_failed(pc);
         return;
+    }
+
+    if (fd != pc->c->fd && st != PGRES_POLLING_OK) {
+        /* libpq went on to the next host: a connect timeout of its own */
+        ngx_add_timer(&pc->timer, pc->pool->connect_timeout);
     }
 
     pc->c->fd = fd;
@@ -1064,11 +1130,213 @@ ngx_http_bulk_pg_timeout(ngx_event_t *ev)
 
     pc = ev->data;
 
-    if (pc->connecting) {
+    if (!pc->connecting) {
+        return;
+    }
+
+    switch (ngx_http_bulk_pg_next_host(pc)) {
+
+    case NGX_OK:
+        return;
+
+    case NGX_DECLINED:
         ngx_log_error(NGX_LOG_ERR, ev->log, 0,
                       "bulk pg: connect timed out");
         ngx_http_bulk_pg_failed(pc);
+        return;
+
+    default: /* NGX_ERROR */
+        ngx_http_bulk_pg_failed(pc);
+        return;
     }
+}
+
+
+/*
+ * A host of a multi-host conninfo did not answer within the connect
+ * timeout: libpq gives up on a host by itself only when connecting to it
+ * fails (PQconnectPoll() leaves connect_timeout to the application), so a
+ * host that accepts and then says nothing, or drops packets, would hold
+ * the attempt.  The attempt starts again with the hosts after it.
+ * NGX_OK: under way; NGX_DECLINED: it was the last; NGX_ERROR: failed.
+ */
+
+static ngx_int_t
+ngx_http_bulk_pg_next_host(ngx_http_bulk_pg_conn_t *pc)
+{
+    char                     *p, *buf;
+    size_t                    len, n;
+    ngx_int_t                 rc;
+    ngx_uint_t                i, k, cur, key[3];
+    const char               *host, *port, *item, *pitem, **values;
+    ngx_socket_t              fd;
+    ngx_http_bulk_pg_pool_t  *pool;
+
+    pool = pc->pool;
+
+    if (pc->first + 1 >= pool->nhosts) {
+        return NGX_DECLINED;
+    }
+
+    /* which host libpq is at: the first of those left that matches */
+
+    host = PQhost(pc->pg);
+    port = PQport(pc->pg);
+
+    for (cur = pc->first; cur < pool->nhosts; cur++) {
+        if (ngx_http_bulk_pg_item(pool->values[pool->host_key >= 0
+                                               ? pool->host_key
+                                               : pool->addr_key],
+                                  cur, &item, &n)
+            != NGX_OK)
+        {
+            return NGX_DECLINED;
+        }
+
+        if (host == NULL || ngx_strlen(host) != n
+            || ngx_strncmp(host, item, n) != 0)
+        {
+            continue;
+        }
+
+        if (pool->port_key < 0 || port == NULL
+            || ngx_http_bulk_pg_item(pool->values[pool->port_key], cur,
+                                     &pitem, &n)
+               != NGX_OK
+            || (ngx_strlen(port) == n && ngx_strncmp(port, pitem, n) == 0))
+        {
+            break;
+        }
+    }
+
+    if (cur + 1 >= pool->nhosts) {
+        return NGX_DECLINED;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, pc->c->log, 0,
+                  "bulk pg: PostgreSQL host \"%s\" port %s did not answer "
+                  "within the connect timeout, trying the next host",
+                  host ? host : "", port ? port : "");
+
+    /* the same parameters, the host lists from the next one on */
+
+    key[0] = pool->host_key;
+    key[1] = pool->addr_key;
+    key[2] = pool->port_key;
+
+    len = 0;
+
+    for (k = 0; k < 3; k++) {
+        if ((ngx_int_t) key[k] >= 0) {
+            len += ngx_strlen(pool->values[key[k]]) + 1;
+        }
+    }
+
+    i = 0;
+    while (pool->keys[i]) {
+        i++;
+    }
+
+    values = ngx_alloc((i + 1) * sizeof(char *) + len, pc->c->log);
+    if (values == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(values, pool->values, (i + 1) * sizeof(char *));
+    buf = (char *) (values + i + 1);
+
+    for (k = 0; k < 3; k++) {
+        if ((ngx_int_t) key[k] < 0) {
+            continue;
+        }
+
+        /* a list of one (a port for all hosts) stays as it is */
+
+        if (ngx_http_bulk_pg_items(pool->values[key[k]]) == 1) {
+            continue;
+        }
+
+        if (ngx_http_bulk_pg_item(pool->values[key[k]], cur + 1, &item, &n)
+            != NGX_OK)
+        {
+            ngx_free(values);
+            return NGX_DECLINED;
+        }
+
+        p = (char *) ngx_cpymem(buf, item, ngx_strlen(item));
+        *p++ = '\0';
+        values[key[k]] = buf;
+        buf = p;
+    }
+
+    /* the old socket leaves epoll before libpq closes it */
+
+    (void) ngx_http_bulk_pg_want(pc, 0, 0);
+
+    PQfinish(pc->pg);
+
+    pc->pg = PQconnectStartParams(pool->keys, values, 0);
+    ngx_free(values);
+
+    pc->first = cur + 1;
+
+    fd = PQsocket(pc->pg);
+
+    if (pc->pg == NULL || PQstatus(pc->pg) == CONNECTION_BAD || fd == -1) {
+        return NGX_ERROR;
+    }
+
+    pc->c->fd = fd;
+
+    ngx_add_timer(&pc->timer, pool->connect_timeout);
+
+    rc = ngx_http_bulk_pg_want(pc, 0, 1);
+
+    return (rc == NGX_OK) ? NGX_OK : NGX_ERROR;
+}
+
+
+/* the number of items of a comma-separated list */
+
+static ngx_uint_t
+ngx_http_bulk_pg_items(const char *list)
+{
+    ngx_uint_t  n;
+
+    for (n = 1; *list; list++) {
+        if (*list == ',') {
+            n++;
+        }
+    }
+
+    return n;
+}
+
+
+/* item i of a comma-separated list: its start and length, to the end */
+
+static ngx_int_t
+ngx_http_bulk_pg_item(const char *list, ngx_uint_t i, const char **item,
+    size_t *len)
+{
+    const char  *p, *comma;
+
+    p = list;
+
+    while (i--) {
+        comma = strchr(p, ',');
+        if (comma == NULL) {
+            return NGX_DECLINED;
+        }
+
+        p = comma + 1;
+    }
+
+    *item = p;
+    comma = strchr(p, ',');
+    *len = comma ? (size_t) (comma - p) : ngx_strlen(p);
+
+    return NGX_OK;
 }
 
 

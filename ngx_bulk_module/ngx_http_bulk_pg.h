@@ -32,6 +32,11 @@ struct ngx_http_bulk_pg_pool_s {
     const char                  **values;
     ngx_uint_t                    max;
     ngx_msec_t                    timeout;
+    ngx_msec_t                    connect_timeout; /* per host */
+    ngx_uint_t                    nhosts;   /* in host= or hostaddr= */
+    ngx_int_t                     host_key; /* keys[] of host=, or -1 */
+    ngx_int_t                     addr_key; /* hostaddr= */
+    ngx_int_t                     port_key; /* port= */
 
     /* per worker, valid after fork */
     ngx_uint_t                    nconns;
@@ -55,6 +60,7 @@ struct ngx_http_bulk_pg_conn_s {
     ngx_log_t                     log;
 
     ngx_http_bulk_pg_waiter_t    *waiter;   /* who a new connection is for */
+    ngx_uint_t                    first;    /* the hosts tried: from this */
     ngx_http_bulk_stats_t        *stats;    /* of the request holding it */
     ngx_http_bulk_pg_handler_pt   handler;  /* owner's event handler */
     void                         *data;     /* owner */
@@ -93,6 +99,8 @@ void ngx_http_bulk_pg_waiter_init(ngx_http_bulk_pg_waiter_t *w,
     void *data, ngx_log_t *log);
 ngx_int_t ngx_http_bulk_pg_acquire(ngx_http_bulk_pg_waiter_t *w);
 void ngx_http_bulk_pg_get(ngx_http_bulk_pg_waiter_t *w);
+void ngx_http_bulk_pg_ask(ngx_http_bulk_pg_waiter_t *w);
+void ngx_http_bulk_pg_post(ngx_http_bulk_pg_conn_t *pc);
 ngx_http_bulk_pg_conn_t *ngx_http_bulk_pg_take(ngx_http_bulk_pg_waiter_t *w,
     ngx_http_bulk_pg_handler_pt handler, void *data);
 void ngx_http_bulk_pg_cancel(ngx_http_bulk_pg_waiter_t *w);

@@ -216,3 +216,35 @@ qr/\[emerg\].*invalid resource type "PATIENT", the FHIR type is "Patient"/
 --- must_die
 --- error_log eval
 qr/\[emerg\].*invalid resource type "9lives", a type name is \[A-Z\]\[A-Za-z0-9\]\{0,63\}/
+
+
+
+=== TEST 21: bulk_dump_parallel is 1 to 64
+--- config
+    bulk_pg "$TEST_NGINX_PG_CONNINFO";
+    location /x { bulk_dump Patient; bulk_dump_parallel 65; }
+--- must_die
+--- error_log eval
+qr/\[emerg\].*"bulk_dump_parallel" must be 1\.\.64/
+
+
+
+=== TEST 22: a host name in one of bulk_pg_read's hosts is refused
+--- config
+    bulk_pg "$TEST_NGINX_PG_CONNINFO";
+    bulk_pg_read "host=127.0.0.1,db.example.org port=5432 dbname=x";
+    location /x { bulk_dump Patient; }
+--- must_die
+--- error_log eval
+qr/\[emerg\].*PostgreSQL host "db\.example\.org" is a name: .*hostaddr/
+
+
+
+=== TEST 23: bulk_pg_read alone serves $dump, and is where it reads
+--- config
+    bulk_pg_read "hostaddr=127.0.0.1 port=1 dbname=x connect_timeout=5";
+    location /x { bulk_dump Patient; }
+--- request
+GET /x
+--- error_code: 503
+--- response_body_like: database unavailable: .*127\.0\.0\.1.*port 1

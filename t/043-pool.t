@@ -104,6 +104,12 @@ sub pg_log {
     return "$dir/postgresql.log";
 }
 
+# a host that accepts connections and never answers: a listening socket
+# nobody accepts on (the kernel completes the handshake), on a free port
+our $BlackHole = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+                                       Listen => 16) or die "listen: $!";
+$ENV{TEST_NGINX_BLACKHOLE_PORT} = $BlackHole->sockport;
+
 no_shuffle();
 run_tests();
 
@@ -321,3 +327,18 @@ push @st, bulk_http_request(GET => '/Patient/$dump')->{status};
 is("@st", join(' ', (200) x 21), "every dump got a live connection");
 like(bulk_error_log(), qr/bulk pg: FATAL:  terminating connection due to administrator command/,
      "the server's FATAL notice is logged");
+
+
+
+=== TEST 7: a host of the list that accepts and never answers: after connect_timeout, the next host
+--- config
+    bulk_pg "$TEST_NGINX_PG_CONNINFO";
+    bulk_pg_read "host=127.0.0.1,$TEST_NGINX_PG_HOST port=$TEST_NGINX_BLACKHOLE_PORT,$TEST_NGINX_PG_PORT user=postgres dbname=bulk connect_timeout=2";
+    include $TEST_NGINX_REPO/conf/bulk_api.conf;
+--- perl_test
+my $t0 = time;
+my $r = main::dump_sql('select 1');
+is("$r->{status} $r->{body}", "200 1\n", 'served by the next host');
+ok(time - $t0 >= 1.9, 'after the first host had its connect timeout');
+like(bulk_error_log(), qr/host "127\.0\.0\.1" port \d+ did not answer within the connect timeout, trying the next host/,
+     'logged');

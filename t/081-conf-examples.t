@@ -63,6 +63,15 @@ $ENV{TEST_NGINX_SOURCE_HOSTS} = adapt('source_hosts.conf', $api,
     [qr{ 10\.20\.30\.40;}, " 127.0.0.1;"]);
 $ENV{TEST_NGINX_FRONT_FHIR} = adapt('front_fhir_server.conf', $api,
     [qr/server 127\.0\.0\.1:8888;/, "server 127.0.0.1:$Port;"]);
+# replicas: the "standby" listed first is down (a socket directory where
+# no server listens: connecting fails at once), so libpq moves on to the
+# next host, the test cluster
+$ENV{TEST_NGINX_REPLICAS} = adapt('replicas.conf', $api,
+    [qr/bulk_pg_read "[^"]*";/,
+     qq{bulk_pg_read "host=$Dir,$ENV{TEST_NGINX_PG_HOST} }
+     . qq{port=$ENV{TEST_NGINX_PG_PORT} dbname=bulk user=postgres }
+     . qq{target_session_attrs=prefer-standby connect_timeout=5";}],
+    [qr/bulk_pg "[^"]*";/, sub { "$_[0]\n    bulk_source_allow 127.0.0.1;" }]);
 $ENV{TEST_NGINX_EX_PORT} = $ExPort;
 
 our $Config = <<'CONF';
@@ -210,3 +219,23 @@ $r = main::get(GET => '/Patient/$dump');
 like($r->{body}, qr/^\{"resourceType":"Patient","id":"ex-1"/, '$dump from the module');
 is($r->{headers}{'content-type'}, 'application/ndjson', 'not the FHIR server');
 is(main::get(GET => '/Nope/$dump')->{status}, 404, 'unknown type: the module says 404');
+
+
+
+=== TEST 6: replicas: dumps through bulk_pg_read's host list (the first host down), loads through bulk_pg
+--- http_config: $TEST_NGINX_REPLICAS
+--- init
+main::seed_one();
+BulkTest::write_file("$ENV{TEST_NGINX_HTML_DIR}/p.ndjson", qq|{"resourceType":"Patient","id":"ex-2"}\n|);
+--- perl_test
+main::nginx_t();
+my $r = main::get(POST => '/$dump-sql', body => '{"query":"select pg_is_in_recovery()"}',
+                  headers => 'Content-Type: application/json');
+is("$r->{status} $r->{body}", "200 f\n", '$dump-sql: no standby answers, the primary does');
+$r = main::get(GET => '/Patient/$dump');
+is($r->{status}, 200, '$dump (bulk_dump_parallel 4)');
+like($r->{body}, qr/^\{"resourceType":"Patient","id":"ex-1"/, 'the row');
+$r = main::get(POST => '/Patient/$load',
+               body => qq|{"source": "http://127.0.0.1:$ENV{TEST_NGINX_SERVER_PORT}/src/p.ndjson"}|,
+               headers => 'Content-Type: application/json');
+is($r->{body}, qq|{"total":1}\n|, '$load through bulk_pg');

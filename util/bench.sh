@@ -13,6 +13,8 @@
 #
 #   dump       GET /<Type>/$dump             vs psql COPY (resource::text)
 #   dump_gzip  GET /<Type>/$dump?gzip=true   vs psql COPY | gzip -1
+#   dump_parallel2
+#              GET /par2/<Type>/$dump (bulk_dump_parallel 2) vs psql COPY
 #   dump_fhir  GET /<Type>/$dump?fhir=true   vs our own plain $dump
 #   dump_sql_tsv, dump_sql_csv, dump_sql_ndjson
 #              POST /$dump-sql of SELECT id, txid, ts, resource vs psql COPY
@@ -77,7 +79,7 @@ BENCH_SAMPLE=${BENCH_SAMPLE:-$REPO/../shared/data/synthea-10}
 STATE=$(util/state.sh create)
 export BULK_PGDIR=$STATE/pg-bench
 export BULK_PGPORT=${BULK_PGPORT:-54331}
-BENCH_ONLY=${BENCH_ONLY:-dump dump_gzip dump_fhir dump_sql_tsv dump_sql_csv dump_sql_ndjson converter load load_gzip import}
+BENCH_ONLY=${BENCH_ONLY:-dump dump_gzip dump_parallel2 dump_fhir dump_sql_tsv dump_sql_csv dump_sql_ndjson converter load load_gzip import}
 BENCH_RUNS=${BENCH_RUNS:-5}
 BENCH_LOAD_RUNS=${BENCH_LOAD_RUNS:-$BENCH_RUNS}
 BENCH_GZIP_LEVEL=${BENCH_GZIP_LEVEL:-6}
@@ -95,14 +97,16 @@ die() { echo "bench: error: $*" >&2; exit 1; }
 [[ $BENCH_GZIP_LEVEL =~ ^[1-9]$ ]] || die "BENCH_GZIP_LEVEL must be 1 to 9"
 for b in $BENCH_ONLY; do
     case $b in
-    dump|dump_gzip|dump_fhir|dump_sql_tsv|dump_sql_csv|dump_sql_ndjson) ;;
+    dump|dump_gzip|dump_parallel2|dump_fhir) ;;
+    dump_sql_tsv|dump_sql_csv|dump_sql_ndjson) ;;
     converter|load|load_gzip|import) ;;
     *) die "BENCH_ONLY: unknown name '$b'" ;;
     esac
 done
 want() { [[ " $BENCH_ONLY " == *" $1 "* ]]; }
 want_dump() {
-    want dump || want dump_gzip || want dump_fhir || want dump_sql_tsv \
+    want dump || want dump_gzip || want dump_parallel2 || want dump_fhir \
+        || want dump_sql_tsv \
         || want dump_sql_csv || want dump_sql_ndjson
 }
 want_load() { want load || want load_gzip || want import; }
@@ -276,6 +280,11 @@ http {
         bulk_source_allow 127.0.0.1;
 
         include $REPO/conf/bulk_api.conf;
+
+        location ~ ^/par2/(?<bulk_ptype>[A-Za-z0-9]+)/\\\$dump\$ {
+            bulk_dump \$bulk_ptype;
+            bulk_dump_parallel 2;
+        }
 
         location /benchsrc/ {
             alias $DATA/;
@@ -471,6 +480,22 @@ if want dump_gzip; then
     detail dump_gzip ours "psql | gzip -1" \
         "warm-up $wo s (checked, with gunzip | wc), $wb s; ours $(mb "$gz_bytes") MB, gzip -1 $(mb "$(cat "$TMP/gzsize")") MB"
     report dump_gzip "$OS" "$BS" "$RSS"
+fi
+
+# dump_parallel2: ours over two connections (bulk_dump_parallel 2) and
+# psql COPY over one
+PURL=$BASE/par2/$TYPE/\$dump
+o_dump_par() { curl_plain "$PURL"; }
+
+if want dump_parallel2; then
+    nginx_restart; RSS=0
+    our_run "curl par2 \$dump" curl_check "$PURL" cat;  wo=$T
+    check_lines "par2 \$dump"
+    run "psql COPY" psql_check;                   wb=$T
+    check_lines "psql COPY"
+    alternate "curl par2 \$dump" o_dump_par "psql COPY" psql_plain
+    detail dump_parallel2 ours "psql COPY" "warm-up (checked) $wo s, $wb s"
+    report dump_parallel2 "$OS" "$BS" "$RSS"
 fi
 
 # dump_fhir: ours with fhir=true against our own plain $dump (the plain

@@ -1,9 +1,14 @@
 #!/bin/bash
 # Private PostgreSQL 15 cluster for ngx_bulk development and tests.
 # Usage: util/pg.sh start|stop|status|psql [args]|env
+#        util/pg.sh standby start|stop|env
 # Env: BULK_PGDIR (default <state>/pg, <state> given by util/state.sh:
 # /var/tmp/ngx_bulk-<checkout name>-<hash>), BULK_PGPORT (default 54329),
 # BULK_PGBIN.
+# standby: a streaming hot standby of the running cluster, made afresh by
+# pg_basebackup -R in BULK_STANDBY_DIR (default $BULK_PGDIR-standby) and
+# started on BULK_STANDBY_PORT (default BULK_PGPORT + 3); the cluster's
+# defaults allow it (wal_level replica, replication entries in pg_hba).
 # Invoked as root, the cluster runs as user postgres (initdb refuses root);
 # otherwise as the invoking user.
 set -euo pipefail
@@ -126,11 +131,60 @@ export BULK_PG_CONNINFO="host=$RUN port=$BULK_PGPORT user=$SU dbname=$DB"
 ENV
 }
 
+standby_vars() {
+    abs_pgdir
+    SB_DIR=${BULK_STANDBY_DIR:-$BULK_PGDIR-standby}
+    SB_PORT=${BULK_STANDBY_PORT:-$((BULK_PGPORT + 3))}
+    SB_DATA=$SB_DIR/data
+    SB_RUN=$SB_DIR/run
+    SB_LOG=$SB_DIR/postgresql.log
+}
+
+sb_running() {
+    [ -f "$SB_DATA/PG_VERSION" ] && as_pg "$BULK_PGBIN/pg_ctl" -D "$SB_DATA" status >/dev/null 2>&1
+}
+
+cmd_standby() {
+    standby_vars
+    case "${1:-}" in
+    start)
+        is_running || die "the primary in $BULK_PGDIR is not running"
+        [ -x "$BULK_PGBIN/pg_basebackup" ] || die "no pg_basebackup in $BULK_PGBIN"
+        if sb_running; then
+            as_pg "$BULK_PGBIN/pg_ctl" -D "$SB_DATA" -m immediate -w -s stop
+        fi
+        rm -rf "$SB_DIR"
+        mkdir -p "$SB_DIR" "$SB_RUN"
+        chmod 0755 "$SB_DIR"; chmod 0777 "$SB_RUN"
+        if [ "$(id -u)" = 0 ]; then chown postgres: "$SB_DIR" "$SB_RUN"; fi
+        # its own port and socket directory on the command line: they win
+        # over the primary's postgresql.auto.conf that the backup copies
+        as_pg "$BULK_PGBIN/pg_basebackup" -h "$RUN" -p "$BULK_PGPORT" -U "$SU" \
+            -D "$SB_DATA" -R -X stream -c fast --no-sync >"$SB_DIR/basebackup.log" 2>&1 ||
+            { cat "$SB_DIR/basebackup.log" >&2; die "pg_basebackup failed"; }
+        as_pg "$BULK_PGBIN/pg_ctl" -D "$SB_DATA" -l "$SB_LOG" -w -t 60 -s \
+            -o "-p $SB_PORT -k $SB_RUN" start ||
+            { tail -n 20 "$SB_LOG" >&2 || true; die "standby start failed (log: $SB_LOG)"; }
+        ;;
+    stop)
+        if sb_running; then
+            as_pg "$BULK_PGBIN/pg_ctl" -D "$SB_DATA" -m fast -w -s stop
+        fi
+        ;;
+    env)
+        echo "export BULK_STANDBY_HOST=\"$SB_RUN\""
+        echo "export BULK_STANDBY_PORT=\"$SB_PORT\""
+        ;;
+    *) echo "usage: $0 standby start|stop|env" >&2; exit 2 ;;
+    esac
+}
+
 case "${1:-}" in
     start) cmd_start ;;
+    standby) shift; cmd_standby "$@" ;;
     stop) cmd_stop ;;
     status) cmd_status ;;
     psql) shift; abs_pgdir; psql_cmd "$@" ;;
     env) cmd_env ;;
-    *) echo "usage: $0 start|stop|status|psql [args]|env" >&2; exit 2 ;;
+    *) echo "usage: $0 start|stop|status|psql [args]|env|standby start|stop|env" >&2; exit 2 ;;
 esac
