@@ -4,10 +4,13 @@
  *
  * One state machine, dispatched from ngx_http_bulk_copy_process():
  *
- *   wait -> [prepare] -> query -> rows -> end -> [close] -> done
+ *   wait -> [prepare] -> [parse -> describe -> [lookup]] -> query -> rows
+ *        -> end -> [close] -> done
  *
  * Each statement's results are read to the end; the first error result is
- * kept.  An error before the response header rolls an open transaction
+ * kept; the results of describe and lookup go to the operation, which may
+ * refuse the query.  An error before the response header rolls an open
+ * transaction
  * back (rollback) and is answered as an OperationOutcome; an error after
  * it ends the response without its last chunk and closes the connection.
  * The PostgreSQL socket is read only while fewer than
@@ -226,7 +229,7 @@ ngx_http_bulk_copy_process(ngx_http_bulk_copy_t *copy)
         return;
     }
 
-    if (copy->result) {
+    if (copy->result || copy->refused) {
         ngx_http_bulk_copy_failed(copy);
         return;
     }
@@ -234,6 +237,32 @@ ngx_http_bulk_copy_process(ngx_http_bulk_copy_t *copy)
     switch (copy->state) {
 
     case ngx_http_bulk_copy_prepare:
+
+        if (copy->describe) {
+            ngx_http_bulk_copy_send(copy, copy->describe,
+                                    ngx_http_bulk_copy_parse);
+            return;
+        }
+
+        ngx_http_bulk_copy_send(copy, copy->query, ngx_http_bulk_copy_query);
+        return;
+
+    case ngx_http_bulk_copy_parse:
+        ngx_http_bulk_copy_send(copy, NULL, ngx_http_bulk_copy_describe);
+        return;
+
+    case ngx_http_bulk_copy_describe:
+
+        if (copy->lookup) {
+            ngx_http_bulk_copy_send(copy, copy->lookup,
+                                    ngx_http_bulk_copy_lookup);
+            return;
+        }
+
+        ngx_http_bulk_copy_send(copy, copy->query, ngx_http_bulk_copy_query);
+        return;
+
+    case ngx_http_bulk_copy_lookup:
         ngx_http_bulk_copy_send(copy, copy->query, ngx_http_bulk_copy_query);
         return;
 
@@ -265,8 +294,9 @@ ngx_http_bulk_copy_process(ngx_http_bulk_copy_t *copy)
 static ngx_int_t
 ngx_http_bulk_copy_results(ngx_http_bulk_copy_t *copy)
 {
-    PGconn    *pg;
-    PGresult  *res;
+    PGconn     *pg;
+    PGresult   *res;
+    ngx_int_t   rc;
 
     pg = copy->pc->pg;
 
@@ -299,12 +329,28 @@ ngx_http_bulk_copy_results(ngx_http_bulk_copy_t *copy)
 
         case PGRES_TUPLES_OK:
         case PGRES_COMMAND_OK:
+
+            if ((copy->state == ngx_http_bulk_copy_describe
+                 || copy->state == ngx_http_bulk_copy_lookup)
+                && copy->result == NULL && !copy->refused)
+            {
+                rc = copy->described(copy, res);
+
+                if (rc == NGX_DECLINED) {
+                    copy->refused = NGX_HTTP_BULK_UNPROCESSABLE;
+
+                } else if (rc != NGX_OK) {
+                    copy->refused = NGX_HTTP_INTERNAL_SERVER_ERROR;
+                }
+            }
+
             PQclear(res);
             continue;
 
         default:
             if (copy->result == NULL) {
                 copy->result = res;
+                copy->failed = copy->state;
 
             } else {
                 PQclear(res);
@@ -328,10 +374,26 @@ ngx_http_bulk_copy_send(ngx_http_bulk_copy_t *copy, const char *sql,
 
     copy->state = state;
 
-    if (state == ngx_http_bulk_copy_query && copy->single) {
-        rc = ngx_http_bulk_pg_send_one(copy->pc, sql);
+    switch (state) {
 
-    } else {
+    case ngx_http_bulk_copy_parse:
+        rc = ngx_http_bulk_pg_parse(copy->pc, sql);
+        break;
+
+    case ngx_http_bulk_copy_describe:
+        rc = ngx_http_bulk_pg_describe(copy->pc);
+        break;
+
+    case ngx_http_bulk_copy_query:
+
+        if (copy->single) {
+            rc = ngx_http_bulk_pg_send_one(copy->pc, sql);
+            break;
+        }
+
+        /* fall through */
+
+    default:
         rc = ngx_http_bulk_pg_send(copy->pc, sql);
     }
 
@@ -555,6 +617,11 @@ ngx_http_bulk_copy_complete(ngx_http_bulk_copy_t *copy)
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "bulk %V: %ui rows", &copy->name, copy->stats.rows);
 
+    if (copy->footer && !r->header_only && copy->footer(copy) != NGX_OK) {
+        ngx_http_bulk_copy_abort(copy, "writing the end failed");
+        return;
+    }
+
     ngx_http_bulk_copy_finish(copy, ngx_http_bulk_out_send(&copy->out, 0, 1));
 }
 
@@ -597,6 +664,16 @@ ngx_http_bulk_copy_lost(ngx_http_bulk_copy_t *copy)
 static ngx_int_t
 ngx_http_bulk_copy_answer(ngx_http_bulk_copy_t *copy)
 {
+    if (copy->refused && copy->result == NULL) {
+
+        if (copy->refused == NGX_HTTP_INTERNAL_SERVER_ERROR) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_bulk_send_error(copy->request, copy->refused,
+                                        "processing", "%s", copy->err);
+    }
+
     if (copy->error) {
         return copy->error(copy, copy->result);
     }

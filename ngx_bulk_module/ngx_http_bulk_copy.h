@@ -12,12 +12,17 @@
  *
  *   prepare   statements sent before the query in one round trip (BEGIN
  *             READ ONLY, SET LOCAL ..., SET TRANSACTION SNAPSHOT ...)
+ *   describe  a statement to describe before the query (Parse and
+ *             Describe of the unnamed statement, not run): its result's
+ *             columns go to the described callback, which may set lookup,
+ *             a statement whose result it gets as well
  *   query     the COPY ... TO STDOUT (or a query without COPY: HEAD)
  *   close     the statement that ends it (ROLLBACK), or none
  *   row       each COPY message: a binary COPY tuple's fields (binary) or
  *             one field holding a text or csv line; writes the row into
  *             copy->out
  *   header    after the response header: bytes before the first row
+ *   footer    at the end of the result: bytes before the last chunk
  *   error     a PostgreSQL error (or a lost connection: res NULL) before
  *             the response header: the answer
  */
@@ -49,10 +54,21 @@ typedef ngx_int_t (*ngx_http_bulk_copy_header_pt)(ngx_http_bulk_copy_t *copy);
 typedef ngx_int_t (*ngx_http_bulk_copy_error_pt)(ngx_http_bulk_copy_t *copy,
     PGresult *res);
 
+/*
+ * the description of copy->describe, then the result of copy->lookup:
+ * NGX_OK to go on, NGX_DECLINED to refuse the query (422, copy->err says
+ * why), NGX_ERROR (500)
+ */
+typedef ngx_int_t (*ngx_http_bulk_copy_desc_pt)(ngx_http_bulk_copy_t *copy,
+    PGresult *res);
+
 
 typedef enum {
     ngx_http_bulk_copy_wait = 0,   /* for a database connection */
     ngx_http_bulk_copy_prepare,    /* the statements before the query */
+    ngx_http_bulk_copy_parse,      /* the statement to describe, parsed */
+    ngx_http_bulk_copy_describe,   /* and described */
+    ngx_http_bulk_copy_lookup,     /* what the description asks for */
     ngx_http_bulk_copy_query,      /* the query, until COPY OUT */
     ngx_http_bulk_copy_rows,       /* COPY OUT */
     ngx_http_bulk_copy_end,        /* the rest of the query's results */
@@ -74,11 +90,15 @@ struct ngx_http_bulk_copy_s {
     ngx_str_t                      name;     /* "bulk <name> failed ..." */
     ngx_str_t                      content_type;
     const char                    *prepare;
+    const char                    *describe;
+    const char                    *lookup;   /* set by described */
     const char                    *query;
     const char                    *close;
     ngx_http_bulk_copy_row_pt      row;
     ngx_http_bulk_copy_header_pt   header;
+    ngx_http_bulk_copy_header_pt   footer;
     ngx_http_bulk_copy_error_pt    error;
+    ngx_http_bulk_copy_desc_pt     described;
     void                          *data;
     unsigned                       binary:1;  /* COPY (FORMAT binary) */
     unsigned                       single:1;  /* the query alone, extended
@@ -92,6 +112,8 @@ struct ngx_http_bulk_copy_s {
 
     /* the driver's */
     PGresult                      *result;   /* the first error result */
+    ngx_http_bulk_copy_state_e     failed;   /* the state it came in */
+    ngx_uint_t                     refused;  /* described refused: status */
     ngx_bulk_pgcopy_reader_t       reader;
     ngx_bulk_pgcopy_field_t        fields[NGX_HTTP_BULK_COPY_FIELDS];
     ngx_event_t                    tick;     /* partial flush, watchdog */
