@@ -9,9 +9,9 @@
  * row's id must lie inside the row; the action line (with the name when
  * it was accepted) must fit the room asked for, start and end as an
  * action line does, carry a string's or a number's id byte for byte, and
- * otherwise hold no raw control byte before its end.  The name as an SQL identifier must read back to itself, and
- * the head of a script with the name as table and column must fit its
- * room.
+ * otherwise hold no raw control byte before its end.  The name as an SQL
+ * identifier must read back to itself, and the head of a script with the
+ * name as table and column must fit its room.
  */
 
 
