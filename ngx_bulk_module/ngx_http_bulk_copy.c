@@ -10,9 +10,9 @@
  * Each statement's results are read to the end; the first error result is
  * kept; the results of describe and lookup go to the operation, which may
  * refuse the query.  An error before the response header rolls an open
- * transaction
- * back (rollback) and is answered as an OperationOutcome; an error after
- * it ends the response without its last chunk and closes the connection.
+ * transaction back (rollback) and is answered as an OperationOutcome; an
+ * error after it ends the response without its last chunk and closes the
+ * connection.
  * The PostgreSQL socket is read only while fewer than
  * NGX_HTTP_BULK_BUSY_MAX output buffers wait for the client; a tick every
  * NGX_HTTP_BULK_COPY_TICK ms sends a partly filled buffer when PostgreSQL
@@ -152,6 +152,10 @@ ngx_http_bulk_copy_ready(ngx_http_bulk_pg_waiter_t *w, ngx_int_t rc)
     if (copy->prepare) {
         ngx_http_bulk_copy_send(copy, copy->prepare,
                                 ngx_http_bulk_copy_prepare);
+
+    } else if (copy->describe) {
+        ngx_http_bulk_copy_send(copy, copy->describe,
+                                ngx_http_bulk_copy_parse);
 
     } else {
         ngx_http_bulk_copy_send(copy, copy->query, ngx_http_bulk_copy_query);
@@ -667,6 +671,9 @@ ngx_http_bulk_copy_answer(ngx_http_bulk_copy_t *copy)
     if (copy->refused && copy->result == NULL) {
 
         if (copy->refused == NGX_HTTP_INTERNAL_SERVER_ERROR) {
+            ngx_log_error(NGX_LOG_ERR, copy->request->connection->log, 0,
+                          "bulk %V failed: %s", &copy->name,
+                          copy->err[0] ? (char *) copy->err : "no memory");
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
