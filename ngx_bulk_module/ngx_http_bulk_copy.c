@@ -5,12 +5,14 @@
  * One state machine per leg (database connection), dispatched from
  * ngx_http_bulk_copy_process():
  *
- *   wait -> [prepare] -> [split] -> query -> rows -> end -> ... -> [hold]
- *        -> [close] -> done
+ *   wait -> [prepare] -> [split | parse -> describe -> [lookup]] -> query
+ *        -> rows -> end -> ... -> [hold] -> [close] -> done
  *
  * the lead's split and a leg's query repeated while ranges are left.
  * Each statement's results are read to the end; the first error result is
- * kept.  An error before the response header closes the other legs, rolls
+ * kept; the results of describe and lookup go to the operation, which may
+ * refuse the query (a describe runs on a copy of one leg only).  An error
+ * before the response header closes the other legs, rolls
  * an open transaction back (rollback) and is answered as an
  * OperationOutcome; an error after it ends the response without its last
  * chunk and closes every connection.  The response ends when every leg is
@@ -227,6 +229,10 @@ ngx_http_bulk_copy_ready(ngx_http_bulk_pg_waiter_t *w, ngx_int_t rc)
             (void) ngx_http_bulk_copy_send(leg, copy->prepare,
                                            ngx_http_bulk_copy_prepare);
 
+        } else if (copy->describe) {
+            (void) ngx_http_bulk_copy_send(leg, copy->describe,
+                                           ngx_http_bulk_copy_parse);
+
         } else {
             (void) ngx_http_bulk_copy_send(leg, copy->query,
                                            ngx_http_bulk_copy_query);
@@ -330,7 +336,7 @@ ngx_http_bulk_copy_process(ngx_http_bulk_leg_t *leg)
         return;
     }
 
-    if (copy->result) {
+    if (copy->result || copy->refused) {
         ngx_http_bulk_copy_failed(leg);
         return;
     }
@@ -351,12 +357,40 @@ ngx_http_bulk_copy_process(ngx_http_bulk_leg_t *leg)
             return;
         }
 
+        if (copy->describe) {
+            (void) ngx_http_bulk_copy_send(leg, copy->describe,
+                                           ngx_http_bulk_copy_parse);
+            return;
+        }
+
         (void) ngx_http_bulk_copy_send(leg, copy->query,
                                        ngx_http_bulk_copy_query);
         return;
 
     case ngx_http_bulk_copy_split:
         ngx_http_bulk_copy_divide(leg);
+        return;
+
+    case ngx_http_bulk_copy_parse:
+        (void) ngx_http_bulk_copy_send(leg, NULL,
+                                       ngx_http_bulk_copy_describe);
+        return;
+
+    case ngx_http_bulk_copy_describe:
+
+        if (copy->lookup) {
+            (void) ngx_http_bulk_copy_send(leg, copy->lookup,
+                                           ngx_http_bulk_copy_lookup);
+            return;
+        }
+
+        (void) ngx_http_bulk_copy_send(leg, copy->query,
+                                       ngx_http_bulk_copy_query);
+        return;
+
+    case ngx_http_bulk_copy_lookup:
+        (void) ngx_http_bulk_copy_send(leg, copy->query,
+                                       ngx_http_bulk_copy_query);
         return;
 
     case ngx_http_bulk_copy_query:    /* a query without COPY: HEAD */
@@ -381,6 +415,7 @@ static ngx_int_t
 ngx_http_bulk_copy_results(ngx_http_bulk_leg_t *leg)
 {
     PGconn                *pg;
+    ngx_int_t              rc;
     PGresult              *res;
     ngx_http_bulk_copy_t  *copy;
 
@@ -416,23 +451,42 @@ ngx_http_bulk_copy_results(ngx_http_bulk_leg_t *leg)
 
         case PGRES_TUPLES_OK:
 
-            if (leg->state == ngx_http_bulk_copy_split
-                && ngx_http_bulk_copy_snapshot(copy, res) != NGX_OK)
-            {
+            if (leg->state == ngx_http_bulk_copy_split) {
+
+                if (ngx_http_bulk_copy_snapshot(copy, res) != NGX_OK) {
+                    PQclear(res);
+                    return NGX_ERROR;
+                }
+
                 PQclear(res);
-                return NGX_ERROR;
+                continue;
             }
 
-            PQclear(res);
-            continue;
+            /* fall through */
 
         case PGRES_COMMAND_OK:
+
+            if ((leg->state == ngx_http_bulk_copy_describe
+                 || leg->state == ngx_http_bulk_copy_lookup)
+                && copy->result == NULL && !copy->refused)
+            {
+                rc = copy->described(copy, res);
+
+                if (rc == NGX_DECLINED) {
+                    copy->refused = NGX_HTTP_BULK_UNPROCESSABLE;
+
+                } else if (rc != NGX_OK) {
+                    copy->refused = NGX_HTTP_INTERNAL_SERVER_ERROR;
+                }
+            }
+
             PQclear(res);
             continue;
 
         default:
             if (copy->result == NULL) {
                 copy->result = res;
+                copy->failed = leg->state;
 
             } else {
                 PQclear(res);
@@ -509,10 +563,26 @@ ngx_http_bulk_copy_send(ngx_http_bulk_leg_t *leg, const char *sql,
 
     leg->state = state;
 
-    if (state == ngx_http_bulk_copy_query && leg->copy->single) {
-        rc = ngx_http_bulk_pg_send_one(leg->pc, sql);
+    switch (state) {
 
-    } else {
+    case ngx_http_bulk_copy_parse:
+        rc = ngx_http_bulk_pg_parse(leg->pc, sql);
+        break;
+
+    case ngx_http_bulk_copy_describe:
+        rc = ngx_http_bulk_pg_describe(leg->pc);
+        break;
+
+    case ngx_http_bulk_copy_query:
+
+        if (leg->copy->single) {
+            rc = ngx_http_bulk_pg_send_one(leg->pc, sql);
+            break;
+        }
+
+        /* fall through */
+
+    default:
         rc = ngx_http_bulk_pg_send(leg->pc, sql);
     }
 
@@ -983,6 +1053,11 @@ ngx_http_bulk_copy_complete(ngx_http_bulk_copy_t *copy)
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "bulk %V: %ui rows", &copy->name, copy->stats.rows);
 
+    if (copy->footer && !r->header_only && copy->footer(copy) != NGX_OK) {
+        ngx_http_bulk_copy_abort(copy, "writing the end failed");
+        return;
+    }
+
     ngx_http_bulk_copy_finish(copy, ngx_http_bulk_out_send(&copy->out, 0, 1));
 }
 
@@ -1041,6 +1116,19 @@ ngx_http_bulk_copy_answer(ngx_http_bulk_leg_t *leg)
     ngx_http_bulk_copy_t  *copy;
 
     copy = leg->copy;
+
+    if (copy->refused && copy->result == NULL) {
+
+        if (copy->refused == NGX_HTTP_INTERNAL_SERVER_ERROR) {
+            ngx_log_error(NGX_LOG_ERR, copy->request->connection->log, 0,
+                          "bulk %V failed: %s", &copy->name,
+                          copy->err[0] ? (char *) copy->err : "no memory");
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_bulk_send_error(copy->request, copy->refused,
+                                        "processing", "%s", copy->err);
+    }
 
     if (copy->error) {
         return copy->error(copy, copy->result, leg->pc->pg);

@@ -12,12 +12,17 @@
  *
  *   prepare   statements sent before the query in one round trip (BEGIN
  *             READ ONLY, SET LOCAL ..., SET TRANSACTION SNAPSHOT ...)
+ *   describe  a statement to describe before the query (Parse and
+ *             Describe of the unnamed statement, not run): its result's
+ *             columns go to the described callback, which may set lookup,
+ *             a statement whose result it gets as well
  *   query     the COPY ... TO STDOUT (or a query without COPY: HEAD)
  *   close     the statement that ends it (ROLLBACK), or none
  *   row       each COPY message: a binary COPY tuple's fields (binary) or
  *             one field holding a text or csv line; writes the row into
  *             copy->out
  *   header    after the response header: bytes before the first row
+ *   footer    at the end of the result: bytes before the last chunk
  *   error     a PostgreSQL error (or a lost connection: res NULL) before
  *             the response header: the answer
  *
@@ -69,6 +74,14 @@ typedef ngx_int_t (*ngx_http_bulk_copy_error_pt)(ngx_http_bulk_copy_t *copy,
 typedef const char *(*ngx_http_bulk_copy_range_pt)(ngx_http_bulk_copy_t *copy,
     uint64_t from, uint64_t to);
 
+/*
+ * the description of copy->describe, then the result of copy->lookup:
+ * NGX_OK to go on, NGX_DECLINED to refuse the query (422, copy->err says
+ * why), NGX_ERROR (500)
+ */
+typedef ngx_int_t (*ngx_http_bulk_copy_desc_pt)(ngx_http_bulk_copy_t *copy,
+    PGresult *res);
+
 
 /* where one leg (one database connection) of a copy is */
 
@@ -76,6 +89,9 @@ typedef enum {
     ngx_http_bulk_copy_wait = 0,   /* for a database connection */
     ngx_http_bulk_copy_prepare,    /* the statements before the query */
     ngx_http_bulk_copy_split,      /* the lead: snapshot and pages */
+    ngx_http_bulk_copy_parse,      /* the statement to describe, parsed */
+    ngx_http_bulk_copy_describe,   /* and described */
+    ngx_http_bulk_copy_lookup,     /* what the description asks for */
     ngx_http_bulk_copy_query,      /* the query, until COPY OUT */
     ngx_http_bulk_copy_rows,       /* COPY OUT */
     ngx_http_bulk_copy_end,        /* the rest of the query's results */
@@ -108,11 +124,15 @@ struct ngx_http_bulk_copy_s {
     ngx_str_t                      name;     /* "bulk <name> failed ..." */
     ngx_str_t                      content_type;
     const char                    *prepare;
+    const char                    *describe;
+    const char                    *lookup;   /* set by described */
     const char                    *query;
     const char                    *close;
     ngx_http_bulk_copy_row_pt      row;
     ngx_http_bulk_copy_header_pt   header;
+    ngx_http_bulk_copy_header_pt   footer;
     ngx_http_bulk_copy_error_pt    error;
+    ngx_http_bulk_copy_desc_pt     described;
     void                          *data;
     ngx_uint_t                     parallel; /* legs wanted, 0 or 1: one */
     const char                    *split;
@@ -129,6 +149,8 @@ struct ngx_http_bulk_copy_s {
 
     /* the driver's */
     PGresult                      *result;   /* the first error result */
+    ngx_http_bulk_copy_state_e     failed;   /* the state it came in */
+    ngx_uint_t                     refused;  /* described refused: status */
     uint64_t                       pages;
     uint64_t                      *bounds;   /* ranges: [bounds[i], [i+1]) */
     ngx_uint_t                     nranges;

@@ -1554,6 +1554,36 @@ ngx_http_bulk_pg_send_one(ngx_http_bulk_pg_conn_t *pc, const char *sql)
 }
 
 
+/*
+ * One statement parsed as the unnamed prepared statement, not run (the
+ * extended query protocol: one statement only), and its description.
+ */
+
+ngx_int_t
+ngx_http_bulk_pg_parse(ngx_http_bulk_pg_conn_t *pc, const char *sql)
+{
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, pc->c->log, 0,
+                   "bulk pg: parse \"%s\"", sql);
+
+    if (!PQsendPrepare(pc->pg, "", sql, 0, NULL)) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_bulk_pg_sent(pc);
+}
+
+
+ngx_int_t
+ngx_http_bulk_pg_describe(ngx_http_bulk_pg_conn_t *pc)
+{
+    if (!PQsendDescribePrepared(pc->pg, "")) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_bulk_pg_sent(pc);
+}
+
+
 /* what was sent goes out as the socket takes it; the answer is awaited */
 
 static ngx_int_t

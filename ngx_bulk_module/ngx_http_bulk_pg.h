@@ -112,6 +112,9 @@ void ngx_http_bulk_pg_taint(ngx_http_bulk_pg_conn_t *pc);
 ngx_int_t ngx_http_bulk_pg_send(ngx_http_bulk_pg_conn_t *pc, const char *sql);
 ngx_int_t ngx_http_bulk_pg_send_one(ngx_http_bulk_pg_conn_t *pc,
     const char *sql);
+ngx_int_t ngx_http_bulk_pg_parse(ngx_http_bulk_pg_conn_t *pc,
+    const char *sql);
+ngx_int_t ngx_http_bulk_pg_describe(ngx_http_bulk_pg_conn_t *pc);
 ngx_int_t ngx_http_bulk_pg_done(ngx_http_bulk_pg_conn_t *pc, ngx_log_t *log,
     const char *fmt, ...);
 ngx_int_t ngx_http_bulk_pg_read(ngx_http_bulk_pg_conn_t *pc, ngx_uint_t on);

@@ -14,14 +14,14 @@ system("make -s -C $root build/unit/test_format build/unit/roundtrip "
        . "build/unit/test_addr build/unit/test_pgcopy "
        . "build/unit/test_fhir_search "
        . "build/unit/test_typefilter build/unit/test_elements "
-       . "build/unit/test_export_params "
+       . "build/unit/test_export_params build/unit/test_dumpfmt "
        . ">&2") == 0
     or BAIL_OUT("cannot build the unit tests");
 
 for my $t (["test_format"], ["test_time"], ["test_ndjson"], ["test_body"],
            ["test_addr"], ["test_pgcopy"], ["test_fhir_search"],
            ["test_typefilter"],
-           ["test_elements"], ["test_export_params"],
+           ["test_elements"], ["test_export_params"], ["test_dumpfmt"],
            ["roundtrip", $sample]) {
     my ($bin, @args) = @$t;
     my $out = `$root/build/unit/$bin @args 2>&1`;

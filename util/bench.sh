@@ -19,6 +19,10 @@
 #   dump_sql_tsv, dump_sql_csv, dump_sql_ndjson
 #              POST /$dump-sql of SELECT id, txid, ts, resource vs psql COPY
 #              of the same query (csv: with HEADER; ndjson: of row_to_json)
+#   dump_sql_elastic, dump_sql_sql
+#              the same query as elastic-bulk (an action line per row) vs
+#              psql COPY of row_to_json, and as sql (a psql script) vs psql
+#              COPY of the query (tsv)
 #   converter  build/bench_format, the converter alone in MB/s against yajl
 #              parsing and regenerating the same documents (only with the
 #              Synthea sample; no rss_mb)
@@ -79,7 +83,7 @@ BENCH_SAMPLE=${BENCH_SAMPLE:-$REPO/../shared/data/synthea-10}
 STATE=$(util/state.sh create)
 export BULK_PGDIR=$STATE/pg-bench
 export BULK_PGPORT=${BULK_PGPORT:-54331}
-BENCH_ONLY=${BENCH_ONLY:-dump dump_gzip dump_parallel2 dump_fhir dump_sql_tsv dump_sql_csv dump_sql_ndjson converter load load_gzip import}
+BENCH_ONLY=${BENCH_ONLY:-dump dump_gzip dump_parallel2 dump_fhir dump_sql_tsv dump_sql_csv dump_sql_ndjson dump_sql_elastic dump_sql_sql converter load load_gzip import}
 BENCH_RUNS=${BENCH_RUNS:-5}
 BENCH_LOAD_RUNS=${BENCH_LOAD_RUNS:-$BENCH_RUNS}
 BENCH_GZIP_LEVEL=${BENCH_GZIP_LEVEL:-6}
@@ -99,6 +103,7 @@ for b in $BENCH_ONLY; do
     case $b in
     dump|dump_gzip|dump_parallel2|dump_fhir) ;;
     dump_sql_tsv|dump_sql_csv|dump_sql_ndjson) ;;
+    dump_sql_elastic|dump_sql_sql) ;;
     converter|load|load_gzip|import) ;;
     *) die "BENCH_ONLY: unknown name '$b'" ;;
     esac
@@ -106,8 +111,8 @@ done
 want() { [[ " $BENCH_ONLY " == *" $1 "* ]]; }
 want_dump() {
     want dump || want dump_gzip || want dump_parallel2 || want dump_fhir \
-        || want dump_sql_tsv \
-        || want dump_sql_csv || want dump_sql_ndjson
+        || want dump_sql_tsv || want dump_sql_csv || want dump_sql_ndjson \
+        || want dump_sql_elastic || want dump_sql_sql
 }
 want_load() { want load || want load_gzip || want import; }
 
@@ -515,14 +520,18 @@ if want dump_fhir; then
 fi
 
 # dump_sql_<format>: POST /$dump-sql against psql COPY of the same query
-# (ndjson against COPY of row_to_json); csv has one header line more
+# (ndjson and elastic-bulk against COPY of row_to_json); csv has one header
+# line more, elastic-bulk an action line per row, sql its head (two SETs,
+# CREATE TABLE with a line per column, its end, COPY) and "\." more
 SQL_QUERY="SELECT id, txid, ts, resource FROM \"$TABLE\""
+SQL_COLS=4
+SQL_EXTRA=
 
 curl_sql() {    # format filter...
     local fmt=$1
     shift
     curl -sS --fail -X POST -H 'Content-Type: application/json' \
-        --data "{\"query\": \"$(sed 's/"/\\"/g' <<< "$SQL_QUERY")\", \"format\": \"$fmt\"}" \
+        --data "{\"query\": \"$(sed 's/"/\\"/g' <<< "$SQL_QUERY")\", \"format\": \"$fmt\"$SQL_EXTRA}" \
         -w '%{stderr}%{http_code} %{size_download}\n' "$BASE/\$dump-sql" \
         2>"$TMP/w" | "$@" | wc -l > "$TMP/lines"
 }
@@ -536,19 +545,34 @@ psql_sql() {    # copy-sql filter...
 o_sql() { curl_sql "$SQL_FMT" cat; }
 b_sql() { psql_sql "$SQL_BASE" cat; }
 
-# the csv output's header line is not a row
+# lines that are not rows: the csv header (both sides), elastic-bulk's
+# action lines, the sql script's head and end (ours only)
 sql_check_lines() {
-    [ "$SQL_FMT" = csv ] && echo "$(( $(cat "$TMP/lines") - 1 ))" > "$TMP/lines"
+    local n
+    n=$(cat "$TMP/lines")
+    case "$SQL_FMT:$1" in
+    csv:*)            n=$(( n - 1 )) ;;
+    elastic-bulk:\$*) n=$(( n / 2 )) ;;
+    sql:\$*)          n=$(( n - SQL_COLS - 6 )) ;;
+    esac
+    echo "$n" > "$TMP/lines"
     check_lines "$1"
 }
 
-for SQL_FMT in tsv csv ndjson; do
-    want "dump_sql_$SQL_FMT" || continue
+for SQL_NAME in tsv csv ndjson elastic sql; do
+    want "dump_sql_$SQL_NAME" || continue
 
+    SQL_FMT=$SQL_NAME
+    SQL_EXTRA=
     case $SQL_FMT in
     tsv)    SQL_BASE="COPY ($SQL_QUERY) TO STDOUT" ;;
     csv)    SQL_BASE="COPY ($SQL_QUERY) TO STDOUT (FORMAT csv, HEADER)" ;;
     ndjson) SQL_BASE="COPY (SELECT row_to_json(q) FROM ($SQL_QUERY) q) TO STDOUT" ;;
+    elastic)
+        SQL_FMT=elastic-bulk
+        SQL_EXTRA=', "index": "bench"'
+        SQL_BASE="COPY (SELECT row_to_json(q) FROM ($SQL_QUERY) q) TO STDOUT" ;;
+    sql)    SQL_BASE="COPY ($SQL_QUERY) TO STDOUT" ;;
     esac
 
     nginx_restart; RSS=0
@@ -558,9 +582,9 @@ for SQL_FMT in tsv csv ndjson; do
     run "psql $SQL_FMT" b_sql;                    wb=$T
     sql_check_lines "psql $SQL_FMT"
     alternate "\$dump-sql $SQL_FMT" o_sql "psql $SQL_FMT" b_sql
-    detail "dump_sql_$SQL_FMT" ours psql \
+    detail "dump_sql_$SQL_NAME" ours psql \
         "warm-up (checked) $wo s, $wb s; output $(mb "$sql_bytes") MB"
-    report "dump_sql_$SQL_FMT" "$OS" "$BS" "$RSS"
+    report "dump_sql_$SQL_NAME" "$OS" "$BS" "$RSS"
 done
 
 # converter: the format converter alone, on the sample, BENCH_RUNS times

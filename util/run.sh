@@ -96,6 +96,10 @@ ngx_bulk is serving on $BASE (Ctrl-C stops nginx and PostgreSQL)
   # any read-only SQL, streamed as CSV; the body in YAML
   printf "query: select resource->>'gender' as gender, count(*) as patients from patient group by 1 order by 1\nformat: csv\n" | curl -s '$BASE/\$dump-sql' -H 'Content-Type: text/yaml' --data-binary @-
 
+  # the same as an Elasticsearch _bulk body, and as a psql script
+  printf "query: select id, resource->'name' as name from patient limit 2\nformat: elastic-bulk\nindex: patients\n" | curl -s '$BASE/\$dump-sql' -H 'Content-Type: text/yaml' --data-binary @-
+  printf "query: select id, ts, resource from patient limit 2\nformat: sql\ntable: patient_copy\n" | curl -s '$BASE/\$dump-sql' -H 'Content-Type: text/yaml' --data-binary @-
+
   # \$load: the sample as FHIR NDJSON.gz, served by this nginx under /sample/
   curl -s '$BASE/fhir/\$load' -H 'Content-Type: application/json' -d '{"source": "$BASE/sample/all.ndjson.gz"}'
 

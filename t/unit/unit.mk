@@ -9,6 +9,7 @@
 #   make fuzz-export_params     libFuzzer of $export kick-off parameters
 #   make build/typefilter_sql   prints the SQL of a _typeFilter
 #   make fuzz-pgcopy            libFuzzer of the binary COPY reader, as long
+#   make fuzz-dumpfmt           libFuzzer of the elastic-bulk and sql texts
 #   make bench-format           MB/s against yajl parse + yajl_gen
 #   make build/fhir2rows        FHIR NDJSON -> COPY rows (make bench)
 
@@ -128,7 +129,8 @@ build/fuzz/fuzz_pgcopy: fuzz/fuzz_pgcopy.c $(PGCOPY_DEPS)
 # fuzz-<name>: the target for $(FUZZ_TIME) seconds on a scratch copy of
 # its seed corpus t/fuzz/<name>/
 fuzz-ndjson fuzz-since fuzz-body fuzz-pgcopy fuzz-typefilter \
-		fuzz-elements fuzz-export_params: fuzz-%: build/fuzz/fuzz_%
+		fuzz-elements fuzz-export_params fuzz-dumpfmt: fuzz-%: \
+		build/fuzz/fuzz_%
 	rm -rf build/fuzz/corpus-$*
 	mkdir -p build/fuzz/corpus-$* build/fuzz/artifacts-$*
 	cp t/fuzz/$*/* build/fuzz/corpus-$*/
@@ -137,7 +139,7 @@ fuzz-ndjson fuzz-since fuzz-body fuzz-pgcopy fuzz-typefilter \
 		-artifact_prefix=build/fuzz/artifacts-$*/ build/fuzz/corpus-$*
 
 .PHONY: fuzz fuzz-ndjson fuzz-since fuzz-body fuzz-pgcopy \
-	fuzz-typefilter fuzz-elements fuzz-export_params
+	fuzz-typefilter fuzz-elements fuzz-export_params fuzz-dumpfmt
 
 # every fuzzer, one after the other
 fuzz:
@@ -149,6 +151,7 @@ fuzz:
 	$(MAKE) fuzz-typefilter
 	$(MAKE) fuzz-elements
 	$(MAKE) fuzz-export_params
+	$(MAKE) fuzz-dumpfmt
 
 # $export building blocks: search parameter tables, _typeFilter to SQL,
 # _elements, kick-off parameters
@@ -213,3 +216,18 @@ build/fuzz/fuzz_export_params: fuzz/fuzz_export_params.c \
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FORMAT_INC) -o $@ $< $(EXPORT_PARAMS_SRCS) \
 		-lyajl
+
+# the elastic-bulk and sql formats of $dump-sql
+
+DUMPFMT_SRCS = ngx_bulk_module/ngx_bulk_dumpfmt.c \
+	ngx_bulk_module/ngx_bulk_json.c
+DUMPFMT_DEPS = $(DUMPFMT_SRCS) ngx_bulk_module/ngx_bulk_dumpfmt.h \
+	ngx_bulk_module/ngx_bulk_json.h
+
+build/unit/test_dumpfmt: t/unit/test_dumpfmt.c $(DUMPFMT_DEPS)
+	@mkdir -p $(@D)
+	$(UNIT_CC) $(UNIT_CFLAGS) $(FORMAT_INC) -o $@ $< $(DUMPFMT_SRCS)
+
+build/fuzz/fuzz_dumpfmt: fuzz/fuzz_dumpfmt.c $(DUMPFMT_DEPS)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FORMAT_INC) -o $@ $< $(DUMPFMT_SRCS)
