@@ -191,8 +191,8 @@ static void ngx_http_bulk_export_free_rec(ngx_http_bulk_export_zone_t *z,
     ngx_http_bulk_export_rec_t *rec);
 static ngx_uint_t ngx_http_bulk_export_live(ngx_http_bulk_export_zone_t *z);
 
-static ngx_int_t ngx_http_bulk_export_headers(ngx_http_request_t *r,
-    ngx_uint_t *lenient);
+static ngx_uint_t ngx_http_bulk_export_headers(ngx_http_request_t *r,
+    ngx_uint_t *lenient, const char **code, const char **msg);
 static ngx_int_t ngx_http_bulk_export_kickoff(ngx_http_request_t *r,
     ngx_str_t *params, ngx_uint_t post, ngx_uint_t lenient);
 static void ngx_http_bulk_export_body(ngx_http_request_t *r);
@@ -450,6 +450,18 @@ ngx_http_bulk_export_exit_process(ngx_cycle_t *cycle)
         q = ngx_queue_head(&ngx_http_bulk_export_jobs);
         job = ngx_queue_data(q, ngx_http_bulk_export_job_t, queue);
         job->kick = NULL;
+
+        /*
+         * ngx_http_bulk_pg_exit() closes the connection right after: a
+         * release now would post a cancel to a thread pool that is gone
+         */
+
+        if (job->pc) {
+            job->pc->handler = NULL;
+            job->pc->data = NULL;
+            job->pc = NULL;
+        }
+
         ngx_http_bulk_export_end(job);
     }
 }
@@ -460,27 +472,22 @@ ngx_http_bulk_export_exit_process(ngx_cycle_t *cycle)
 ngx_int_t
 ngx_http_bulk_export_handler(ngx_http_request_t *r)
 {
-    ngx_int_t   rc;
-    ngx_str_t   params;
-    ngx_uint_t  lenient;
+    ngx_int_t    rc;
+    ngx_str_t    params;
+    ngx_uint_t   lenient, status;
+    const char  *code, *msg;
 
-    if (r->method == NGX_HTTP_GET) {
+    status = ngx_http_bulk_export_headers(r, &lenient, &code, &msg);
+
+    if (r->method == NGX_HTTP_GET || status) {
         rc = ngx_http_discard_request_body(r);
         if (rc != NGX_OK) {
             return rc;
         }
     }
 
-    rc = ngx_http_bulk_export_headers(r, &lenient);
-
-    if (rc != NGX_OK) {
-        if (r->method == NGX_HTTP_POST) {
-            if (ngx_http_discard_request_body(r) != NGX_OK) {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-        }
-
-        return rc;
+    if (status) {
+        return ngx_http_bulk_send_error(r, status, code, "%s", msg);
     }
 
     if (r->method == NGX_HTTP_GET) {
@@ -501,11 +508,13 @@ ngx_http_bulk_export_handler(ngx_http_request_t *r)
 /*
  * Accept: application/fhir+json and Prefer: respond-async, as the IG asks
  * (its conformance suite sends Accept: application/json to see it refused);
- * handling=lenient noted.  NGX_OK, or the answer.
+ * handling=lenient noted.  0, or the status of a refusal with its issue
+ * code and message.
  */
 
-static ngx_int_t
-ngx_http_bulk_export_headers(ngx_http_request_t *r, ngx_uint_t *lenient)
+static ngx_uint_t
+ngx_http_bulk_export_headers(ngx_http_request_t *r, ngx_uint_t *lenient,
+    const char **code, const char **msg)
 {
     u_char           *p, *last;
     ngx_uint_t        i, accept, async;
@@ -564,25 +573,26 @@ ngx_http_bulk_export_headers(ngx_http_request_t *r, ngx_uint_t *lenient)
     }
 
     if (accept == 0) {
-        return ngx_http_bulk_send_error(r, NGX_HTTP_BAD_REQUEST, "required",
-                                        "the Accept header is required: "
-                                        "application/fhir+json");
+        *code = "required";
+        *msg = "the Accept header is required: application/fhir+json";
+        return NGX_HTTP_BAD_REQUEST;
     }
 
     if (accept == 2) {
-        return ngx_http_bulk_send_error(r, NGX_HTTP_BULK_NOT_ACCEPTABLE,
-                                        "not-supported",
-                                        "only application/fhir+json is "
-                                        "accepted for the kick-off answer");
+        *code = "not-supported";
+        *msg = "only application/fhir+json is accepted for the kick-off "
+               "answer";
+        return NGX_HTTP_BULK_NOT_ACCEPTABLE;
     }
 
     if (!async) {
-        return ngx_http_bulk_send_error(r, NGX_HTTP_BAD_REQUEST, "required",
-                                        "$export runs asynchronously only: "
-                                        "send \"Prefer: respond-async\"");
+        *code = "required";
+        *msg = "$export runs asynchronously only: send "
+               "\"Prefer: respond-async\"";
+        return NGX_HTTP_BAD_REQUEST;
     }
 
-    return NGX_OK;
+    return 0;
 }
 
 
@@ -591,15 +601,18 @@ ngx_http_bulk_export_headers(ngx_http_request_t *r, ngx_uint_t *lenient)
 static void
 ngx_http_bulk_export_body(ngx_http_request_t *r)
 {
-    u_char        *p;
-    size_t         len;
-    ngx_str_t      params;
-    ngx_int_t      rc;
-    ngx_uint_t     lenient;
-    ngx_chain_t   *cl;
+    u_char           *p;
+    size_t            len;
+    ngx_str_t         params;
+    ngx_int_t         rc;
+    ngx_uint_t        lenient;
+    ngx_chain_t      *cl;
+    const char       *code, *msg;
     ngx_table_elt_t  *ct;
 
-    (void) ngx_http_bulk_export_headers(r, &lenient);
+    /* checked before the body was read: for lenient only */
+
+    (void) ngx_http_bulk_export_headers(r, &lenient, &code, &msg);
 
     ct = r->headers_in.content_type;
 
