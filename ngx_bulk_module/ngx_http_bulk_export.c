@@ -67,6 +67,7 @@ typedef enum {
     ngx_http_bulk_export_job_wait = 0,   /* for a connection */
     ngx_http_bulk_export_job_begin,
     ngx_http_bulk_export_job_count,
+    ngx_http_bulk_export_job_deleted,    /* deletions since _since */
     ngx_http_bulk_export_job_ready,      /* holds the snapshot */
     ngx_http_bulk_export_job_lost        /* the connection is gone */
 } ngx_http_bulk_export_job_e;
@@ -79,6 +80,7 @@ typedef struct {
     int64_t                         from;     /* (block << 16) | offset */
     int64_t                         to;
     uint64_t                        count;
+    ngx_uint_t                      deleted;  /* Bundles of deletions */
 } ngx_http_bulk_export_file_t;
 
 
@@ -166,6 +168,7 @@ typedef struct {
     ngx_http_bulk_export_job_e      state;
 
     ngx_str_t                      *types;    /* to look for, then found */
+    u_char                         *history;  /* has a _history table */
     ngx_uint_t                      ntypes;
     ngx_uint_t                      next;
     ngx_uint_t                      file_rows;
@@ -180,6 +183,7 @@ typedef struct {
     ngx_str_t                       type;
     ngx_bulk_fmt_t                 *fmt;
     ngx_bulk_elements_t            *elements;
+    ngx_uint_t                      deleted;
 } ngx_http_bulk_export_file_ctx_t;
 
 
@@ -214,6 +218,8 @@ static void ngx_http_bulk_export_cat(ngx_http_bulk_export_sql_t *s,
     const char *fmt, ...);
 static void ngx_http_bulk_export_table(ngx_http_bulk_export_sql_t *s,
     ngx_str_t *type);
+static void ngx_http_bulk_export_deleted(ngx_http_bulk_export_q_t *q,
+    ngx_str_t *type, ngx_http_bulk_export_sql_t *s);
 static ngx_int_t ngx_http_bulk_export_base(ngx_http_request_t *r,
     ngx_uint_t level, ngx_str_t *base, ngx_str_t *request);
 static ngx_int_t ngx_http_bulk_export_new_id(u_char *buf);
@@ -1424,6 +1430,32 @@ ngx_http_bulk_export_table(ngx_http_bulk_export_sql_t *s, ngx_str_t *type)
 
 
 /*
+ * The ids of a type's resources deleted in the range of _since and
+ * _until, as Aidbox records a deletion: a row of status "deleted" in the
+ * type's _history table, the resource gone from its table.
+ */
+
+static void
+ngx_http_bulk_export_deleted(ngx_http_bulk_export_q_t *q, ngx_str_t *type,
+    ngx_http_bulk_export_sql_t *s)
+{
+    u_char  name[NGX_HTTP_BULK_TYPE_MAX + 1];
+
+    ngx_strlow(name, type->data, ngx_min(type->len, NGX_HTTP_BULK_TYPE_MAX));
+    name[ngx_min(type->len, NGX_HTTP_BULK_TYPE_MAX)] = '\0';
+
+    ngx_http_bulk_export_cat(s, "SELECT DISTINCT id FROM \"%s_history\" h "
+                             "WHERE status = 'deleted' AND NOT EXISTS "
+                             "(SELECT 1 FROM \"%s\" m WHERE m.id = h.id) "
+                             "AND ", name, name);
+
+    if (ngx_http_bulk_export_where(q, type, s) != NGX_OK) {
+        s->failed = 1;
+    }
+}
+
+
+/*
  * The absolute URL of the kick-off, and the base the status and file URLs
  * hang from: the kick-off's path without "$export", "Patient/$export" or
  * "Group/<id>/$export".
@@ -1594,7 +1626,18 @@ ngx_http_bulk_export_connected(ngx_http_bulk_pg_waiter_t *w, ngx_int_t rc)
 
     ngx_http_bulk_export_cat(&s, "}'::text[]) WITH ORDINALITY AS u(t, o) "
                              "WHERE to_regclass(quote_ident(lower(t))) "
-                             "IS NOT NULL ORDER BY o), ',')");
+                             "IS NOT NULL ORDER BY o), ','), "
+                             "array_to_string(ARRAY(SELECT to_regclass("
+                             "quote_ident(lower(t) || '_history')) IS NOT "
+                             "NULL FROM unnest('{");
+
+    for (i = 0; i < job->ntypes; i++) {
+        ngx_http_bulk_export_cat(&s, "%s%V", i ? "," : "", &t[i]);
+    }
+
+    ngx_http_bulk_export_cat(&s, "}'::text[]) WITH ORDINALITY AS u(t, o) "
+                             "WHERE to_regclass(quote_ident(lower(t))) "
+                             "IS NOT NULL ORDER BY o), '')");
 
     if (s.failed) {
         ngx_http_bulk_export_fail(job, "no memory");
@@ -1779,7 +1822,7 @@ ngx_http_bulk_export_begun(ngx_http_bulk_export_job_t *job)
     z = job->zone;
 
     if (job->tuples == NULL || PQntuples(job->tuples) != 1
-        || PQnfields(job->tuples) != 4)
+        || PQnfields(job->tuples) != 5)
     {
         ngx_http_bulk_export_fail(job, "unexpected answer to the snapshot");
         return NGX_DECLINED;
@@ -1825,6 +1868,17 @@ ngx_http_bulk_export_begun(ngx_http_bulk_export_job_t *job)
 
     job->ntypes = n;
     job->next = 0;
+
+    /* "t" or "f" for each type found: its _history table exists */
+
+    job->history = ngx_pnalloc(job->pool, n + 1);
+    if (job->history == NULL) {
+        return NGX_ERROR;
+    }
+
+    len = ngx_min(n, (size_t) PQgetlength(job->tuples, 0, 4));
+    ngx_memzero(job->history, n + 1);
+    ngx_memcpy(job->history, PQgetvalue(job->tuples, 0, 4), len);
 
     ngx_shmtx_lock(&z->shpool->mutex);
 
@@ -1888,6 +1942,25 @@ ngx_http_bulk_export_counted(ngx_http_bulk_export_job_t *job)
 
     n = job->tuples ? PQntuples(job->tuples) : 0;
 
+    if (job->state == ngx_http_bulk_export_job_deleted) {
+        if (n == 1 && ngx_strcmp(PQgetvalue(job->tuples, 0, 0), "0") != 0) {
+            f = ngx_array_push(&job->files);
+            if (f == NULL) {
+                return NGX_ERROR;
+            }
+
+            ngx_memcpy(f->type, type->data, type->len);
+            f->type[type->len] = '\0';
+            f->count = ngx_atoof((u_char *) PQgetvalue(job->tuples, 0, 0),
+                                 PQgetlength(job->tuples, 0, 0));
+            f->from = -1;
+            f->to = -1;
+            f->deleted = 1;
+        }
+
+        n = 0;
+    }
+
     for (i = 0; i < n; i++) {
         f = ngx_array_push(&job->files);
         if (f == NULL) {
@@ -1902,6 +1975,7 @@ ngx_http_bulk_export_counted(ngx_http_bulk_export_job_t *job)
                   : ngx_atoof((u_char *) PQgetvalue(job->tuples, i, 2),
                               PQgetlength(job->tuples, i, 2));
         f->to = -1;
+        f->deleted = 0;
 
         if (i > 0) {
             f[-1].to = f->from;
@@ -1938,6 +2012,32 @@ ngx_http_bulk_export_count_next(ngx_http_bulk_export_job_t *job)
 
     rec = job->rec;
     z = job->zone;
+
+    if (job->state == ngx_http_bulk_export_job_count && job->q->ep.since[0]
+        && job->history[job->next - 1] == 't')
+    {
+        /*
+         * the resources of the type deleted since _since (and not created
+         * again): their last row in the _history table says "deleted"
+         */
+
+        type = &job->types[job->next - 1];
+
+        ngx_memzero(&s, sizeof(ngx_http_bulk_export_sql_t));
+        s.pool = job->pool;
+
+        ngx_http_bulk_export_cat(&s, "SELECT count(*) FROM (");
+        ngx_http_bulk_export_deleted(job->q, type, &s);
+        ngx_http_bulk_export_cat(&s, ") d");
+
+        if (s.failed) {
+            return NGX_ERROR;
+        }
+
+        job->state = ngx_http_bulk_export_job_deleted;
+
+        return ngx_http_bulk_pg_send(job->pc, (char *) s.data);
+    }
 
     if (job->next == job->ntypes) {
         size = job->files.nelts * sizeof(ngx_http_bulk_export_file_t);
@@ -2311,7 +2411,7 @@ ngx_http_bulk_export_manifest(ngx_http_request_t *r,
     size_t                        len;
     ngx_buf_t                    *b;
     ngx_str_t                     request, text, msg;
-    ngx_uint_t                    i, n;
+    ngx_uint_t                    i, n, any;
     ngx_http_bulk_export_file_t  *f;
 
     if (ngx_http_bulk_export_json_str(r->pool, &rec->request, &request)
@@ -2346,19 +2446,38 @@ ngx_http_bulk_export_manifest(ngx_http_request_t *r,
 
     f = rec->files;
     n = 0;
+    any = 0;
 
     for (i = 0; i < rec->nfiles; i++) {
         if (i && ngx_strcmp(f[i].type, f[i - 1].type) != 0) {
             n = 0;
         }
 
+        if (f[i].deleted) {
+            continue;
+        }
+
         p = ngx_sprintf(p, "%s{\"type\":\"%s\",\"url\":\"%V$export-file/%s/"
-                        "%s-%ui.ndjson\",\"count\":%uL}", i ? "," : "",
+                        "%s-%ui.ndjson\",\"count\":%uL}", any++ ? "," : "",
                         f[i].type, &rec->base, rec->id, f[i].type, n++,
                         f[i].count);
     }
 
-    p = ngx_sprintf(p, "],\"deleted\":[],\"error\":[");
+    p = ngx_sprintf(p, "],\"deleted\":[");
+    any = 0;
+
+    for (i = 0; i < rec->nfiles; i++) {
+        if (!f[i].deleted) {
+            continue;
+        }
+
+        p = ngx_sprintf(p, "%s{\"type\":\"Bundle\",\"url\":\"%V$export-file/"
+                        "%s/%s-deleted.ndjson\",\"count\":%uL}",
+                        any++ ? "," : "", &rec->base, rec->id, f[i].type,
+                        f[i].count);
+    }
+
+    p = ngx_sprintf(p, "],\"error\":[");
 
     /*
      * What a lenient kick-off ignored: a file of OperationOutcomes, as the
@@ -2473,7 +2592,7 @@ ngx_http_bulk_export_file_handler(ngx_http_request_t *r)
     ngx_str_t                         msg;
     ngx_int_t                         k;
     ngx_buf_t                        *b;
-    ngx_uint_t                        i, n, level, post, lenient;
+    ngx_uint_t                        i, n, level, post, lenient, deleted;
     ngx_http_bulk_copy_t             *copy;
     ngx_http_bulk_export_q_t         *q;
     ngx_http_bulk_export_sql_t        s;
@@ -2496,6 +2615,7 @@ ngx_http_bulk_export_file_handler(ngx_http_request_t *r)
     /* {Type}-{n}.ndjson */
 
     k = -1;
+    deleted = 0;
     type.data = name.data;
     type.len = 0;
 
@@ -2506,7 +2626,14 @@ ngx_http_bulk_export_file_handler(ngx_http_request_t *r)
         && ngx_strncmp(last - 7, ".ndjson", 7) == 0)
     {
         type.len = p - name.data;
-        k = ngx_atoi(p + 1, last - 7 - (p + 1));
+
+        if (last - 7 - (p + 1) == 7 && ngx_strncmp(p + 1, "deleted", 7) == 0) {
+            deleted = 1;
+            k = 0;
+
+        } else {
+            k = ngx_atoi(p + 1, last - 7 - (p + 1));
+        }
     }
 
     ngx_shmtx_lock(&z->shpool->mutex);
@@ -2587,7 +2714,8 @@ ngx_http_bulk_export_file_handler(ngx_http_request_t *r)
 
     for (i = 0; k >= 0 && i < rec->nfiles; i++) {
         if (ngx_strlen(rec->files[i].type) == type.len
-            && ngx_strncmp(rec->files[i].type, type.data, type.len) == 0)
+            && ngx_strncmp(rec->files[i].type, type.data, type.len) == 0
+            && rec->files[i].deleted == deleted)
         {
             if (n++ == (ngx_uint_t) k) {
                 file = rec->files[i];
@@ -2686,6 +2814,21 @@ ngx_http_bulk_export_file_handler(ngx_http_request_t *r)
     if (r->method == NGX_HTTP_HEAD) {
         ngx_http_bulk_export_cat(&s, "SELECT 1");
 
+    } else if (deleted) {
+
+        /* one transaction Bundle of a DELETE for each resource */
+
+        ngx_http_bulk_export_cat(&s, "COPY (SELECT json_build_object("
+                                 "'resourceType', 'Bundle', 'type', "
+                                 "'transaction', 'entry', json_build_array("
+                                 "json_build_object('request', "
+                                 "json_build_object('method', 'DELETE', "
+                                 "'url', '%V/' || id))))::text FROM (",
+                                 &ctx->type);
+        ngx_http_bulk_export_deleted(q, &ctx->type, &s);
+        ngx_http_bulk_export_cat(&s, ") d) TO STDOUT (FORMAT binary)");
+        ctx->deleted = 1;
+
     } else {
         ngx_http_bulk_export_cat(&s, "COPY (SELECT id, txid, cts, ts, "
                                  "resource FROM ");
@@ -2755,6 +2898,26 @@ ngx_http_bulk_export_file_row(ngx_http_bulk_copy_t *copy,
     ngx_http_bulk_export_file_ctx_t  *ctx;
 
     ctx = copy->data;
+
+    if (ctx->deleted) {
+
+        /* a Bundle of a deletion: json text */
+
+        if (n != 1 || f[0].len < 2) {
+            ngx_cpystrn(copy->err, (u_char *) "malformed row from PostgreSQL",
+                        sizeof(copy->err));
+            return NGX_ERROR;
+        }
+
+        if (ngx_http_bulk_out_put(&copy->out, f[0].data, f[0].len) != NGX_OK
+            || ngx_http_bulk_out_put(&copy->out, (u_char *) "\n", 1)
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        return NGX_OK;
+    }
 
     if (ngx_http_bulk_dump_fhir(copy, ctx->fmt, &ctx->type, f, n, &job)
         != NGX_OK)

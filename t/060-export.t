@@ -562,3 +562,32 @@ is($res{Patient}{operation}[0]{name}, 'patient-export', "patient-export");
 is($res{Group}{operation}[0]{name}, 'group-export', "group-export");
 is(scalar keys %res, 147, "every R4 resource type");
 is(bulk_http_request(POST => '/fhir/metadata', body => '{}')->{status}, 405, "POST 405");
+
+
+
+=== TEST 16: deleted[] with _since: Bundles of DELETEs from the _history tables
+--- init
+main::seed_sample();
+BulkTest::sql(q{INSERT INTO patient_history (id, txid, cts, ts, resource_type, status, resource) VALUES
+    ('p8', 20, '2020-01-01', '2022-05-01', 'Patient', 'deleted', '{"gender":"male"}'),
+    ('p8', 19, '2020-01-01', '2020-05-01', 'Patient', 'updated', '{"gender":"male"}'),
+    ('p7', 18, '2020-01-01', '2020-05-01', 'Patient', 'deleted', '{}'),
+    ('p1', 21, '2020-01-01', '2022-05-02', 'Patient', 'deleted', '{}')});
+--- perl_test
+my ($m, $sp) = main::export('/fhir/$export?_type=Patient,Observation&_since=2022-01-01T00:00:00Z');
+is_deeply(main::counts($m), { Patient => 1, Observation => 3 }, "output as before");
+is(scalar @{ $m->{deleted} }, 1, "one deleted file");
+is($m->{deleted}[0]{type}, 'Bundle', "of Bundles");
+is($m->{deleted}[0]{count}, 1, "p8 only: p7 before _since, p1 there again");
+my $r = bulk_http_request(GET => main::path_of($m->{deleted}[0]{url}));
+is($r->{status}, 200, "the file");
+my $b = BulkTest::json_lines($r->{body});
+is_deeply($b, [ { resourceType => 'Bundle', type => 'transaction',
+                  entry => [ { request => { method => 'DELETE', url => 'Patient/p8' } } ] } ], "the Bundle");
+bulk_http_request(DELETE => $sp);
+($m, $sp) = main::export('/fhir/$export?_type=Patient');
+is_deeply($m->{deleted}, [], "no _since: no deleted[]");
+bulk_http_request(DELETE => $sp);
+($m, $sp) = main::export('/fhir/Group/g1/$export?_type=Patient&_since=2022-01-01T00:00:00Z');
+is_deeply($m->{deleted}, [], "p8 is not in g1's compartment");
+bulk_http_request(DELETE => $sp);
