@@ -1828,6 +1828,18 @@ ngx_http_bulk_export_begun(ngx_http_bulk_export_job_t *job)
         return NGX_DECLINED;
     }
 
+    r = job->kick;
+
+    if (r && r->connection->error) {
+
+        /* the client is gone: nobody would know the export's id */
+
+        job->kick = NULL;
+        ngx_http_finalize_request(r, NGX_HTTP_CLIENT_CLOSED_REQUEST);
+        ngx_http_bulk_export_end(job);
+        return NGX_DECLINED;
+    }
+
     if (ngx_strcmp(PQgetvalue(job->tuples, 0, 2), "0") == 0) {
         r = job->kick;
         job->kick = NULL;

@@ -591,3 +591,24 @@ bulk_http_request(DELETE => $sp);
 ($m, $sp) = main::export('/fhir/Group/g1/$export?_type=Patient&_since=2022-01-01T00:00:00Z');
 is_deeply($m->{deleted}, [], "p8 is not in g1's compartment");
 bulk_http_request(DELETE => $sp);
+
+
+
+=== TEST 17: a reload ends the exports: the old workers let their snapshots go
+--- perl_test
+my ($m, $sp) = main::export('/fhir/$export?_type=Patient');
+is(main::snapshots(), 1, "a snapshot held");
+my %old = map { $_ => 1 } bulk_worker_pids();
+kill 'HUP', bulk_nginx_pid();
+my $t0 = time;
+sleep 0.05 until grep({ !$old{$_} } bulk_worker_pids()) || time - $t0 > 60;
+ok(scalar(grep { !$old{$_} } bulk_worker_pids()), "new workers");
+ok(main::wait_snapshots(0), "the snapshot is released");
+is(bulk_http_request(GET => $sp)->{status}, 404, "the export is gone: 404");
+is(bulk_http_request(GET => main::path_of($m->{output}[0]{url}))->{status}, 404, "its file too");
+my $r = main::kick('/fhir/$export?_type=Patient');
+is($r->{status}, 202, "a new export after the reload");
+$sp = main::status_path($r);
+is(main::wait_manifest($sp)->{status}, 200, "complete");
+bulk_http_request(DELETE => $sp);
+ok(main::wait_snapshots(0), "released");
