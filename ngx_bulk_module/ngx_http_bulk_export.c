@@ -136,6 +136,7 @@ typedef struct {
     ngx_uint_t                      level;
     ngx_str_t                       group;
     ngx_uint_t                      lenient;
+    ngx_uint_t                      typed;    /* _type given, valid or not */
     ngx_array_t                     errors;   /* ngx_str_t: ignored */
     ngx_uint_t                      status;   /* of a refusal */
     u_char                          err[512];
@@ -164,6 +165,8 @@ typedef struct {
     ngx_http_bulk_pg_waiter_t       waiter;
     ngx_http_bulk_pg_conn_t        *pc;
     ngx_http_request_t             *kick;     /* until it is answered */
+    ngx_msec_t                      started;
+    ngx_msec_t                      pg_timeout;
     ngx_event_t                     tick;
     ngx_http_bulk_export_job_e      state;
 
@@ -397,8 +400,9 @@ ngx_http_bulk_export_free_rec(ngx_http_bulk_export_zone_t *z,
 
 
 /*
- * With the zone locked: the exports holding a snapshot; records whose
- * owner is long past their expiry (a worker that crashed) are taken back.
+ * With the zone locked: the exports holding a snapshot; records long past
+ * their expiry whose owner process is gone (a worker that crashed) are
+ * taken back.
  */
 
 static ngx_uint_t
@@ -419,7 +423,9 @@ ngx_http_bulk_export_live(ngx_http_bulk_export_zone_t *z)
         next = ngx_queue_next(q);
         rec = ngx_queue_data(q, ngx_http_bulk_export_rec_t, queue);
 
-        if (now >= rec->expires + NGX_HTTP_BULK_EXPORT_STALE) {
+        if (now >= rec->expires + NGX_HTTP_BULK_EXPORT_STALE
+            && kill(rec->owner, 0) == -1 && ngx_errno == NGX_ESRCH)
+        {
             ngx_http_bulk_export_free_rec(z, rec);
             continue;
         }
@@ -857,6 +863,8 @@ ngx_http_bulk_export_kickoff(ngx_http_request_t *r, ngx_str_t *params,
     job->zone = z;
     job->rec = rec;
     job->file_rows = blcf->export_file_rows;
+    job->started = ngx_current_msec;
+    job->pg_timeout = blcf->pg_timeout;
     job->tick.handler = ngx_http_bulk_export_tick;
     job->tick.data = job;
     job->tick.log = ngx_cycle->log;
@@ -997,10 +1005,17 @@ ngx_http_bulk_export_q(ngx_pool_t *pool, ngx_http_bulk_export_q_t *q,
     }
 
     s = q->ep.unsupported.items;
+    q->typed = (q->ep.types.n != 0);
 
     for (i = 0; i < q->ep.unsupported.n; i++) {
         if (ngx_http_bulk_export_ignore(pool, q, "%s", s[i].data) != NGX_OK) {
             return NGX_ERROR;
+        }
+
+        /* a _type of no R4 type, ignored: still no other type is asked */
+
+        if (ngx_strncmp(s[i].data, "unsupported: _type ", 19) == 0) {
+            q->typed = 1;
         }
     }
 
@@ -1157,9 +1172,9 @@ ngx_http_bulk_export_types(ngx_pool_t *pool, ngx_http_bulk_export_q_t *q,
     const ngx_bulk_fhir_type_t           *ft;
     const ngx_bulk_fhir_compartment_t    *c;
 
-    total = q->ep.types.n ? q->ep.types.n : NGX_BULK_FHIR_NRESOURCES;
+    total = q->typed ? q->ep.types.n : NGX_BULK_FHIR_NRESOURCES;
 
-    t = ngx_palloc(pool, total * sizeof(ngx_str_t));
+    t = ngx_palloc(pool, (total + 1) * sizeof(ngx_str_t));
     if (t == NULL) {
         return NGX_ERROR;
     }
@@ -1170,7 +1185,7 @@ ngx_http_bulk_export_types(ngx_pool_t *pool, ngx_http_bulk_export_q_t *q,
     s = q->ep.types.items;
 
     for (i = 0; i < total; i++) {
-        if (q->ep.types.n) {
+        if (q->typed) {
             name = s[i].data;
             t[*n].len = s[i].len;
 
@@ -2187,15 +2202,38 @@ ngx_http_bulk_export_fail(ngx_http_bulk_export_job_t *job, const char *why)
 }
 
 
-/* every second: a DELETE answered by another worker, the end of the TTL */
+/*
+ * Every second: a kick-off not answered within bulk_pg_timeout, a DELETE
+ * answered by another worker, the end of the TTL.
+ */
 
 static void
 ngx_http_bulk_export_tick(ngx_event_t *ev)
 {
     ngx_uint_t                   over;
+    ngx_connection_t            *c;
+    ngx_http_request_t          *r;
     ngx_http_bulk_export_job_t  *job;
 
     job = ev->data;
+
+    r = job->kick;
+
+    if (r && ngx_current_msec - job->started >= job->pg_timeout) {
+
+        /* no connection or no snapshot within bulk_pg_timeout */
+
+        c = r->connection;
+        job->kick = NULL;
+
+        ngx_http_finalize_request(r,
+            ngx_http_bulk_send_error(r, NGX_HTTP_GATEWAY_TIME_OUT, "timeout",
+                                     "PostgreSQL did not answer within "
+                                     "bulk_pg_timeout"));
+        ngx_http_bulk_export_end(job);
+        ngx_http_run_posted_requests(c);
+        return;
+    }
 
     ngx_shmtx_lock(&job->zone->shpool->mutex);
     over = job->rec->deleted || ngx_time() >= job->rec->expires;
@@ -2422,14 +2460,25 @@ ngx_http_bulk_export_manifest(ngx_http_request_t *r,
     u_char                       *p, *nl, *last, *expires;
     size_t                        len;
     ngx_buf_t                    *b;
-    ngx_str_t                     request, text, msg;
-    ngx_uint_t                    i, n, any;
+    ngx_str_t                     request, base, text, msg;
+    ngx_uint_t                    i, n, any, lines;
     ngx_http_bulk_export_file_t  *f;
 
+    /* the host came from the request: escaped as any JSON string */
+
     if (ngx_http_bulk_export_json_str(r->pool, &rec->request, &request)
-        != NGX_OK)
+        != NGX_OK
+        || ngx_http_bulk_export_json_str(r->pool, &rec->base, &base) != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    lines = 0;
+
+    for (i = 0; i < rec->errors.len; i++) {
+        if (rec->errors.data[i] == '\n') {
+            lines++;
+        }
     }
 
     len = sizeof("{\"transactionTime\":\"\",\"request\":\"\","
@@ -2438,14 +2487,13 @@ ngx_http_bulk_export_manifest(ngx_http_request_t *r,
           + request.len
           + rec->nfiles * (sizeof("{\"type\":\"\",\"url\":\"$export-file//"
                                   "-.ndjson\",\"count\":},")
-                           + 2 * NGX_HTTP_BULK_TYPE_MAX + rec->base.len
+                           + 2 * NGX_HTTP_BULK_TYPE_MAX + base.len
                            + NGX_HTTP_BULK_EXPORT_ID_LEN + 2 * NGX_INT64_LEN)
-          + 6 * rec->errors.len
-          + (rec->errors.len ? 1 : 0)
-            * (sizeof("{\"type\":\"OperationOutcome\",\"url\":\""
-                      "$export-file//errors.ndjson\"},") + rec->base.len
-               + NGX_HTTP_BULK_EXPORT_ID_LEN)
-          + 256 * rec->errors.len / 8 + 256;
+          + 6 * rec->errors.len + 160 * lines
+          + sizeof("{\"type\":\"OperationOutcome\",\"url\":\""
+                   "$export-file//errors.ndjson\",\"resourceType\":"
+                   "\"OperationOutcome\",\"issue\":[]}") + base.len
+          + NGX_HTTP_BULK_EXPORT_ID_LEN + 64;
 
     b = ngx_create_temp_buf(r->pool, len);
     if (b == NULL) {
@@ -2471,7 +2519,7 @@ ngx_http_bulk_export_manifest(ngx_http_request_t *r,
 
         p = ngx_sprintf(p, "%s{\"type\":\"%s\",\"url\":\"%V$export-file/%s/"
                         "%s-%ui.ndjson\",\"count\":%uL}", any++ ? "," : "",
-                        f[i].type, &rec->base, rec->id, f[i].type, n++,
+                        f[i].type, &base, rec->id, f[i].type, n++,
                         f[i].count);
     }
 
@@ -2485,7 +2533,7 @@ ngx_http_bulk_export_manifest(ngx_http_request_t *r,
 
         p = ngx_sprintf(p, "%s{\"type\":\"Bundle\",\"url\":\"%V$export-file/"
                         "%s/%s-deleted.ndjson\",\"count\":%uL}",
-                        any++ ? "," : "", &rec->base, rec->id, f[i].type,
+                        any++ ? "," : "", &base, rec->id, f[i].type,
                         f[i].count);
     }
 
@@ -2501,7 +2549,7 @@ ngx_http_bulk_export_manifest(ngx_http_request_t *r,
         p = ngx_sprintf(p, "{\"type\":\"OperationOutcome\",\"url\":\""
                         "%V$export-file/%s/errors.ndjson\","
                         "\"resourceType\":\"OperationOutcome\",\"issue\":[",
-                        &rec->base, rec->id);
+                        &base, rec->id);
 
         last = rec->errors.data + rec->errors.len;
 
@@ -2662,12 +2710,6 @@ ngx_http_bulk_export_file_handler(ngx_http_request_t *r)
     {
         /* the OperationOutcomes of what a lenient kick-off ignored */
 
-        b = ngx_create_temp_buf(r->pool, 8 * rec->errors.len + 1);
-        if (b == NULL) {
-            ngx_shmtx_unlock(&z->shpool->mutex);
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
         text.data = ngx_pnalloc(r->pool, rec->errors.len);
         if (text.data == NULL) {
             ngx_shmtx_unlock(&z->shpool->mutex);
@@ -2684,6 +2726,22 @@ ngx_http_bulk_export_file_handler(ngx_http_request_t *r)
         }
 
         last = text.data + text.len;
+
+        /* each line: its text JSON-escaped, in an OperationOutcome */
+
+        n = 0;
+
+        for (p = text.data; p < last; p++) {
+            if (*p == '\n') {
+                n++;
+            }
+        }
+
+        b = ngx_create_temp_buf(r->pool, 6 * text.len + 160 * (n + 1));
+        if (b == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
         p = text.data;
 
         while (p < last) {

@@ -343,6 +343,11 @@ my $oo = BulkTest::json_lines($r->{body});
 is(scalar @$oo, 3, "three OperationOutcomes");
 is($oo->[0]{resourceType}, 'OperationOutcome', "OperationOutcome lines");
 bulk_http_request(DELETE => $sp);
+# a _type of no R4 type alone, lenient: nothing, not every type
+($m, $sp) = main::export('/fhir/$export?_type=Nope', Prefer => 'respond-async, handling=lenient');
+is_deeply($m->{output}, [], "no output");
+is(scalar @{ $m->{error} }, 1, "the warning");
+bulk_http_request(DELETE => $sp);
 # includeAssociatedData alone is accepted (and noted) without lenient
 ($m, $sp) = main::export('/fhir/$export?_type=Patient&includeAssociatedData=LatestProvenanceResources,RelevantProvenanceResources');
 is(scalar @{ $m->{error} }, 1, "noted");
@@ -379,7 +384,9 @@ bulk_http_request(DELETE => $sp);
 main::seed_sample();
 --- perl_test
 my ($m, $sp) = main::export('/fhir/Patient/$export');
-is_deeply(main::counts($m), { Patient => 3, Observation => 3, Encounter => 1, Group => 1 },
+my $c = main::counts($m);
+is_deeply({ map { $_ => $c->{$_} } grep { exists $c->{$_} } qw(Patient Observation Encounter Group Practitioner) },
+          { Patient => 3, Observation => 3, Encounter => 1, Group => 1 },
           "no Practitioner, no Observation of a Group");
 bulk_http_request(DELETE => $sp);
 my $r = main::kick_post('/fhir/Patient/$export', '{"resourceType":"Parameters","parameter":[
@@ -612,3 +619,30 @@ $sp = main::status_path($r);
 is(main::wait_manifest($sp)->{status}, 200, "complete");
 bulk_http_request(DELETE => $sp);
 ok(main::wait_snapshots(0), "released");
+
+
+
+=== TEST 18: a kick-off whose snapshot does not come within bulk_pg_timeout: 504, nothing left
+--- config
+    bulk_pg "$TEST_NGINX_PG_CONNINFO";
+    bulk_pg_timeout 1s;
+    include $TEST_NGINX_REPO/conf/bulk_api.conf;
+--- perl_test
+# the Group check waits for this lock
+my $dbh = DBI->connect("dbi:Pg:host=$ENV{PGHOST};port=$ENV{PGPORT};dbname=" . ($ENV{PGDATABASE} || 'bulk'),
+                       $ENV{PGUSER} || 'postgres', '', { RaiseError => 1, AutoCommit => 0, PrintWarn => 0 });
+$dbh->do('LOCK TABLE "group" IN ACCESS EXCLUSIVE MODE');
+my $t0 = time;
+my $r = main::kick('/fhir/Group/g1/$export');
+my $dt = time - $t0;
+is($r->{status}, 504, "504");
+like($r->{body}, qr/"code":"timeout".*bulk_pg_timeout/, "timeout OperationOutcome");
+ok($dt < 4 * BulkTest::slack(), sprintf("after %.1fs, bulk_pg_timeout 1s", $dt));
+ok(defined BulkTest::wait_backends(sub { $_[0] == 0 }, 20 * BulkTest::slack()),
+   "the waiting statement is cancelled, its connection closed");
+$dbh->rollback;
+$dbh->disconnect;
+is(main::snapshots(), 0, "no snapshot");
+my ($m, $sp) = main::export('/fhir/Group/g1/$export?_type=Patient');
+is($m->{output}[0]{count}, 2, "then an export works");
+bulk_http_request(DELETE => $sp);
