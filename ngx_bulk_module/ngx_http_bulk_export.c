@@ -1600,13 +1600,21 @@ ngx_http_bulk_export_connected(ngx_http_bulk_pg_waiter_t *w, ngx_int_t rc)
 {
     ngx_uint_t                   i;
     ngx_str_t                   *t;
+    ngx_connection_t            *c;
     ngx_http_bulk_export_job_t  *job;
     ngx_http_bulk_export_sql_t   s;
 
     job = w->data;
 
     if (rc != NGX_OK) {
+        c = job->kick ? job->kick->connection : NULL;
+
         ngx_http_bulk_export_fail(job, (char *) w->err);
+
+        if (c) {
+            ngx_http_run_posted_requests(c);
+        }
+
         return;
     }
 
