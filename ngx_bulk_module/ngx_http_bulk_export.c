@@ -1984,6 +1984,8 @@ ngx_http_bulk_export_counted(ngx_http_bulk_export_job_t *job)
                 return NGX_ERROR;
             }
 
+            ngx_memzero(f, sizeof(ngx_http_bulk_export_file_t));
+
             ngx_memcpy(f->type, type->data, type->len);
             f->type[type->len] = '\0';
             f->count = ngx_atoof((u_char *) PQgetvalue(job->tuples, 0, 0),
@@ -2001,6 +2003,10 @@ ngx_http_bulk_export_counted(ngx_http_bulk_export_job_t *job)
         if (f == NULL) {
             return NGX_ERROR;
         }
+
+        /* the whole struct goes to the zone: no byte left undefined */
+
+        ngx_memzero(f, sizeof(ngx_http_bulk_export_file_t));
 
         ngx_memcpy(f->type, type->data, type->len);
         f->type[type->len] = '\0';
