@@ -578,49 +578,69 @@ static ngx_int_t
 ngx_http_bulk_dump_fhir_row(ngx_http_bulk_copy_t *copy,
     ngx_bulk_pgcopy_field_t *f, size_t n)
 {
-    u_char                    *q;
     ngx_bulk_fmt_job_t         job;
     ngx_http_bulk_dump_ctx_t  *ctx;
-    u_char                     num[NGX_INT64_LEN + 2];
-    char                       ts[NGX_BULK_TS_LEN], cts[NGX_BULK_TS_LEN];
-
-    if (ngx_http_bulk_dump_fields(copy, f, n) != NGX_OK) {
-        return NGX_ERROR;
-    }
 
     ctx = copy->data;
 
-    ngx_memzero(&job, sizeof(ngx_bulk_fmt_job_t));
-
-    q = ngx_sprintf(num, "%L", ngx_bulk_pgcopy_int8(f[1].data));
-    ngx_bulk_ts_format(ngx_bulk_pgcopy_int8(f[3].data), ts);
-    ngx_bulk_ts_format(ngx_bulk_pgcopy_int8(f[2].data), cts);
-
-    job.dir = NGX_BULK_FMT_TO_FHIR;
-    job.type = (char *) ctx->type.data;
-    job.type_len = ctx->type.len;
-    job.inject = 1;
-    job.id = (char *) f[0].data;
-    job.id_len = f[0].len;
-    job.version_id = (char *) num;
-    job.version_id_len = q - num;
-    job.last_updated = ts;
-    job.last_updated_len = NGX_BULK_TS_LEN;
-    job.created_at = cts;
-    job.created_at_len = NGX_BULK_TS_LEN;
-
-    if (ngx_bulk_fmt_convert(ctx->fmt, &job, f[4].data + 1, f[4].len - 1)
-        != 0)
+    if (ngx_http_bulk_dump_fhir(copy, ctx->fmt, &ctx->type, f, n, &job)
+        != NGX_OK)
     {
-        ngx_snprintf(copy->err, sizeof(copy->err) - 1,
-                     "row \"%*s\" cannot be converted to FHIR: %s%Z",
-                     (size_t) ngx_min(f[0].len, 64), f[0].data, job.err);
         return NGX_ERROR;
     }
 
     if (ngx_http_bulk_out_put(&copy->out, job.out, job.out_len) != NGX_OK
         || ngx_http_bulk_out_put(&copy->out, (u_char *) "\n", 1) != NGX_OK)
     {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * One row of "SELECT id, txid, cts, ts, resource" converted to a FHIR
+ * resource of that type (meta from the columns), in job->out, valid until
+ * the next conversion; $export's files are these rows too.
+ */
+
+ngx_int_t
+ngx_http_bulk_dump_fhir(ngx_http_bulk_copy_t *copy, ngx_bulk_fmt_t *fmt,
+    ngx_str_t *type, ngx_bulk_pgcopy_field_t *f, size_t n,
+    ngx_bulk_fmt_job_t *job)
+{
+    u_char  *q;
+    u_char   num[NGX_INT64_LEN + 2];
+    char     ts[NGX_BULK_TS_LEN], cts[NGX_BULK_TS_LEN];
+
+    if (ngx_http_bulk_dump_fields(copy, f, n) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(job, sizeof(ngx_bulk_fmt_job_t));
+
+    q = ngx_sprintf(num, "%L", ngx_bulk_pgcopy_int8(f[1].data));
+    ngx_bulk_ts_format(ngx_bulk_pgcopy_int8(f[3].data), ts);
+    ngx_bulk_ts_format(ngx_bulk_pgcopy_int8(f[2].data), cts);
+
+    job->dir = NGX_BULK_FMT_TO_FHIR;
+    job->type = (char *) type->data;
+    job->type_len = type->len;
+    job->inject = 1;
+    job->id = (char *) f[0].data;
+    job->id_len = f[0].len;
+    job->version_id = (char *) num;
+    job->version_id_len = q - num;
+    job->last_updated = ts;
+    job->last_updated_len = NGX_BULK_TS_LEN;
+    job->created_at = cts;
+    job->created_at_len = NGX_BULK_TS_LEN;
+
+    if (ngx_bulk_fmt_convert(fmt, job, f[4].data + 1, f[4].len - 1) != 0) {
+        ngx_snprintf(copy->err, sizeof(copy->err) - 1,
+                     "row \"%*s\" cannot be converted to FHIR: %s%Z",
+                     (size_t) ngx_min(f[0].len, 64), f[0].data, job->err);
         return NGX_ERROR;
     }
 

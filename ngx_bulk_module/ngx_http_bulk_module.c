@@ -5,7 +5,8 @@
  * The registry: directives, configuration create and merge, the log
  * variables, the worker's init and exit hooks, and the content handler
  * that hands a request to its operation (ngx_http_bulk_dump.c,
- * ngx_http_bulk_dump_sql.c, ngx_http_bulk_load.c, ngx_http_bulk_import.c)
+ * ngx_http_bulk_dump_sql.c, ngx_http_bulk_load.c, ngx_http_bulk_import.c,
+ * ngx_http_bulk_export.c)
  * once its method is one the operation takes.  docs/architecture.md
  * draws the layers.
  */
@@ -20,6 +21,7 @@
 #include "ngx_http_bulk_dump_sql.h"
 #include "ngx_http_bulk_load.h"
 #include "ngx_http_bulk_import.h"
+#include "ngx_http_bulk_export.h"
 #include "ngx_bulk_fhir_schema.h"
 
 
@@ -63,6 +65,12 @@ static char *ngx_http_bulk_load(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_http_bulk_import_status(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_bulk_import_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_bulk_export(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_bulk_export_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_bulk_export_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_bulk_set_op(ngx_conf_t *cf,
     ngx_http_bulk_loc_conf_t *blcf, ngx_uint_t op);
@@ -192,6 +200,69 @@ static ngx_command_t  ngx_http_bulk_commands[] = {
       offsetof(ngx_http_bulk_loc_conf_t, import_concurrency),
       NULL },
 
+    { ngx_string("bulk_export"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_bulk_export,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("bulk_export_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_bulk_import_status,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_bulk_loc_conf_t, status_id),
+      (void *) NGX_HTTP_BULK_OP_EXPORT_STATUS },
+
+    { ngx_string("bulk_export_file"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE2,
+      ngx_http_bulk_export_file,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("bulk_fhir_metadata"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_bulk_op,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_BULK_OP_METADATA,
+      NULL },
+
+    { ngx_string("bulk_export_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      ngx_http_bulk_export_zone,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("bulk_export_max"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_bulk_loc_conf_t, export_max),
+      NULL },
+
+    { ngx_string("bulk_export_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_bulk_loc_conf_t, export_ttl),
+      NULL },
+
+    { ngx_string("bulk_export_file_rows"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_bulk_loc_conf_t, export_file_rows),
+      NULL },
+
+    { ngx_string("bulk_export_access_token"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_bulk_loc_conf_t, export_token),
+      NULL },
+
       ngx_null_command
 };
 
@@ -247,7 +318,20 @@ static ngx_http_bulk_op_t  ngx_http_bulk_ops[] = {
 
     { NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_DELETE, "GET, DELETE",
       "BulkImportStatus", "GET or DELETE", 0,
-      ngx_http_bulk_import_status_handler }
+      ngx_http_bulk_import_status_handler },
+
+    { NGX_HTTP_GET|NGX_HTTP_POST, "GET, POST", "$export", "GET or POST", 1,
+      ngx_http_bulk_export_handler },
+
+    { NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_DELETE, "GET, DELETE",
+      "$export-status", "GET or DELETE", 0,
+      ngx_http_bulk_export_status_handler },
+
+    { NGX_HTTP_GET|NGX_HTTP_HEAD, "GET, HEAD", "$export-file", "GET or HEAD",
+      0, ngx_http_bulk_export_file_handler },
+
+    { NGX_HTTP_GET|NGX_HTTP_HEAD, "GET, HEAD", "metadata", "GET or HEAD", 0,
+      ngx_http_bulk_metadata_handler }
 };
 
 
@@ -365,6 +449,7 @@ static ngx_int_t
 ngx_http_bulk_init_process(ngx_cycle_t *cycle)
 {
     ngx_http_bulk_import_init_process(cycle);
+    ngx_http_bulk_export_init_process(cycle);
 
     return NGX_OK;
 }
@@ -374,6 +459,7 @@ static void
 ngx_http_bulk_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_bulk_import_exit_process(cycle);
+    ngx_http_bulk_export_exit_process(cycle);
     ngx_http_bulk_pg_exit(cycle);
     ngx_http_bulk_fmt_free();
 }
@@ -448,11 +534,20 @@ ngx_http_bulk_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_http_bulk_main_conf_t  *bmcf = conf;
 
     ngx_str_t  name = ngx_string("bulk_import");
+    ngx_str_t  ename = ngx_string("bulk_export");
 
     if (bmcf->import_zone == NULL) {
         bmcf->import_zone = ngx_http_bulk_import_add_zone(cf, &name,
                                                           1024 * 1024);
         if (bmcf->import_zone == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (bmcf->export_zone == NULL) {
+        bmcf->export_zone = ngx_http_bulk_export_add_zone(cf, &ename,
+                                                          1024 * 1024);
+        if (bmcf->export_zone == NULL) {
             return NGX_CONF_ERROR;
         }
     }
@@ -491,6 +586,10 @@ ngx_http_bulk_create_loc_conf(ngx_conf_t *cf)
     blcf->import_concurrency = NGX_CONF_UNSET_UINT;
     blcf->import_batch = NGX_CONF_UNSET_SIZE;
     blcf->source_allow = NGX_CONF_UNSET_PTR;
+    blcf->export_max = NGX_CONF_UNSET_UINT;
+    blcf->export_ttl = NGX_CONF_UNSET_MSEC;
+    blcf->export_file_rows = NGX_CONF_UNSET_UINT;
+    blcf->export_token = NGX_CONF_UNSET;
 
     return blcf;
 }
@@ -527,13 +626,39 @@ ngx_http_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
+    ngx_conf_merge_uint_value(conf->export_max, prev->export_max, 32);
+    ngx_conf_merge_msec_value(conf->export_ttl, prev->export_ttl, 3600000);
+    ngx_conf_merge_uint_value(conf->export_file_rows, prev->export_file_rows,
+                              100000);
+    ngx_conf_merge_value(conf->export_token, prev->export_token, 0);
+
+    if (conf->export_max == 0 || conf->export_max > 1024) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"bulk_export_max\" must be 1..1024");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->export_file_rows == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"bulk_export_file_rows\" must be at least 1");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->export_ttl < 1000) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"bulk_export_ttl\" must be at least 1s");
+        return NGX_CONF_ERROR;
+    }
+
     if (conf->import_concurrency == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"bulk_import_concurrency\" must be at least 1");
         return NGX_CONF_ERROR;
     }
 
-    if (conf->op == NGX_HTTP_BULK_OP_NONE) {
+    if (conf->op == NGX_HTTP_BULK_OP_NONE
+        || conf->op == NGX_HTTP_BULK_OP_METADATA)
+    {
         return NGX_CONF_OK;
     }
 
@@ -563,7 +688,7 @@ ngx_http_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     {
         conf->read_pool = ngx_http_bulk_pg_pool_get(cf, &conf->read_conninfo,
                                                     conf->pool_max,
-                                                    conf->pool_timeout);
+                                                    conf->pool_timeout, 0);
         if (conf->read_pool == NULL) {
             return NGX_CONF_ERROR;
         }
@@ -580,12 +705,27 @@ ngx_http_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     conf->pool = ngx_http_bulk_pg_pool_get(cf, &conf->conninfo,
                                            conf->pool_max,
-                                           conf->pool_timeout);
+                                           conf->pool_timeout, 0);
     if (conf->pool == NULL) {
         return NGX_CONF_ERROR;
     }
 
     conf->read_pool = conf->pool;
+
+    if (conf->op == NGX_HTTP_BULK_OP_EXPORT) {
+
+        /*
+         * each export holds a connection for its life: they come from a
+         * pool of their own, never from the one requests rotate through
+         */
+
+        conf->export_pool = ngx_http_bulk_pg_pool_get(cf, &conf->conninfo,
+                                                      conf->export_max,
+                                                      conf->pool_timeout, 1);
+        if (conf->export_pool == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
 
     return NGX_CONF_OK;
 }
@@ -841,12 +981,142 @@ ngx_http_bulk_import_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     char  *rv;
 
-    rv = ngx_http_bulk_set_op(cf, conf, NGX_HTTP_BULK_OP_STATUS);
+    rv = ngx_http_bulk_set_op(cf, conf, cmd->post
+                                        ? (ngx_uint_t) cmd->post
+                                        : NGX_HTTP_BULK_OP_STATUS);
     if (rv != NGX_CONF_OK) {
         return rv;
     }
 
     return ngx_http_set_complex_value_slot(cf, cmd, conf);
+}
+
+
+/* bulk_export system | patient | group <id> (the id may hold variables) */
+
+static char *
+ngx_http_bulk_export(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_bulk_loc_conf_t  *blcf = conf;
+
+    char                              *rv;
+    ngx_str_t                         *value;
+    ngx_http_compile_complex_value_t   ccv;
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "system") == 0 && cf->args->nelts == 2) {
+        blcf->export_level = NGX_HTTP_BULK_EXPORT_SYSTEM;
+
+    } else if (ngx_strcmp(value[1].data, "patient") == 0
+               && cf->args->nelts == 2)
+    {
+        blcf->export_level = NGX_HTTP_BULK_EXPORT_PATIENT;
+
+    } else if (ngx_strcmp(value[1].data, "group") == 0
+               && cf->args->nelts == 3)
+    {
+        blcf->export_level = NGX_HTTP_BULK_EXPORT_GROUP;
+
+        blcf->export_group = ngx_palloc(cf->pool,
+                                        sizeof(ngx_http_complex_value_t));
+        if (blcf->export_group == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+        ccv.cf = cf;
+        ccv.value = &value[2];
+        ccv.complex_value = blcf->export_group;
+
+        if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+
+    } else {
+        return "takes \"system\", \"patient\" or \"group <id>\"";
+    }
+
+    rv = ngx_http_bulk_set_op(cf, blcf, NGX_HTTP_BULK_OP_EXPORT);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* bulk_export_file <id> <name> */
+
+static char *
+ngx_http_bulk_export_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_bulk_loc_conf_t  *blcf = conf;
+
+    char                              *rv;
+    ngx_str_t                         *value;
+    ngx_uint_t                         i;
+    ngx_http_complex_value_t         **cv[2];
+    ngx_http_compile_complex_value_t   ccv;
+
+    rv = ngx_http_bulk_set_op(cf, blcf, NGX_HTTP_BULK_OP_EXPORT_FILE);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    value = cf->args->elts;
+    cv[0] = &blcf->status_id;
+    cv[1] = &blcf->export_file;
+
+    for (i = 0; i < 2; i++) {
+        *cv[i] = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
+        if (*cv[i] == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+        ccv.cf = cf;
+        ccv.value = &value[i + 1];
+        ccv.complex_value = *cv[i];
+
+        if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_bulk_export_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_bulk_main_conf_t  *bmcf = conf;
+
+    ssize_t     size;
+    ngx_str_t  *value;
+
+    if (bmcf->export_zone) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    size = ngx_parse_size(&value[2]);
+
+    if (size == NGX_ERROR || size < (ssize_t) (8 * ngx_pagesize)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone size \"%V\" (at least %uz)",
+                           &value[2], 8 * ngx_pagesize);
+        return NGX_CONF_ERROR;
+    }
+
+    bmcf->export_zone = ngx_http_bulk_export_add_zone(cf, &value[1], size);
+    if (bmcf->export_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
 }
 
 

@@ -22,6 +22,15 @@
 #define NGX_HTTP_BULK_OP_LOAD        3
 #define NGX_HTTP_BULK_OP_IMPORT      4
 #define NGX_HTTP_BULK_OP_STATUS      5
+#define NGX_HTTP_BULK_OP_EXPORT      6
+#define NGX_HTTP_BULK_OP_EXPORT_STATUS  7
+#define NGX_HTTP_BULK_OP_EXPORT_FILE    8
+#define NGX_HTTP_BULK_OP_METADATA    9
+
+/* bulk_export system|patient|group */
+#define NGX_HTTP_BULK_EXPORT_SYSTEM  0
+#define NGX_HTTP_BULK_EXPORT_PATIENT 1
+#define NGX_HTTP_BULK_EXPORT_GROUP   2
 
 
 /* ngx_http_bulk_pg.h */
@@ -62,6 +71,7 @@ typedef struct {
 typedef struct {
     ngx_array_t                   pools;    /* ngx_http_bulk_pg_pool_t * */
     ngx_shm_zone_t               *import_zone;
+    ngx_shm_zone_t               *export_zone;
     ngx_array_t                   fetchers; /* ngx_http_bulk_fetcher_t */
 } ngx_http_bulk_main_conf_t;
 
@@ -91,6 +101,15 @@ typedef struct {
     ngx_uint_t                    import_concurrency;
     size_t                        import_batch;
     ngx_http_complex_value_t     *status_id;
+
+    ngx_uint_t                    export_level;
+    ngx_http_complex_value_t     *export_group;
+    ngx_http_complex_value_t     *export_file;
+    ngx_uint_t                    export_max;
+    ngx_msec_t                    export_ttl;
+    ngx_uint_t                    export_file_rows;
+    ngx_flag_t                    export_token;
+    ngx_http_bulk_pg_pool_t      *export_pool; /* the snapshots' own */
 
     ngx_str_t                     op_file;  /* where the operation is set */
     ngx_uint_t                    op_line;

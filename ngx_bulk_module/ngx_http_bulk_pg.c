@@ -78,7 +78,7 @@ static void ngx_http_bulk_pg_cancel_done(ngx_event_t *ev);
 
 ngx_http_bulk_pg_pool_t *
 ngx_http_bulk_pg_pool_get(ngx_conf_t *cf, ngx_str_t *conninfo, ngx_uint_t max,
-    ngx_msec_t timeout)
+    ngx_msec_t timeout, ngx_uint_t dedicated)
 {
     u_char                      *p;
     ngx_uint_t                   i;
@@ -90,6 +90,7 @@ ngx_http_bulk_pg_pool_get(ngx_conf_t *cf, ngx_str_t *conninfo, ngx_uint_t max,
     pp = bmcf->pools.elts;
     for (i = 0; i < bmcf->pools.nelts; i++) {
         if (pp[i]->max == max && pp[i]->timeout == timeout
+            && pp[i]->dedicated == dedicated
             && pp[i]->conninfo.len == conninfo->len
             && ngx_strncmp(pp[i]->conninfo.data, conninfo->data,
                            conninfo->len) == 0)
@@ -113,6 +114,7 @@ ngx_http_bulk_pg_pool_get(ngx_conf_t *cf, ngx_str_t *conninfo, ngx_uint_t max,
     pool->conninfo.len = conninfo->len;
     pool->max = max;
     pool->timeout = timeout;
+    pool->dedicated = dedicated;
     ngx_queue_init(&pool->idle);
     ngx_queue_init(&pool->waiters);
     ngx_queue_init(&pool->all);

@@ -37,6 +37,8 @@ struct ngx_http_bulk_pg_pool_s {
     ngx_int_t                     host_key; /* keys[] of host=, or -1 */
     ngx_int_t                     addr_key; /* hostaddr= */
     ngx_int_t                     port_key; /* port= */
+    ngx_uint_t                    dedicated; /* never shared with the
+                                                pools of other operations */
 
     /* per worker, valid after fork */
     ngx_uint_t                    nconns;
@@ -91,7 +93,8 @@ struct ngx_http_bulk_pg_waiter_s {
 
 
 ngx_http_bulk_pg_pool_t *ngx_http_bulk_pg_pool_get(ngx_conf_t *cf,
-    ngx_str_t *conninfo, ngx_uint_t max, ngx_msec_t timeout);
+    ngx_str_t *conninfo, ngx_uint_t max, ngx_msec_t timeout,
+    ngx_uint_t dedicated);
 void ngx_http_bulk_pg_exit(ngx_cycle_t *cycle);
 
 void ngx_http_bulk_pg_waiter_init(ngx_http_bulk_pg_waiter_t *w,

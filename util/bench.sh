@@ -33,6 +33,9 @@
 #              default 6) vs the same psql \copy of the plain rows
 #   import     POST /fhir/$import of the same resources as 4 inputs, timed
 #              until the job is finished, vs the same psql \copy
+#   export     GET /fhir/$export?_type=<Type>: kick-off, status until the
+#              manifest, then its files fetched BENCH_EXPORT_PARALLEL
+#              (default 4) at a time, vs GET /<Type>/$dump?fhir=true
 #
 # BENCH_ONLY="load load_gzip" (names separated by spaces) runs a subset.
 #
@@ -83,7 +86,8 @@ BENCH_SAMPLE=${BENCH_SAMPLE:-$REPO/../shared/data/synthea-10}
 STATE=$(util/state.sh create)
 export BULK_PGDIR=$STATE/pg-bench
 export BULK_PGPORT=${BULK_PGPORT:-54331}
-BENCH_ONLY=${BENCH_ONLY:-dump dump_gzip dump_parallel2 dump_fhir dump_sql_tsv dump_sql_csv dump_sql_ndjson dump_sql_elastic dump_sql_sql converter load load_gzip import}
+BENCH_ONLY=${BENCH_ONLY:-dump dump_gzip dump_parallel2 dump_fhir dump_sql_tsv dump_sql_csv dump_sql_ndjson dump_sql_elastic dump_sql_sql export converter load load_gzip import}
+BENCH_EXPORT_PARALLEL=${BENCH_EXPORT_PARALLEL:-4}
 BENCH_RUNS=${BENCH_RUNS:-5}
 BENCH_LOAD_RUNS=${BENCH_LOAD_RUNS:-$BENCH_RUNS}
 BENCH_GZIP_LEVEL=${BENCH_GZIP_LEVEL:-6}
@@ -99,11 +103,13 @@ die() { echo "bench: error: $*" >&2; exit 1; }
 [[ $BENCH_RUNS =~ ^[1-9][0-9]?$ ]] || die "BENCH_RUNS must be 1 to 99"
 [[ $BENCH_LOAD_RUNS =~ ^[1-9][0-9]?$ ]] || die "BENCH_LOAD_RUNS must be 1 to 99"
 [[ $BENCH_GZIP_LEVEL =~ ^[1-9]$ ]] || die "BENCH_GZIP_LEVEL must be 1 to 9"
+[[ $BENCH_EXPORT_PARALLEL =~ ^[1-9][0-9]?$ ]] || die "BENCH_EXPORT_PARALLEL must be 1 to 99"
 for b in $BENCH_ONLY; do
     case $b in
     dump|dump_gzip|dump_parallel2|dump_fhir) ;;
     dump_sql_tsv|dump_sql_csv|dump_sql_ndjson) ;;
     dump_sql_elastic|dump_sql_sql) ;;
+    export) ;;
     converter|load|load_gzip|import) ;;
     *) die "BENCH_ONLY: unknown name '$b'" ;;
     esac
@@ -112,7 +118,7 @@ want() { [[ " $BENCH_ONLY " == *" $1 "* ]]; }
 want_dump() {
     want dump || want dump_gzip || want dump_parallel2 || want dump_fhir \
         || want dump_sql_tsv || want dump_sql_csv || want dump_sql_ndjson \
-        || want dump_sql_elastic || want dump_sql_sql
+        || want dump_sql_elastic || want dump_sql_sql || want export
 }
 want_load() { want load || want load_gzip || want import; }
 
@@ -586,6 +592,46 @@ for SQL_NAME in tsv csv ndjson elastic sql; do
         "warm-up (checked) $wo s, $wb s; output $(mb "$sql_bytes") MB"
     report "dump_sql_$SQL_NAME" "$OS" "$BS" "$RSS"
 done
+
+# export: the FHIR $export of the table (kick-off, status until the
+# manifest, its files BENCH_EXPORT_PARALLEL at a time, then DELETE) against
+# one $dump?fhir=true of the same table
+export_run() {    # [check]: the lines of all files into $TMP/lines
+    local loc code
+    loc=$(curl -sS -D - -o /dev/null -H 'Accept: application/fhir+json' \
+               -H 'Prefer: respond-async' "$BASE/fhir/\$export?_type=$TYPE" |
+          tr -d '\r' | awk 'tolower($1) == "content-location:" { print $2 }')
+    [ -n "$loc" ] || return 1
+    while :; do
+        code=$(curl -sS -o "$TMP/manifest" -w '%{http_code}' "$loc") || return 1
+        [ "$code" = 200 ] && break
+        [ "$code" = 202 ] || return 1
+        sleep 0.05
+    done
+    grep -o '"url":"[^"]*"' "$TMP/manifest" | cut -d'"' -f4 > "$TMP/urls"
+    if [ "${1:-}" = check ]; then
+        xargs -P "$BENCH_EXPORT_PARALLEL" -n 1 sh -c 'curl -sS --fail "$0" | wc -l' \
+            < "$TMP/urls" | awk '{ n += $1 } END { print n + 0 }' > "$TMP/lines"
+    else
+        xargs -P "$BENCH_EXPORT_PARALLEL" -n 1 curl -sS --fail -o /dev/null \
+            < "$TMP/urls"
+    fi || return 1
+    curl -sS -o /dev/null -X DELETE "$loc"
+}
+o_export() { export_run; }
+o_export_check() { export_run check; }
+
+if want export; then
+    nginx_restart; RSS=0
+    our_run "\$export" o_export_check;           wo=$T
+    check_lines "\$export"
+    files=$(wc -l < "$TMP/urls")
+    run "curl \$dump?fhir=true" o_dump_fhir;      wb=$T
+    alternate "\$export" o_export "curl \$dump?fhir=true" o_dump_fhir
+    detail export "\$export ($files files, $BENCH_EXPORT_PARALLEL at a time)" \
+        "\$dump?fhir=true" "warm-up (checked) $wo s, $wb s"
+    report export "$OS" "$BS" "$RSS"
+fi
 
 # converter: the format converter alone, on the sample, BENCH_RUNS times
 # one round (build/bench_format <dir> 1: yajl alone, then ours)

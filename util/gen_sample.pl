@@ -138,7 +138,8 @@ sub emit ($type, $id, $res) {
     # row timestamps come from a PRNG seeded by the id, so the main stream
     # (and hence the resources) is the same for both formats
     my $saved = $S;
-    seed(hex(substr($id, 0, 8)) ^ hex(substr($id, -8)));
+    seed($id =~ /^[0-9a-f]{8}.*[0-9a-f]{8}$/s
+         ? hex(substr($id, 0, 8)) ^ hex(substr($id, -8)) : length $id);
     my $cts = rint(T2020, T2024 - 86400 * 30);
     my $cus = rint(0, 999999);
     my $ts  = chance(70) ? $cts : $cts + rint(1, 86400 * 30);
@@ -231,9 +232,11 @@ for my $i (0 .. 4) {
 }
 
 # ---------------------------------------------------------------- patients
+my @PIDS;
 for my $p (0 .. $patients - 1) {
     seed($p + 1);
     my $pid    = uuid();
+    push @PIDS, $pid;
     my $female = chance(50);
     my $given  = $female ? pick(@GIVEN_F) : pick(@GIVEN_M);
     my $given2 = $female ? pick(@GIVEN_F) : pick(@GIVEN_M);
@@ -355,6 +358,19 @@ for my $p (0 .. $patients - 1) {
         }
     }
 }
+
+# ------------------------------------------------------------------ group
+# the first ten patients: the sample's Group/sample/$export (emitted last,
+# so the other resources stay what they were)
+emit('Group', 'sample', {
+    meta => undef,
+    body => [
+        type   => 'person',
+        actual => B(1),
+        name   => 'Ten sample patients',
+        member => [ map { O(entity => reference('Patient', $_)) } @PIDS[ 0 .. ($#PIDS < 9 ? $#PIDS : 9) ] ],
+    ],
+});
 
 for my $f (sort keys %fh) { close $fh{$f} or die "$out/$f: $!" }
 printf STDERR "gen_sample: %s %s\n", $format, join(' ', map { "$_=$count{$_}" } sort keys %count);

@@ -107,6 +107,13 @@ ngx_bulk is serving on $BASE (Ctrl-C stops nginx and PostgreSQL)
   curl -si '$BASE/fhir/\$import' -H 'Content-Type: application/json' -d '{"id": "sample", "contentEncoding": "gzip", "inputs": [{"resourceType": "Patient", "url": "$BASE/sample/Patient.ndjson.gz"}, {"resourceType": "Observation", "url": "$BASE/sample/Observation.ndjson.gz"}]}'
   curl -s '$BASE/BulkImportStatus/sample'
 
+  # FHIR Bulk Data \$export: 202 with Content-Location, then poll it (the
+  # Group "sample" holds ten patients; /fhir/\$export and
+  # /fhir/Patient/\$export are the other levels)
+  curl -si '$BASE/fhir/Group/sample/\$export' -H 'Accept: application/fhir+json' -H 'Prefer: respond-async'
+  curl -s '$BASE/fhir/\$export-status/<id from Content-Location>'
+  curl -s '$BASE/fhir/metadata' | head -c 300
+
   psql: util/pg.sh psql
   PostgreSQL and nginx's files: $STATE (make clean removes it)
 
