@@ -22,6 +22,7 @@
 #define NGX_HTTP_BULK_OP_LOAD        3
 #define NGX_HTTP_BULK_OP_IMPORT      4
 #define NGX_HTTP_BULK_OP_STATUS      5
+#define NGX_HTTP_BULK_OP_STATUS_LIST 6
 
 
 /* ngx_http_bulk_pg.h */
