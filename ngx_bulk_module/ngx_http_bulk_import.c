@@ -2963,7 +2963,8 @@ ngx_http_bulk_import_table_ready(ngx_http_bulk_pg_waiter_t *w, ngx_int_t rc)
 
 /*
  * A row's resource as GET answers it: resourceType and id first, then
- * the stored members (the table keeps neither)
+ * the stored members (the table keeps neither); a resource that is not
+ * an object (not written by this module) shows as those two alone
  */
 
 static u_char *
@@ -2972,8 +2973,9 @@ ngx_http_bulk_import_row(ngx_pool_t *pool, ngx_str_t *id, char *row,
 {
     u_char  *p, *json;
 
-    if (len < 2 || row[0] != '{') {
-        return NULL;
+    if (len < 2 || row[0] != '{' || row[len - 1] != '}') {
+        row = "{}";
+        len = 2;
     }
 
     json = ngx_pnalloc(pool, len + 64 + 6 * id->len);

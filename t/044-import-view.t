@@ -186,6 +186,14 @@ BulkTest::sql(q{DELETE FROM bulkimportstatus});
 ($r, $b) = main::json_of('/BulkImportStatus');
 is($b->{total}, 2, "the zone's jobs without their rows");
 is_deeply(main::ids($b), [qw(imp2 imp1)], "still listed");
+# a row this module did not write: its id alone, the list still answers
+main::old_row('odd', '[1,2]');
+($r, $b) = main::json_of('/BulkImportStatus');
+is($r->{status}, 200, "a row that is not an object: 200");
+is_deeply($b->{entry}[2]{resource}, { resourceType => 'BulkImportStatus', id => 'odd' },
+          "shown as its id");
+$r = main::get('/BulkImportStatus', Accept => 'text/html');
+like($r->{body}, qr{<a href="/BulkImportStatus/odd">odd</a>}, "and on the page");
 
 
 
