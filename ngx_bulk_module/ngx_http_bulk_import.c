@@ -214,12 +214,12 @@ typedef struct {
 
 #define NGX_HTTP_BULK_IMPORT_ROW                                             \
     "(CASE WHEN resource->>'status' = 'active'"                              \
-    " THEN resource || '{\"status\":\"failed\",\"error\":"                     \
-    "\"the import was interrupted (nginx restarted)\"}'"                      \
+    " THEN resource || '{\"status\":\"failed\",\"error\":"                   \
+    "\"the import was interrupted (nginx restarted)\"}'"                     \
     " ELSE resource END)::text"
 
 
-/* a job of the list: its start (the sort key, then its id) and status */
+/* a job of the list: its id and start (the sort keys) and its JSON */
 
 typedef struct {
     ngx_str_t                     id;

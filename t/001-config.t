@@ -216,3 +216,24 @@ qr/\[emerg\].*invalid resource type "PATIENT", the FHIR type is "Patient"/
 --- must_die
 --- error_log eval
 qr/\[emerg\].*invalid resource type "9lives", a type name is \[A-Z\]\[A-Za-z0-9\]\{0,63\}/
+
+
+
+=== TEST 21: bulk_import_status takes one id or none (the list)
+--- config
+    bulk_pg "$TEST_NGINX_PG_CONNINFO";
+    location = /x { bulk_import_status $arg_a $arg_b; }
+--- must_die
+--- error_log eval
+qr/\[emerg\].*invalid number of arguments in "bulk_import_status" directive/
+
+
+
+=== TEST 22: bulk_import_status without an id lists the jobs, wherever it is
+--- config
+    bulk_pg "$TEST_NGINX_PG_CONNINFO";
+    location = /jobs { bulk_import_status; }
+--- request
+GET /jobs?_count=1
+--- error_code: 200
+--- response_body_like: ^\{"resourceType":"Bundle","type":"searchset","total":\d+,"link":\[\{"relation":"self","url":"http://[^"]+/jobs\?_count=1"\}\]
