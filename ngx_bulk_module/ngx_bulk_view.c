@@ -55,7 +55,8 @@ static const char *ngx_bulk_view_str(yajl_val obj, const char *key);
 static int64_t ngx_bulk_view_num(yajl_val obj, const char *key);
 static int64_t ngx_bulk_view_time(yajl_val obj, const char *key);
 static const char *ngx_bulk_view_status(const char *status);
-static void ngx_bulk_view_when(ngx_bulk_view_buf_t *b, const char *s);
+static void ngx_bulk_view_when(ngx_bulk_view_buf_t *b, const char *name,
+    const char *s);
 static void ngx_bulk_view_bar(ngx_bulk_view_buf_t *b, const char *cls,
     const char *status, ngx_bulk_view_progress_t *pr);
 static void ngx_bulk_view_fact(ngx_bulk_view_buf_t *b, const char *name,
@@ -692,20 +693,33 @@ ngx_bulk_view_status(const char *status)
 }
 
 
-/* an instant of the JSON, "2026-11-27 22:10:08 UTC" when it is ours */
+/*
+ * A fact that is an instant of the JSON (absent: none), shown as
+ * "2026-11-27 22:10:08 UTC" when it is ours, else as it is
+ */
 
 static void
-ngx_bulk_view_when(ngx_bulk_view_buf_t *b, const char *s)
+ngx_bulk_view_when(ngx_bulk_view_buf_t *b, const char *name, const char *s)
 {
+    if (s == NULL) {
+        return;
+    }
+
+    ngx_bulk_view_puts(b, "<div><dt>");
+    ngx_bulk_view_puts(b, name);
+    ngx_bulk_view_puts(b, "</dt><dd>");
+
     if (ngx_bulk_view_instant((const unsigned char *) s, strlen(s)) >= 0) {
         ngx_bulk_view_put(b, s, 10);
         ngx_bulk_view_put(b, " ", 1);
         ngx_bulk_view_put(b, s + 11, 8);
         ngx_bulk_view_puts(b, " UTC");
-        return;
+
+    } else {
+        ngx_bulk_view_esc(b, s);
     }
 
-    ngx_bulk_view_esc(b, s);
+    ngx_bulk_view_puts(b, "</dd></div>");
 }
 
 
@@ -905,19 +919,8 @@ ngx_bulk_view_job(ngx_bulk_view_buf_t *b, const ngx_bulk_view_page_t *page,
     ngx_bulk_view_duration(num, dur);
     ngx_bulk_view_fact(b, "duration", num, 0);
 
-    s = ngx_bulk_view_str(time, "start");
-    if (s) {
-        ngx_bulk_view_puts(b, "<div><dt>started</dt><dd>");
-        ngx_bulk_view_when(b, s);
-        ngx_bulk_view_puts(b, "</dd></div>");
-    }
-
-    s = ngx_bulk_view_str(time, "end");
-    if (s) {
-        ngx_bulk_view_puts(b, "<div><dt>ended</dt><dd>");
-        ngx_bulk_view_when(b, s);
-        ngx_bulk_view_puts(b, "</dd></div>");
-    }
+    ngx_bulk_view_when(b, "started", ngx_bulk_view_str(time, "start"));
+    ngx_bulk_view_when(b, "ended", ngx_bulk_view_str(time, "end"));
 
     s = ngx_bulk_view_str(job, "type");
     if (s) {

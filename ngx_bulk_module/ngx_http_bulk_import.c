@@ -2315,12 +2315,12 @@ ngx_http_bulk_import_send_html(ngx_http_request_t *r,
     ngx_bulk_view_job_t *jobs, ngx_uint_t n, int64_t total)
 {
     int                    active;
-    ngx_int_t              rc;
     ngx_buf_t             *b;
-    ngx_chain_t            out;
     ngx_pool_cleanup_t    *cln;
     ngx_bulk_view_buf_t   *vb;
     ngx_bulk_view_page_t   page;
+
+    static ngx_str_t       html = ngx_string("text/html; charset=utf-8");
 
     ngx_memzero(&page, sizeof(ngx_bulk_view_page_t));
 
@@ -2372,25 +2372,8 @@ ngx_http_bulk_import_send_html(ngx_http_request_t *r,
     b->pos = vb->data;
     b->last = vb->data + vb->len;
     b->memory = 1;
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
 
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = vb->len;
-    ngx_str_set(&r->headers_out.content_type, "text/html; charset=utf-8");
-    r->headers_out.content_type_len = sizeof("text/html") - 1;
-    r->headers_out.content_type_lowcase = NULL;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_bulk_send_whole(r, NGX_HTTP_OK, b, &html);
 }
 
 
