@@ -732,14 +732,15 @@ static void
 ngx_bulk_view_bar(ngx_bulk_view_buf_t *b, const char *cls,
     const char *status, ngx_bulk_view_progress_t *pr)
 {
-    char     line[160], v[NGX_BULK_VIEW_NUM_LEN], m[NGX_BULK_VIEW_NUM_LEN];
+    char     line[256], v[NGX_BULK_VIEW_NUM_LEN], m[NGX_BULK_VIEW_NUM_LEN];
     int64_t  pct;
 
     ngx_bulk_view_puts(b, "<div class=\"bar\">");
 
     if (pr->known && pr->max > 0) {
         if (pr->max > INT64_MAX / 100) {
-            pct = pr->value / (pr->max / 100 + 1);
+            pct = pr->value / (pr->max / 100);
+            pct = pct > 100 ? 100 : pct;
 
         } else {
             pct = pr->value * 100 / pr->max;

@@ -361,6 +361,36 @@ test_page(void)
 
     ngx_bulk_view_buf_free(&b);
 
+    /* the largest lengths: the bar is whole, the job's sum overflows */
+
+    {
+        static const char  huge[] =
+            "{\"id\":\"h\",\"status\":\"active\",\"inputs\":["
+            "{\"status\":\"active\",\"bytes\":9223372036854775807,"
+            "\"length\":9223372036854775807},"
+            "{\"status\":\"active\",\"bytes\":1,"
+            "\"length\":9223372036854775807}]}";
+
+        jobs[0].json = (const unsigned char *) huge;
+        jobs[0].len = strlen(huge);
+
+        memset(&b, 0, sizeof(b));
+        rc = ngx_bulk_view_html(&b, &page, jobs, 1, &active);
+
+        check(rc == 0 && count((char *) b.data, b.len,
+                               "<progress class=\"input\" "
+                               "value=\"9223372036854775807\" "
+                               "max=\"9223372036854775807\">100%</progress>"
+                               "<span>100% &middot; 7.9 EiB of 7.9 EiB"
+                               "</span>") == 1,
+              "huge: a whole bar, nothing cut");
+        check(count((char *) b.data, b.len,
+                    "<progress class=\"job\"></progress>") == 1,
+              "huge: the job's sum overflows: indeterminate");
+
+        ngx_bulk_view_buf_free(&b);
+    }
+
     /* no job at all */
 
     page.total = 0;
