@@ -25,6 +25,7 @@
 #include "ngx_http_bulk_util.h"
 #include "ngx_bulk_json.h"
 #include "ngx_bulk_format.h"
+#include "ngx_bulk_view.h"
 #include <sys/random.h>
 
 
@@ -32,6 +33,9 @@
 #define NGX_HTTP_BULK_IMPORT_ISSUE_LEN   200
 #define NGX_HTTP_BULK_IMPORT_ERR_LEN     256
 #define NGX_HTTP_BULK_IMPORT_HEARTBEAT   1000
+#define NGX_HTTP_BULK_IMPORT_COUNT       50     /* GET /BulkImportStatus */
+#define NGX_HTTP_BULK_IMPORT_COUNT_MAX   1000
+#define NGX_HTTP_BULK_IMPORT_TS_LEN      24     /* an instant, ms, UTC */
 
 #define NGX_HTTP_BULK_IMPORT_WAITING     0
 #define NGX_HTTP_BULK_IMPORT_ACTIVE      1
@@ -203,11 +207,41 @@ typedef struct {
 } ngx_http_bulk_import_req_t;
 
 
-/* GET/DELETE of a status the zone does not have: asked of the table */
+/*
+ * A row of bulkimportstatus as GET shows it: a job the zone lost while
+ * active (nginx restarted) failed
+ */
+
+#define NGX_HTTP_BULK_IMPORT_ROW                                             \
+    "(CASE WHEN resource->>'status' = 'active'"                              \
+    " THEN resource || '{\"status\":\"failed\",\"error\":"                   \
+    "\"the import was interrupted (nginx restarted)\"}'"                     \
+    " ELSE resource END)::text"
+
+
+/* a job of the list: its id and start (the sort keys) and its JSON */
+
+typedef struct {
+    ngx_str_t                     id;
+    ngx_str_t                     start;    /* as in the JSON, "": none */
+    ngx_str_t                     json;     /* as GET answers it */
+} ngx_http_bulk_import_entry_t;
+
+
+/*
+ * GET/DELETE of a status the zone does not have, and the list: asked of
+ * the table
+ */
 
 typedef struct {
     ngx_http_request_t           *request;
-    ngx_str_t                     id;
+    ngx_str_t                     id;       /* one status */
+    ngx_uint_t                    list;     /* else the list: */
+    ngx_uint_t                    count;    /* _count */
+    ngx_uint_t                    html;
+    ngx_array_t                   zone;     /* entries, newest first */
+    ngx_uint_t                    nzone;    /* records in the zone */
+    ngx_str_t                     ids;      /* their ids, an array literal */
     ngx_http_bulk_pg_waiter_t     waiter;
     ngx_http_bulk_pg_conn_t      *pc;
 } ngx_http_bulk_import_lookup_t;
@@ -271,7 +305,26 @@ static void ngx_http_bulk_import_free(ngx_http_bulk_import_job_t *job);
 static ngx_int_t ngx_http_bulk_import_percent(
     ngx_http_bulk_import_rec_t *rec);
 static ngx_int_t ngx_http_bulk_import_table(ngx_http_request_t *r,
-    ngx_str_t *id);
+    ngx_http_bulk_import_lookup_t *lk);
+static u_char *ngx_http_bulk_import_row(ngx_pool_t *pool, ngx_str_t *id,
+    char *row, size_t len, size_t *lenp);
+static ngx_uint_t ngx_http_bulk_import_wants_html(ngx_http_request_t *r);
+static ngx_int_t ngx_http_bulk_import_send_html(ngx_http_request_t *r,
+    ngx_bulk_view_job_t *jobs, ngx_uint_t n, int64_t total);
+static void ngx_http_bulk_import_view_free(void *data);
+static ngx_int_t ngx_http_bulk_import_count(ngx_http_request_t *r,
+    ngx_uint_t *count);
+static ngx_int_t ngx_http_bulk_import_list_zone(ngx_http_request_t *r,
+    ngx_http_bulk_import_lookup_t *lk);
+static ngx_int_t ngx_http_bulk_import_newer(const void *one,
+    const void *two);
+static u_char *ngx_http_bulk_import_list_sql(ngx_http_bulk_import_lookup_t *lk);
+static ngx_int_t ngx_http_bulk_import_list_answer(
+    ngx_http_bulk_import_lookup_t *lk, ngx_array_t *table, uint64_t total);
+static ngx_int_t ngx_http_bulk_import_bundle(ngx_http_request_t *r,
+    ngx_http_bulk_import_entry_t **entries, ngx_uint_t n, uint64_t total,
+    ngx_uint_t count);
+static u_char *ngx_http_bulk_import_iso(u_char *p, ngx_msec_t ms);
 static void ngx_http_bulk_import_table_ready(ngx_http_bulk_pg_waiter_t *w,
     ngx_int_t rc);
 static void ngx_http_bulk_import_table_result(ngx_http_bulk_pg_conn_t *pc);
@@ -1211,6 +1264,22 @@ failed:
 }
 
 
+/* "2026-11-27T22:10:08.123Z" (NGX_HTTP_BULK_IMPORT_TS_LEN bytes) */
+
+static u_char *
+ngx_http_bulk_import_iso(u_char *p, ngx_msec_t ms)
+{
+    ngx_tm_t  tm;
+
+    ngx_gmtime((time_t) (ms / 1000), &tm);
+
+    return ngx_sprintf(p, "%4d-%02d-%02dT%02d:%02d:%02d.%03MZ",
+                       tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday,
+                       tm.ngx_tm_hour, tm.ngx_tm_min, tm.ngx_tm_sec,
+                       (ngx_msec_t) (ms % 1000));
+}
+
+
 /* the status resource as JSON; full: with resourceType and id */
 
 static u_char *
@@ -1219,16 +1288,13 @@ ngx_http_bulk_import_render(ngx_pool_t *pool, ngx_http_bulk_import_rec_t *rec,
 {
     u_char                            *p, *buf;
     size_t                             len;
-    ngx_tm_t                           tm;
     ngx_uint_t                         i, k;
     ngx_http_bulk_import_input_rec_t  *in;
 
 #define ngx_http_bulk_import_time(p, ms)                                     \
-    ngx_gmtime((time_t) ((ms) / 1000), &tm);                                 \
-    p = ngx_sprintf(p, "\"%4d-%02d-%02dT%02d:%02d:%02d.%03MZ\"",             \
-                    tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday,           \
-                    tm.ngx_tm_hour, tm.ngx_tm_min, tm.ngx_tm_sec,            \
-                    (ngx_msec_t) ((ms) % 1000))
+    *p++ = '"';                                                              \
+    p = ngx_http_bulk_import_iso(p, ms);                                     \
+    *p++ = '"'
 
     len = 1024 + 6 * (rec->id_len + NGX_HTTP_BULK_IMPORT_ERR_LEN);
 
@@ -2103,15 +2169,17 @@ ngx_http_bulk_import_free(ngx_http_bulk_import_job_t *job)
 ngx_int_t
 ngx_http_bulk_import_status_handler(ngx_http_request_t *r)
 {
-    u_char                       *json;
-    size_t                        len;
-    ngx_int_t                     percent;
-    ngx_str_t                     id, progress;
-    ngx_uint_t                    active;
-    ngx_http_bulk_loc_conf_t     *blcf;
-    ngx_http_bulk_main_conf_t    *bmcf;
-    ngx_http_bulk_import_rec_t   *rec;
-    ngx_http_bulk_import_zone_t  *z;
+    u_char                         *json;
+    size_t                          len;
+    ngx_int_t                       percent;
+    ngx_str_t                       id, progress;
+    ngx_uint_t                      active, html;
+    ngx_bulk_view_job_t             view;
+    ngx_http_bulk_loc_conf_t       *blcf;
+    ngx_http_bulk_main_conf_t      *bmcf;
+    ngx_http_bulk_import_rec_t     *rec;
+    ngx_http_bulk_import_zone_t    *z;
+    ngx_http_bulk_import_lookup_t  *lk;
 
     blcf = ngx_http_get_module_loc_conf(r, ngx_http_bulk_module);
     bmcf = ngx_http_get_module_main_conf(r, ngx_http_bulk_module);
@@ -2120,10 +2188,17 @@ ngx_http_bulk_import_status_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    if (ngx_http_bulk_add_header(r, "Vary", "Accept") != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     if (!ngx_bulk_fhir_id_valid((const char *) id.data, id.len)) {
         return ngx_http_bulk_send_error(r, NGX_HTTP_NOT_FOUND, "not-found",
                                         "unknown import \"%V\"", &id);
     }
+
+    html = (r->method != NGX_HTTP_DELETE)
+           && ngx_http_bulk_import_wants_html(r);
 
     z = bmcf->import_zone->data;
 
@@ -2133,7 +2208,16 @@ ngx_http_bulk_import_status_handler(ngx_http_request_t *r)
 
     if (rec == NULL) {
         ngx_shmtx_unlock(&z->shpool->mutex);
-        return ngx_http_bulk_import_table(r, &id);
+
+        lk = ngx_pcalloc(r->pool, sizeof(ngx_http_bulk_import_lookup_t));
+        if (lk == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        lk->id = id;
+        lk->html = html;
+
+        return ngx_http_bulk_import_table(r, lk);
     }
 
     active = ngx_http_bulk_import_check_owner(rec)
@@ -2173,9 +2257,130 @@ ngx_http_bulk_import_status_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    if (html) {
+        view.json = json;
+        view.len = len;
+
+        return ngx_http_bulk_import_send_html(r, &view, 1, -1);
+    }
+
     return ngx_http_bulk_import_send(r, r->method == NGX_HTTP_DELETE
                                         ? NGX_HTTP_ACCEPTED : NGX_HTTP_OK,
                                      json, len, &progress);
+}
+
+
+/*
+ * HTML when asked for: "_format" in the query decides when given ("html",
+ * "text/html"; anything else is JSON), else an Accept header that prefers
+ * HTML (ngx_bulk_view_accept_html())
+ */
+
+static ngx_uint_t
+ngx_http_bulk_import_wants_html(ngx_http_request_t *r)
+{
+    ngx_str_t         v;
+    ngx_table_elt_t  *h;
+
+    static ngx_str_t  format = ngx_string("_format");
+
+    if (ngx_http_bulk_arg(r, &format, &v) == NGX_OK) {
+        return (v.len == 4
+                && ngx_strncasecmp(v.data, (u_char *) "html", 4) == 0)
+               || ngx_bulk_view_accept_html(v.data, v.len);
+    }
+
+#if (NGX_HTTP_GZIP || NGX_HTTP_HEADERS)
+    h = r->headers_in.accept;
+#else
+    h = NULL;
+#endif
+
+    if (h == NULL) {
+        return 0;
+    }
+
+    return ngx_bulk_view_accept_html(h->value.data, h->value.len);
+}
+
+
+/*
+ * The HTML view of jobs (total: how many the list has; -1: one job's
+ * page).  Links go to the list's path: the request's path, without its
+ * last segment on a job's page.
+ */
+
+static ngx_int_t
+ngx_http_bulk_import_send_html(ngx_http_request_t *r,
+    ngx_bulk_view_job_t *jobs, ngx_uint_t n, int64_t total)
+{
+    int                    active;
+    ngx_buf_t             *b;
+    ngx_pool_cleanup_t    *cln;
+    ngx_bulk_view_buf_t   *vb;
+    ngx_bulk_view_page_t   page;
+
+    static ngx_str_t       html = ngx_string("text/html; charset=utf-8");
+
+    ngx_memzero(&page, sizeof(ngx_bulk_view_page_t));
+
+    page.base = r->uri.data;
+    page.base_len = r->uri.len;
+    page.now = (int64_t) ngx_http_bulk_import_now();
+    page.total = total;
+
+    if (total < 0) {
+        while (page.base_len && page.base[page.base_len - 1] != '/') {
+            page.base_len--;
+        }
+
+        if (page.base_len > 1) {
+            page.base_len--;
+        }
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_bulk_view_buf_t));
+    b = ngx_calloc_buf(r->pool);
+
+    if (cln == NULL || b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    vb = cln->data;
+    ngx_memzero(vb, sizeof(ngx_bulk_view_buf_t));
+    cln->handler = ngx_http_bulk_import_view_free;
+
+    if (ngx_bulk_view_html(vb, &page, jobs, n, &active) != 0) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* the page holds no script; should an escape ever fail, none runs */
+
+    if (ngx_http_bulk_add_header(r, "Content-Security-Policy",
+                                 "default-src 'none'; "
+                                 "style-src 'unsafe-inline'; "
+                                 "base-uri 'none'; form-action 'none'")
+           != NGX_OK
+        || ngx_http_bulk_add_header(r, "X-Content-Type-Options", "nosniff")
+           != NGX_OK
+        || ngx_http_bulk_add_header(r, "Cache-Control", "no-store")
+           != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->pos = vb->data;
+    b->last = vb->data + vb->len;
+    b->memory = 1;
+
+    return ngx_http_bulk_send_whole(r, NGX_HTTP_OK, b, &html);
+}
+
+
+static void
+ngx_http_bulk_import_view_free(void *data)
+{
+    ngx_bulk_view_buf_free(data);
 }
 
 
@@ -2225,26 +2430,450 @@ ngx_http_bulk_import_percent(ngx_http_bulk_import_rec_t *rec)
 }
 
 
-/* not in the zone: an older job (or one from before a restart) */
+/* GET /BulkImportStatus: the jobs, newest first */
+
+ngx_int_t
+ngx_http_bulk_import_list_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                       rc;
+    ngx_http_bulk_import_lookup_t  *lk;
+
+    if (ngx_http_bulk_add_header(r, "Vary", "Accept") != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    lk = ngx_pcalloc(r->pool, sizeof(ngx_http_bulk_import_lookup_t));
+    if (lk == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    lk->list = 1;
+
+    rc = ngx_http_bulk_import_count(r, &lk->count);
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_bulk_send_error(r, NGX_HTTP_BAD_REQUEST, "invalid",
+                                        "invalid _count: a number of jobs, "
+                                        "0 or more");
+    }
+
+    if (rc != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    lk->html = ngx_http_bulk_import_wants_html(r);
+
+    if (ngx_http_bulk_import_list_zone(r, lk) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_bulk_import_table(r, lk);
+}
+
+
+/*
+ * _count: NGX_HTTP_BULK_IMPORT_COUNT without it, 0 or more (above
+ * NGX_HTTP_BULK_IMPORT_COUNT_MAX: that many, as FHIR lets a server
+ * return fewer than asked); anything else: NGX_DECLINED (a 400)
+ */
 
 static ngx_int_t
-ngx_http_bulk_import_table(ngx_http_request_t *r, ngx_str_t *id)
+ngx_http_bulk_import_count(ngx_http_request_t *r, ngx_uint_t *count)
+{
+    u_char     *p;
+    ngx_str_t   v;
+    ngx_int_t   rc;
+
+    static ngx_str_t  name = ngx_string("_count");
+
+    *count = NGX_HTTP_BULK_IMPORT_COUNT;
+
+    rc = ngx_http_bulk_arg(r, &name, &v);
+
+    if (rc == NGX_DECLINED) {
+        return NGX_OK;
+    }
+
+    if (rc != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (v.len == 0) {
+        return NGX_DECLINED;
+    }
+
+    *count = 0;
+
+    for (p = v.data; p < v.data + v.len; p++) {
+        if (*p < '0' || *p > '9') {
+            return NGX_DECLINED;
+        }
+
+        if (*count <= NGX_HTTP_BULK_IMPORT_COUNT_MAX) {
+            *count = *count * 10 + (*p - '0');
+        }
+    }
+
+    if (*count > NGX_HTTP_BULK_IMPORT_COUNT_MAX) {
+        *count = NGX_HTTP_BULK_IMPORT_COUNT_MAX;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The zone's part of the list: the newest lk->count records rendered as
+ * GET answers them (a record whose job died is settled first, as GET
+ * does), and the ids of all of them, which the table's part leaves out
+ */
+
+static ngx_int_t
+ngx_http_bulk_import_list_zone(ngx_http_request_t *r,
+    ngx_http_bulk_import_lookup_t *lk)
+{
+    u_char                        *p, *json;
+    size_t                         len, size;
+    ngx_uint_t                     i, n;
+    ngx_queue_t                   *q;
+    ngx_http_bulk_import_rec_t   **recs, *rec;
+    ngx_http_bulk_import_zone_t   *z;
+    ngx_http_bulk_main_conf_t     *bmcf;
+    ngx_http_bulk_import_entry_t  *e;
+
+    bmcf = ngx_http_get_module_main_conf(r, ngx_http_bulk_module);
+    z = bmcf->import_zone->data;
+
+    if (ngx_array_init(&lk->zone, r->pool, lk->count ? lk->count : 1,
+                       sizeof(ngx_http_bulk_import_entry_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_shmtx_lock(&z->shpool->mutex);
+
+    n = 0;
+    size = sizeof("{}");
+
+    for (q = ngx_queue_head(&z->sh->queue);
+         q != ngx_queue_sentinel(&z->sh->queue);
+         q = ngx_queue_next(q))
+    {
+        rec = ngx_queue_data(q, ngx_http_bulk_import_rec_t, queue);
+        size += 2 * rec->id_len + sizeof("\"\",");
+        n++;
+    }
+
+    recs = ngx_palloc(r->pool,
+                      (n ? n : 1) * sizeof(ngx_http_bulk_import_rec_t *));
+    lk->ids.data = ngx_pnalloc(r->pool, size);
+
+    if (recs == NULL || lk->ids.data == NULL) {
+        goto failed;
+    }
+
+    /* every id, each quoted and escaped as an array element */
+
+    p = ngx_cpymem(lk->ids.data, "{", 1);
+    i = 0;
+
+    for (q = ngx_queue_head(&z->sh->queue);
+         q != ngx_queue_sentinel(&z->sh->queue);
+         q = ngx_queue_next(q))
+    {
+        rec = ngx_queue_data(q, ngx_http_bulk_import_rec_t, queue);
+
+        (void) ngx_http_bulk_import_check_owner(rec);
+
+        if (i) {
+            *p++ = ',';
+        }
+
+        *p++ = '"';
+
+        for (len = 0; len < rec->id_len; len++) {
+            if (rec->id[len] == '"' || rec->id[len] == '\\') {
+                *p++ = '\\';
+            }
+
+            *p++ = rec->id[len];
+        }
+
+        *p++ = '"';
+
+        recs[i++] = rec;
+    }
+
+    *p++ = '}';
+    lk->ids.len = p - lk->ids.data;
+    lk->nzone = n;
+
+    ngx_sort(recs, n, sizeof(ngx_http_bulk_import_rec_t *),
+             ngx_http_bulk_import_newer);
+
+    for (i = 0; i < n && i < lk->count; i++) {
+        rec = recs[i];
+
+        json = ngx_http_bulk_import_render(r->pool, rec, 1, &len);
+        e = ngx_array_push(&lk->zone);
+
+        if (json == NULL || e == NULL) {
+            goto failed;
+        }
+
+        e->json.data = json;
+        e->json.len = len;
+
+        e->id.data = ngx_pnalloc(r->pool, rec->id_len);
+        e->start.data = ngx_pnalloc(r->pool, NGX_HTTP_BULK_IMPORT_TS_LEN);
+
+        if (e->id.data == NULL || e->start.data == NULL) {
+            goto failed;
+        }
+
+        e->id.len = rec->id_len;
+        ngx_memcpy(e->id.data, rec->id, rec->id_len);
+
+        e->start.len = ngx_http_bulk_import_iso(e->start.data, rec->start)
+                       - e->start.data;
+    }
+
+    ngx_shmtx_unlock(&z->shpool->mutex);
+
+    return NGX_OK;
+
+failed:
+
+    ngx_shmtx_unlock(&z->shpool->mutex);
+
+    return NGX_ERROR;
+}
+
+
+/* newest first: the later start, then the greater id */
+
+static ngx_int_t
+ngx_http_bulk_import_newer(const void *one, const void *two)
+{
+    ngx_http_bulk_import_rec_t  *a, *b;
+
+    a = *(ngx_http_bulk_import_rec_t **) one;
+    b = *(ngx_http_bulk_import_rec_t **) two;
+
+    if (a->start != b->start) {
+        return (a->start > b->start) ? -1 : 1;
+    }
+
+    return -ngx_memn2cmp(a->id, b->id, a->id_len, b->id_len);
+}
+
+
+/*
+ * The table's part: how many rows the zone does not have, and the newest
+ * lk->count of them, in the zone's order (their start as the JSON has
+ * it, the same text for the same instant, compared byte by byte, then
+ * the id).  A row without a start sorts last.
+ */
+
+static u_char *
+ngx_http_bulk_import_list_sql(ngx_http_bulk_import_lookup_t *lk)
+{
+    u_char  *sql;
+    char    *ids;
+
+    ids = PQescapeLiteral(lk->pc->pg, (char *) lk->ids.data, lk->ids.len);
+    if (ids == NULL) {
+        return NULL;
+    }
+
+    sql = ngx_pnalloc(lk->request->pool, 1024 + 2 * ngx_strlen(ids));
+
+    if (sql) {
+        ngx_sprintf(sql,
+            "SELECT (SELECT count(*) FROM bulkimportstatus"
+            " WHERE NOT (id = ANY (%s::text[]))), r.id, r.start, r.doc"
+            " FROM (SELECT 1) AS one LEFT JOIN LATERAL"
+            " (SELECT id, coalesce(resource#>>'{time,start}', '') AS start, "
+            NGX_HTTP_BULK_IMPORT_ROW " AS doc"
+            " FROM bulkimportstatus WHERE NOT (id = ANY (%s::text[]))"
+            " ORDER BY coalesce(resource#>>'{time,start}', '')"
+            " COLLATE \"C\" DESC, id COLLATE \"C\" DESC"
+            " LIMIT %ui) AS r ON true%Z", ids, ids, lk->count);
+    }
+
+    PQfreemem(ids);
+
+    return sql;
+}
+
+
+/* the zone's entries and the table's merged, newest first */
+
+static ngx_int_t
+ngx_http_bulk_import_list_answer(ngx_http_bulk_import_lookup_t *lk,
+    ngx_array_t *table, uint64_t total)
+{
+    ngx_int_t                       rc;
+    ngx_uint_t                      i, k, n;
+    ngx_http_request_t             *r;
+    ngx_bulk_view_job_t            *jobs;
+    ngx_http_bulk_import_entry_t   *ze, *te, *e, **all;
+
+    r = lk->request;
+    ze = lk->zone.elts;
+    te = table->elts;
+
+    all = ngx_palloc(r->pool, (lk->count ? lk->count : 1)
+                              * sizeof(ngx_http_bulk_import_entry_t *));
+    if (all == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    i = 0;
+    k = 0;
+
+    for (n = 0; n < lk->count; n++) {
+        if (i < lk->zone.nelts && k < table->nelts) {
+            rc = ngx_memn2cmp(ze[i].start.data, te[k].start.data,
+                              ze[i].start.len, te[k].start.len);
+            if (rc == 0) {
+                rc = ngx_memn2cmp(ze[i].id.data, te[k].id.data,
+                                  ze[i].id.len, te[k].id.len);
+            }
+
+            e = (rc >= 0) ? &ze[i++] : &te[k++];
+
+        } else if (i < lk->zone.nelts) {
+            e = &ze[i++];
+
+        } else if (k < table->nelts) {
+            e = &te[k++];
+
+        } else {
+            break;
+        }
+
+        all[n] = e;
+    }
+
+    total += lk->nzone;
+
+    if (!lk->html) {
+        return ngx_http_bulk_import_bundle(r, all, n, total, lk->count);
+    }
+
+    jobs = ngx_palloc(r->pool, (n ? n : 1) * sizeof(ngx_bulk_view_job_t));
+    if (jobs == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    for (i = 0; i < n; i++) {
+        jobs[i].json = all[i]->json.data;
+        jobs[i].len = all[i]->json.len;
+    }
+
+    return ngx_http_bulk_import_send_html(r, jobs, n, (int64_t) total);
+}
+
+
+/*
+ * A FHIR searchset Bundle: each entry's fullUrl is the request's own
+ * scheme, Host and path with the job's id added
+ */
+
+static ngx_int_t
+ngx_http_bulk_import_bundle(ngx_http_request_t *r,
+    ngx_http_bulk_import_entry_t **entries, ngx_uint_t n, uint64_t total,
+    ngx_uint_t count)
+{
+    u_char                    *p, *buf, *self;
+    size_t                     len, self_len;
+    ngx_str_t                  host;
+    ngx_uint_t                 i;
+    ngx_http_core_srv_conf_t  *cscf;
+
+    host = r->headers_in.server;
+
+    if (host.len == 0) {
+        cscf = ngx_http_get_module_srv_conf(r, ngx_http_core_module);
+        host = cscf->server_name;
+    }
+
+    if (host.len == 0) {
+        ngx_str_set(&host, "localhost");
+    }
+
+    self_len = sizeof("https://") + 6 * (host.len + r->uri.len);
+    self = ngx_pnalloc(r->pool, self_len);
+    if (self == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_sprintf(self, "http%s://",
+#if (NGX_HTTP_SSL)
+                    r->connection->ssl ? "s" : ""
+#else
+                    ""
+#endif
+                    );
+    p += ngx_bulk_json_escape(p, host.data, host.len);
+    p += ngx_bulk_json_escape(p, r->uri.data, r->uri.len);
+    self_len = p - self;
+
+    len = 256 + self_len;
+
+    for (i = 0; i < n; i++) {
+        len += 128 + self_len + 6 * entries[i]->id.len
+               + entries[i]->json.len;
+    }
+
+    buf = ngx_pnalloc(r->pool, len);
+    if (buf == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_sprintf(buf, "{\"resourceType\":\"Bundle\",\"type\":\"searchset\","
+                    "\"total\":%uL,\"link\":[{\"relation\":\"self\","
+                    "\"url\":\"%*s?_count=%ui\"}],\"entry\":[",
+                    total, self_len, self, count);
+
+    for (i = 0; i < n; i++) {
+        p = ngx_sprintf(p, "%s{\"fullUrl\":\"%*s/", i ? "," : "",
+                        self_len, self);
+        p += ngx_bulk_json_escape(p, entries[i]->id.data, entries[i]->id.len);
+        p = ngx_cpymem(p, "\",\"resource\":", sizeof("\",\"resource\":") - 1);
+        p = ngx_cpymem(p, entries[i]->json.data, entries[i]->json.len);
+        p = ngx_cpymem(p, ",\"search\":{\"mode\":\"match\"}}",
+                       sizeof(",\"search\":{\"mode\":\"match\"}}") - 1);
+    }
+
+    p = ngx_cpymem(p, "]}", 2);
+
+    return ngx_http_bulk_import_send(r, NGX_HTTP_OK, buf, p - buf, NULL);
+}
+
+
+/*
+ * Asked of the table: a status not in the zone (an older job, or one from
+ * before a restart), or the list's rows the zone does not have
+ */
+
+static ngx_int_t
+ngx_http_bulk_import_table(ngx_http_request_t *r,
+    ngx_http_bulk_import_lookup_t *lk)
 {
     ngx_pool_cleanup_t             *cln;
     ngx_http_bulk_loc_conf_t       *blcf;
-    ngx_http_bulk_import_lookup_t  *lk;
 
     blcf = ngx_http_get_module_loc_conf(r, ngx_http_bulk_module);
 
-    lk = ngx_pcalloc(r->pool, sizeof(ngx_http_bulk_import_lookup_t));
     cln = ngx_pool_cleanup_add(r->pool, 0);
-
-    if (lk == NULL || cln == NULL) {
+    if (cln == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     lk->request = r;
-    lk->id = *id;
 
     cln->handler = ngx_http_bulk_import_table_cleanup;
     cln->data = lk;
@@ -2285,21 +2914,22 @@ ngx_http_bulk_import_table_ready(ngx_http_bulk_pg_waiter_t *w, ngx_int_t rc)
 
     lk->pc = ngx_http_bulk_pg_take(w, ngx_http_bulk_import_table_result, lk);
 
-    idlit = PQescapeLiteral(lk->pc->pg, (char *) lk->id.data, lk->id.len);
-    sql = idlit ? ngx_pnalloc(r->pool, 512 + ngx_strlen(idlit)) : NULL;
+    if (lk->list) {
+        sql = ngx_http_bulk_import_list_sql(lk);
 
-    if (sql) {
-        /* a job the zone lost while active (nginx restarted) failed */
-        ngx_sprintf(sql,
-                    "SELECT (CASE WHEN resource->>'status' = 'active'"
-                    " THEN resource || '{\"status\":\"failed\",\"error\":"
-                    "\"the import was interrupted (nginx restarted)\"}'"
-                    " ELSE resource END)::text"
-                    " FROM bulkimportstatus WHERE id = %s%Z", idlit);
-    }
+    } else {
+        idlit = PQescapeLiteral(lk->pc->pg, (char *) lk->id.data,
+                                lk->id.len);
+        sql = idlit ? ngx_pnalloc(r->pool, 512 + ngx_strlen(idlit)) : NULL;
 
-    if (idlit) {
-        PQfreemem(idlit);
+        if (sql) {
+            ngx_sprintf(sql, "SELECT " NGX_HTTP_BULK_IMPORT_ROW
+                        " FROM bulkimportstatus WHERE id = %s%Z", idlit);
+        }
+
+        if (idlit) {
+            PQfreemem(idlit);
+        }
     }
 
     if (sql == NULL || ngx_http_bulk_pg_send(lk->pc, (char *) sql) != NGX_OK)
@@ -2314,15 +2944,61 @@ ngx_http_bulk_import_table_ready(ngx_http_bulk_pg_waiter_t *w, ngx_int_t rc)
 }
 
 
+/*
+ * A row's resource as GET answers it: resourceType and id first, then
+ * the stored members (the table keeps neither); a resource that is not
+ * an object (not written by this module) shows as those two alone
+ */
+
+static u_char *
+ngx_http_bulk_import_row(ngx_pool_t *pool, ngx_str_t *id, char *row,
+    size_t len, size_t *lenp)
+{
+    u_char  *p, *json;
+
+    if (len < 2 || row[0] != '{' || row[len - 1] != '}') {
+        row = "{}";
+        len = 2;
+    }
+
+    json = ngx_pnalloc(pool, len + 64 + 6 * id->len);
+    if (json == NULL) {
+        return NULL;
+    }
+
+    p = ngx_cpymem(json, "{\"resourceType\":\"BulkImportStatus\",\"id\":\"",
+                   sizeof("{\"resourceType\":\"BulkImportStatus\",\"id\":\"")
+                   - 1);
+    p += ngx_bulk_json_escape(p, id->data, id->len);
+    *p++ = '"';
+
+    if (len > 2) {
+        *p++ = ',';
+    }
+
+    p = ngx_cpymem(p, row + 1, len - 1);
+
+    *lenp = p - json;
+
+    return json;
+}
+
+
 static void
 ngx_http_bulk_import_table_result(ngx_http_bulk_pg_conn_t *pc)
 {
-    u_char                         *p, *json;
+    u_char                         *json;
     size_t                          len;
+    uint64_t                        total;
     PGresult                       *res;
     ngx_int_t                       rc;
+    ngx_str_t                       id;
+    ngx_uint_t                      i;
+    ngx_array_t                     table;
     ngx_connection_t               *c;
     ngx_http_request_t             *r;
+    ngx_bulk_view_job_t             view;
+    ngx_http_bulk_import_entry_t   *e;
     ngx_http_bulk_import_lookup_t  *lk;
 
     lk = pc->data;
@@ -2330,7 +3006,15 @@ ngx_http_bulk_import_table_result(ngx_http_bulk_pg_conn_t *pc)
     c = r->connection;
     json = NULL;
     len = 0;
+    total = 0;
     rc = NGX_HTTP_SERVICE_UNAVAILABLE;
+
+    if (ngx_array_init(&table, r->pool, lk->count ? lk->count : 1,
+                       sizeof(ngx_http_bulk_import_entry_t))
+        != NGX_OK)
+    {
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     for ( ;; ) {
         if (PQisBusy(pc->pg)) {
@@ -2346,23 +3030,65 @@ ngx_http_bulk_import_table_result(ngx_http_bulk_pg_conn_t *pc)
             break;
         }
 
-        if (PQresultStatus(res) == PGRES_TUPLES_OK) {
-            if (PQntuples(res) == 0) {
-                rc = NGX_HTTP_NOT_FOUND;
+        if (PQresultStatus(res) != PGRES_TUPLES_OK
+            || rc == NGX_HTTP_INTERNAL_SERVER_ERROR)
+        {
+            /* void */
 
-            } else {
-                len = PQgetlength(res, 0, 0);
-                json = ngx_pnalloc(r->pool, len + 128 + lk->id.len);
+        } else if (lk->list) {
+            rc = NGX_HTTP_OK;
 
-                if (json && len >= 2) {
-                    p = ngx_sprintf(json, "{\"resourceType\":"
-                                    "\"BulkImportStatus\",\"id\":\"%V\"%s",
-                                    &lk->id, len > 2 ? "," : "");
-                    p = ngx_cpymem(p, PQgetvalue(res, 0, 0) + 1, len - 1);
-                    len = p - json;
-                    rc = NGX_HTTP_OK;
+            for (i = 0; i < (ngx_uint_t) PQntuples(res); i++) {
+                total = ngx_atoof((u_char *) PQgetvalue(res, i, 0),
+                                  PQgetlength(res, i, 0));
+
+                if (PQgetisnull(res, i, 1)) {
+                    continue;
+                }
+
+                e = ngx_array_push(&table);
+                if (e == NULL) {
+                    rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+                    break;
+                }
+
+                e->id.len = PQgetlength(res, i, 1);
+                e->id.data = e->id.len
+                             ? ngx_pnalloc(r->pool, e->id.len) : NULL;
+                e->start.len = PQgetlength(res, i, 2);
+                e->start.data = ngx_pnalloc(r->pool, e->start.len + 1);
+
+                if ((e->id.len && e->id.data == NULL)
+                    || e->start.data == NULL)
+                {
+                    rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+                    break;
+                }
+
+                if (e->id.len) {
+                    ngx_memcpy(e->id.data, PQgetvalue(res, i, 1), e->id.len);
+                }
+
+                ngx_memcpy(e->start.data, PQgetvalue(res, i, 2),
+                           e->start.len);
+
+                e->json.data = ngx_http_bulk_import_row(r->pool, &e->id,
+                                   PQgetvalue(res, i, 3),
+                                   PQgetlength(res, i, 3), &e->json.len);
+                if (e->json.data == NULL) {
+                    rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+                    break;
                 }
             }
+
+        } else if (PQntuples(res) == 0) {
+            rc = NGX_HTTP_NOT_FOUND;
+
+        } else {
+            json = ngx_http_bulk_import_row(r->pool, &lk->id,
+                                            PQgetvalue(res, 0, 0),
+                                            PQgetlength(res, 0, 0), &len);
+            rc = json ? NGX_HTTP_OK : NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
         PQclear(res);
@@ -2371,18 +3097,30 @@ ngx_http_bulk_import_table_result(ngx_http_bulk_pg_conn_t *pc)
     ngx_http_bulk_pg_release(pc, rc != NGX_HTTP_SERVICE_UNAVAILABLE);
     lk->pc = NULL;
 
+    id = lk->id;
+
     if (rc == NGX_HTTP_NOT_FOUND) {
         rc = ngx_http_bulk_send_error(r, NGX_HTTP_NOT_FOUND, "not-found",
-                                      "unknown import \"%V\"", &lk->id);
+                                      "unknown import \"%V\"", &id);
+
+    } else if (rc == NGX_HTTP_INTERNAL_SERVER_ERROR) {
+        /* void */
 
     } else if (rc != NGX_HTTP_OK) {
         rc = ngx_http_bulk_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                                       "transient", "database unavailable");
 
+    } else if (lk->list) {
+        rc = ngx_http_bulk_import_list_answer(lk, &table, total);
+
     } else if (r->method == NGX_HTTP_DELETE) {
         rc = ngx_http_bulk_send_error(r, NGX_HTTP_CONFLICT, "conflict",
-                                      "the import \"%V\" is not active",
-                                      &lk->id);
+                                      "the import \"%V\" is not active", &id);
+
+    } else if (lk->html) {
+        view.json = json;
+        view.len = len;
+        rc = ngx_http_bulk_import_send_html(r, &view, 1, -1);
 
     } else {
         rc = ngx_http_bulk_import_send(r, NGX_HTTP_OK, json, len, NULL);

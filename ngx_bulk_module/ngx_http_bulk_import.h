@@ -2,7 +2,8 @@
 /*
  * ngx_bulk: POST /$import, /fhir/$import and GET, DELETE
  * /BulkImportStatus/{id}: background jobs of $load inputs, their records
- * in a shared-memory zone and in table bulkimportstatus.
+ * in a shared-memory zone and in table bulkimportstatus; GET
+ * /BulkImportStatus lists them (a searchset Bundle, or the HTML view).
  */
 
 
@@ -20,6 +21,7 @@ void ngx_http_bulk_import_exit_process(ngx_cycle_t *cycle);
 
 ngx_int_t ngx_http_bulk_import_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_bulk_import_status_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_bulk_import_list_handler(ngx_http_request_t *r);
 
 
 #endif /* _NGX_HTTP_BULK_IMPORT_H_INCLUDED_ */

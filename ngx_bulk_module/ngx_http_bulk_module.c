@@ -173,7 +173,7 @@ static ngx_command_t  ngx_http_bulk_commands[] = {
       NULL },
 
     { ngx_string("bulk_import_status"),
-      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
       ngx_http_bulk_import_status,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_bulk_loc_conf_t, status_id),
@@ -331,7 +331,10 @@ static ngx_http_bulk_op_t  ngx_http_bulk_ops[] = {
       0, ngx_http_bulk_export_file_handler },
 
     { NGX_HTTP_GET|NGX_HTTP_HEAD, "GET, HEAD", "metadata", "GET or HEAD", 0,
-      ngx_http_bulk_metadata_handler }
+      ngx_http_bulk_metadata_handler },
+
+    { NGX_HTTP_GET|NGX_HTTP_HEAD, "GET, HEAD", "the BulkImportStatus list",
+      "GET", 0, ngx_http_bulk_import_list_handler }
 };
 
 
@@ -974,12 +977,19 @@ ngx_http_bulk_load(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-/* bulk_import_status <id>: the id may hold variables */
+/*
+ * bulk_import_status <id>: one status (the id may hold variables);
+ * without an id: the list of jobs
+ */
 
 static char *
 ngx_http_bulk_import_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     char  *rv;
+
+    if (cmd->post == NULL && cf->args->nelts == 1) {
+        return ngx_http_bulk_set_op(cf, conf, NGX_HTTP_BULK_OP_STATUS_LIST);
+    }
 
     rv = ngx_http_bulk_set_op(cf, conf, cmd->post
                                         ? (ngx_uint_t) cmd->post

@@ -26,6 +26,7 @@
 #define NGX_HTTP_BULK_OP_EXPORT_STATUS  7
 #define NGX_HTTP_BULK_OP_EXPORT_FILE    8
 #define NGX_HTTP_BULK_OP_METADATA    9
+#define NGX_HTTP_BULK_OP_STATUS_LIST 10
 
 /* bulk_export system|patient|group */
 #define NGX_HTTP_BULK_EXPORT_SYSTEM  0

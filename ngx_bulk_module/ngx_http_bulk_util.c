@@ -100,16 +100,34 @@ ngx_int_t
 ngx_http_bulk_send_json(ngx_http_request_t *r, ngx_uint_t status,
     ngx_buf_t *b)
 {
-    ngx_int_t    rc;
-    ngx_chain_t  out;
+    static ngx_str_t  json = ngx_string("application/json");
+
+    return ngx_http_bulk_send_whole(r, status, b, &json);
+}
+
+
+/*
+ * A whole answer in one buffer, of a Content-Type (parameters after ';'
+ * kept out of content_type_len, as the charset filter expects)
+ */
+
+ngx_int_t
+ngx_http_bulk_send_whole(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_buf_t *b, ngx_str_t *type)
+{
+    u_char       *semi;
+    ngx_int_t     rc;
+    ngx_chain_t   out;
 
     b->last_buf = (r == r->main) ? 1 : 0;
     b->last_in_chain = 1;
 
     r->headers_out.status = status;
     r->headers_out.content_length_n = b->last - b->pos;
-    ngx_str_set(&r->headers_out.content_type, "application/json");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type = *type;
+    semi = ngx_strlchr(type->data, type->data + type->len, ';');
+    r->headers_out.content_type_len = semi ? (size_t) (semi - type->data)
+                                           : type->len;
     r->headers_out.content_type_lowcase = NULL;
 
     rc = ngx_http_send_header(r);

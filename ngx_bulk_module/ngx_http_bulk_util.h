@@ -30,6 +30,8 @@ ngx_int_t ngx_http_bulk_send_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *code, const char *fmt, ...);
 ngx_int_t ngx_http_bulk_send_json(ngx_http_request_t *r, ngx_uint_t status,
     ngx_buf_t *b);
+ngx_int_t ngx_http_bulk_send_whole(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_buf_t *b, ngx_str_t *type);
 ngx_int_t ngx_http_bulk_add_header(ngx_http_request_t *r, const char *key,
     const char *value);
 ngx_int_t ngx_http_bulk_arg(ngx_http_request_t *r, ngx_str_t *name,

@@ -248,3 +248,24 @@ qr/\[emerg\].*PostgreSQL host "db\.example\.org" is a name: .*hostaddr/
 GET /x
 --- error_code: 503
 --- response_body_like: database unavailable: .*127\.0\.0\.1.*port 1
+
+
+
+=== TEST 24: bulk_import_status takes one id or none (the list)
+--- config
+    bulk_pg "$TEST_NGINX_PG_CONNINFO";
+    location = /x { bulk_import_status $arg_a $arg_b; }
+--- must_die
+--- error_log eval
+qr/\[emerg\].*invalid number of arguments in "bulk_import_status" directive/
+
+
+
+=== TEST 25: bulk_import_status without an id lists the jobs, wherever it is
+--- config
+    bulk_pg "$TEST_NGINX_PG_CONNINFO";
+    location = /jobs { bulk_import_status; }
+--- request
+GET /jobs?_count=1
+--- error_code: 200
+--- response_body_like: ^\{"resourceType":"Bundle","type":"searchset","total":\d+,"link":\[\{"relation":"self","url":"http://[^"]+/jobs\?_count=1"\}\]

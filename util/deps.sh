@@ -1,12 +1,14 @@
 #!/bin/bash
 # Installs what ngx_bulk needs from Debian's packages; quick when present.
-# (libssl-dev, libpcre2-dev: make asan builds nginx itself from source)
+# (libssl-dev, libpcre2-dev: make asan builds nginx itself from source;
+# chromium: t/045 renders the job view in a real browser)
 set -euo pipefail
 
 pkgs=(nginx-core nginx-dev libpq-dev libyajl-dev zlib1g-dev libyaml-dev
       postgresql-15 postgresql-client-15 libtest-base-perl libdbd-pg-perl
       libio-compress-perl curl gzip make gcc clang libclang-rt-14-dev
-      valgrind procps openssl libssl-dev libpcre2-dev)
+      valgrind procps openssl libssl-dev libpcre2-dev chromium
+      fonts-dejavu-core)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -106,6 +106,8 @@ ngx_bulk is serving on $BASE (Ctrl-C stops nginx and PostgreSQL)
   # \$import: 202 at once with Content-Location, then its status
   curl -si '$BASE/fhir/\$import' -H 'Content-Type: application/json' -d '{"id": "sample", "contentEncoding": "gzip", "inputs": [{"resourceType": "Patient", "url": "$BASE/sample/Patient.ndjson.gz"}, {"resourceType": "Observation", "url": "$BASE/sample/Observation.ndjson.gz"}]}'
   curl -s '$BASE/BulkImportStatus/sample'
+  curl -s '$BASE/BulkImportStatus?_count=5'        # the jobs, newest first
+  # the job view in a browser: $BASE/BulkImportStatus
 
   # FHIR Bulk Data \$export: 202 with Content-Location, then poll it (the
   # Group "sample" holds ten patients; /fhir/\$export and

@@ -10,6 +10,7 @@
 #   make build/typefilter_sql   prints the SQL of a _typeFilter
 #   make fuzz-pgcopy            libFuzzer of the binary COPY reader, as long
 #   make fuzz-dumpfmt           libFuzzer of the elastic-bulk and sql texts
+#   make fuzz-view              libFuzzer of the HTML job view, as long
 #   make bench-format           MB/s against yajl parse + yajl_gen
 #   make build/fhir2rows        FHIR NDJSON -> COPY rows (make bench)
 
@@ -152,6 +153,7 @@ fuzz:
 	$(MAKE) fuzz-elements
 	$(MAKE) fuzz-export_params
 	$(MAKE) fuzz-dumpfmt
+	$(MAKE) fuzz-view
 
 # $export building blocks: search parameter tables, _typeFilter to SQL,
 # _elements, kick-off parameters
@@ -231,3 +233,27 @@ build/unit/test_dumpfmt: t/unit/test_dumpfmt.c $(DUMPFMT_DEPS)
 build/fuzz/fuzz_dumpfmt: fuzz/fuzz_dumpfmt.c $(DUMPFMT_DEPS)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FORMAT_INC) -o $@ $< $(DUMPFMT_SRCS)
+
+# the HTML job view of BulkImportStatus (make fuzz-view)
+
+VIEW_DEPS = ngx_bulk_module/ngx_bulk_view.c ngx_bulk_module/ngx_bulk_view.h
+
+build/unit/test_view: t/unit/test_view.c $(VIEW_DEPS)
+	@mkdir -p $(@D)
+	$(UNIT_CC) $(UNIT_CFLAGS) $(FORMAT_INC) -o $@ $< \
+		ngx_bulk_module/ngx_bulk_view.c -lyajl
+
+build/fuzz/fuzz_view: fuzz/fuzz_view.c $(VIEW_DEPS)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FORMAT_INC) -o $@ $< \
+		ngx_bulk_module/ngx_bulk_view.c -lyajl
+
+fuzz-view: build/fuzz/fuzz_view
+	rm -rf build/fuzz/corpus-view
+	mkdir -p build/fuzz/corpus-view build/fuzz/artifacts-view
+	cp t/fuzz/view/* build/fuzz/corpus-view/
+	./build/fuzz/fuzz_view -max_total_time=$(FUZZ_TIME) \
+		-max_len=65536 -timeout=10 -print_final_stats=1 \
+		-artifact_prefix=build/fuzz/artifacts-view/ build/fuzz/corpus-view
+
+.PHONY: fuzz-view
