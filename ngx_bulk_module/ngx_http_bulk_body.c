@@ -337,7 +337,8 @@ ngx_http_bulk_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 
     /* a push upload's body is its load's: it counts its bytes itself */
 
-    if (blcf->body_max < 0 || r != r->main || ngx_http_bulk_push_request(r))
+    if (blcf->body_max < 0 || r != r->main
+        || (blcf->op == NGX_HTTP_BULK_OP_LOAD && ngx_http_bulk_push_request(r)))
     {
         return ngx_http_bulk_next_body_filter(r, in);
     }
