@@ -162,9 +162,11 @@ ngx_http_bulk_push_start(ngx_http_bulk_source_t *s)
 
     r->request_body_no_buffering = 1;
 
-    /* the body handler runs inside: the first pull comes from the load */
-
-    /* nginx sets its own write handler: the load's wakes it */
+    /*
+     * the body handler is called from inside (it only notes it: the first
+     * pull comes from the load); nginx sets its own write handler, and
+     * the load's is the one that wakes it
+     */
 
     wake = r->write_event_handler;
 

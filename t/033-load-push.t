@@ -23,6 +23,9 @@ plan 'no_plan';
 workers(1);
 
 $ENV{TEST_NGINX_H2C_PORT} = $ENV{TEST_NGINX_SERVER_PORT} + 1;
+$ENV{TEST_NGINX_PROXY_PORT} = $ENV{TEST_NGINX_SERVER_PORT} + 15;
+$ENV{TEST_NGINX_PROXY_CONNINFO} = "hostaddr=127.0.0.1 port=$ENV{TEST_NGINX_PROXY_PORT} "
+    . "user=postgres dbname=bulk connect_timeout=5";
 
 our $Config = <<'CONF';
     bulk_pg "$TEST_NGINX_PG_CONNINFO";
@@ -36,6 +39,18 @@ our $Config = <<'CONF';
     }
     location = /impatient/Patient/$load {
         client_body_timeout 1s;
+        bulk_load aidbox Patient;
+    }
+    location = /stalled/Patient/$load {
+        bulk_pg "$TEST_NGINX_PROXY_CONNINFO";
+        bulk_pg_timeout 300s;
+        client_max_body_size 0;
+        bulk_load aidbox Patient;
+    }
+    location = /one/Patient/$load {
+        bulk_pg "$TEST_NGINX_PG_CONNINFO application_name=ngx_bulk_one";
+        bulk_pg_pool 1 timeout=1s;
+        client_max_body_size 0;
         bulk_load aidbox Patient;
     }
 CONF
@@ -84,6 +99,18 @@ sub open_push {
     print $s "POST $path HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
         . "Content-Type: application/x-ndjson\r\n$len\r\n";
     return $s;
+}
+
+# the head of a response (up to the blank line), read byte by byte
+sub read_head {
+    my ($s) = @_;
+    my $h = '';
+    my $sel = IO::Select->new($s);
+    while ($h !~ /\r\n\r\n\z/ && $sel->can_read(60 * BulkTest::slack())) {
+        sysread($s, my $c, 1) or last;
+        $h .= $c;
+    }
+    return $h;
 }
 
 sub read_all {
@@ -364,3 +391,92 @@ SKIP: {
     ok($grew < 32, "the worker's peak RSS grew by less than 32 MB");
 }
 is(main::patients(), $lines, "all rows");
+
+
+
+=== TEST 11: a database slower than the client: nginx stops reading the body, the client waits
+--- init
+BulkTest::reset_type('Patient');
+--- perl_test
+use IO::Handle;
+my $proxy = BulkTest::proxy_start($ENV{TEST_NGINX_PROXY_PORT}, '127.0.0.1', $ENV{PGPORT}, 300);
+my ($pid) = bulk_worker_pids();
+my $rss0 = bulk_rss_kb($pid);
+my $s = main::open_push('/stalled/Patient/$load');
+my $piece = main::pats(1, 500, ',"pad":"' . ('w' x 200) . '"');
+my $chunk = sprintf("%x\r\n", length $piece) . $piece . "\r\n";
+print $s $chunk for 1 .. 4;
+$s->flush;
+ok(main::wait_until(sub { main::copied() > 0 }, 60), "COPY runs through the proxy");
+kill 'USR1', $proxy;    # the database stops reading
+$s->blocking(0);
+my $sel = IO::Select->new($s);
+my ($sent, $limit) = (0, 200 * 1024 * 1024);
+my $pending = $chunk;
+# write as long as nginx reads; a client that may not write for 3 s is
+# held back (without backpressure the whole 200 MB would go through)
+while ($sent < $limit && $sel->can_write(3)) {
+    my $n = syswrite($s, $pending);
+    next unless defined $n;
+    $sent += $n;
+    substr($pending, 0, $n) = '';
+    $pending = $chunk if $pending eq '';
+}
+ok($sent < 64 * 1024 * 1024, sprintf("the client was held back after %.1f MB", $sent / 1048576));
+my $grew = (bulk_peak_rss_kb($pid) - $rss0) / 1024;
+SKIP: {
+    skip "RSS bounds mean nothing under the sanitizers or valgrind", 1
+        if $Test::Nginx::Socket::UseSanitizers || $Test::Nginx::Socket::UseValgrind;
+    ok($grew < 32, sprintf("the worker did not buffer it (peak RSS +%.1f MB)", $grew));
+}
+BulkTest::proxy_stop($proxy);    # the database goes away
+$s->blocking(1);
+my $out = main::read_all($s);
+like($out, qr{^HTTP/1\.1 503 }, "the load fails: 503");
+is(main::patients(), 0, "nothing committed");
+
+
+
+=== TEST 12: the pool busy: 503 before the body is read, the body discarded, the connection kept
+--- init
+BulkTest::reset_type('Patient');
+--- perl_test
+# a slow upload holds the location's only connection
+my $a = main::open_push('/one/Patient/$load');
+my $p = main::pats(1, 2);
+print $a sprintf("%x\r\n", length $p) . $p . "\r\n";
+ok(main::wait_until(sub { BulkTest::sql_one(q{SELECT count(*) FROM pg_stat_activity
+    WHERE application_name = 'ngx_bulk_one' AND state <> 'idle'}) }, 30), "the connection is busy");
+# a keep-alive client: a push that waits for the pool, then another request
+my $b = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ENV{TEST_NGINX_SERVER_PORT})
+    or die "connect: $!";
+binmode $b;
+my $body = main::pats(10, 20);
+print $b "POST /one/Patient/\$load HTTP/1.1\r\nHost: localhost\r\n"
+    . "Content-Type: application/fhir+ndjson\r\nContent-Length: " . length($body) . "\r\n\r\n$body";
+my $h = main::read_head($b);
+like($h, qr{^HTTP/1\.1 503 .*Retry-After}s, "503 when the pool stays busy");
+my ($len) = $h =~ /Content-Length: (\d+)/i;
+sysread($b, my $ob, $len) if $len;
+like($ob, qr/OperationOutcome/, "an OperationOutcome");
+print $b "GET /Nope/\$dump HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+like(main::read_all($b), qr{^HTTP/1\.1 404 }, "the connection serves its next request: the body was discarded");
+print $a "0\r\n\r\n";
+like(main::read_all($a), qr/\{"total":2\}\n$/, "the slow upload completes");
+
+
+
+=== TEST 13: Expect: 100-continue: the 100 comes once COPY is open
+--- init
+BulkTest::reset_type('Patient');
+--- perl_test
+my $body = main::pats(1, 3);
+my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ENV{TEST_NGINX_SERVER_PORT})
+    or die "connect: $!";
+binmode $s;
+print $s "POST /Patient/\$load HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+    . "Content-Type: application/fhir+ndjson\r\nExpect: 100-continue\r\n"
+    . "Content-Length: " . length($body) . "\r\n\r\n";
+like(main::read_head($s), qr{^HTTP/1\.1 100 Continue}, "100 Continue before the body");
+print $s $body;
+like(main::read_all($s), qr{^HTTP/1\.1 200 .*\{"total":3\}\n$}s, "loaded");
