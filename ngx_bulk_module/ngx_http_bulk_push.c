@@ -25,8 +25,6 @@ static void ngx_http_bulk_push_started(ngx_http_request_t *r);
 static void ngx_http_bulk_push_read(ngx_http_request_t *r);
 static void ngx_http_bulk_push_pull(ngx_http_bulk_source_t *s);
 static ngx_int_t ngx_http_bulk_push_take(ngx_http_bulk_source_t *s);
-static ngx_int_t ngx_http_bulk_push_unfile(ngx_http_bulk_source_t *s,
-    ngx_chain_t *cl);
 static void ngx_http_bulk_push_failed(ngx_http_bulk_source_t *s,
     ngx_int_t rc);
 static void ngx_http_bulk_push_stop(ngx_http_bulk_source_t *s);
@@ -326,8 +324,16 @@ ngx_http_bulk_push_take(ngx_http_bulk_source_t *s)
         return NGX_OK;
     }
 
+    /*
+     * never in a file: unbuffered reading keeps the body in memory, and
+     * when HTTP/2 has it whole before the load reads it, its buffer is at
+     * least the stream's first window, which the body fits in
+     */
+
     for (cl = rb->bufs; cl; cl = cl->next) {
-        if (cl->buf->in_file && ngx_http_bulk_push_unfile(s, cl) != NGX_OK) {
+        if (cl->buf->in_file) {
+            ngx_log_error(NGX_LOG_ALERT, s->request->connection->log, 0,
+                          "bulk: a push upload's body in a file");
             return NGX_ERROR;
         }
     }
@@ -342,45 +348,6 @@ ngx_http_bulk_push_take(ngx_http_bulk_source_t *s)
     rb->bufs = NULL;
 
     return rc;
-}
-
-
-/*
- * A body nginx wrote to a file: HTTP/2 buffers a body that came whole
- * with the request, at most http2_body_preread_size, as a request body
- * it reads itself; the pieces are read back into memory at once.
- */
-
-static ngx_int_t
-ngx_http_bulk_push_unfile(ngx_http_bulk_source_t *s, ngx_chain_t *cl)
-{
-    off_t       size;
-    ssize_t     n;
-    ngx_buf_t  *b;
-
-    b = cl->buf;
-    size = b->file_last - b->file_pos;
-
-    b = ngx_create_temp_buf(s->request->pool, (size_t) ngx_max(size, 1));
-    if (b == NULL) {
-        return NGX_ERROR;
-    }
-
-    n = ngx_read_file(cl->buf->file, b->pos, (size_t) size,
-                      cl->buf->file_pos);
-
-    if (n != size) {
-        ngx_log_error(NGX_LOG_ERR, s->request->connection->log, 0,
-                      "bulk: cannot read the request body from \"%V\"",
-                      &cl->buf->file->name);
-        return NGX_ERROR;
-    }
-
-    b->last = b->pos + n;
-    b->last_buf = cl->buf->last_buf;
-    cl->buf = b;
-
-    return NGX_OK;
 }
 
 

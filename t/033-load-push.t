@@ -47,6 +47,11 @@ our $Config = <<'CONF';
         client_max_body_size 0;
         bulk_load aidbox Patient;
     }
+    location = /wait/Patient/$load {
+        bulk_pg "$TEST_NGINX_PG_CONNINFO application_name=ngx_bulk_wait";
+        bulk_pg_pool 1 timeout=60s;
+        bulk_load aidbox Patient;
+    }
     location = /one/Patient/$load {
         bulk_pg "$TEST_NGINX_PG_CONNINFO application_name=ngx_bulk_one";
         bulk_pg_pool 1 timeout=1s;
@@ -58,8 +63,16 @@ CONF
 our $HttpConfig = <<'HTTP';
     server {
         listen 127.0.0.1:$TEST_NGINX_H2C_PORT http2;
+        # small: a body that came whole before the load read it is
+        # buffered by nginx itself, which needs more than this
+        client_body_buffer_size 1k;
         bulk_pg "$TEST_NGINX_PG_CONNINFO";
         include $TEST_NGINX_REPO/conf/bulk_api.conf;
+        location = /wait/Patient/$load {
+            bulk_pg "$TEST_NGINX_PG_CONNINFO application_name=ngx_bulk_wait";
+            bulk_pg_pool 1 timeout=60s;
+            bulk_load aidbox Patient;
+        }
     }
 HTTP
 
@@ -358,7 +371,11 @@ $out = `curl -sS --http2-prior-knowledge -w ' %{http_version}' -H 'Content-Type:
 is($out, qq|{"total":3}\n 2|, "a small gzip body over h2 (it comes with the headers)");
 $out = `cat $dir/a.ndjson | curl -sS --http2-prior-knowledge -w ' %{http_version}' -H 'Content-Type: application/x-ndjson' -T - -X POST '$url' 2>&1`;
 is($out, qq|{"total":5000}\n 2|, "streamed over h2 without a length");
-is(main::patients(), 5003, "5003 patients");
+# 40 KB: under the stream's first window, over client_body_buffer_size
+BulkTest::write_file("$dir/c.ndjson", main::pats(6001, 6750));
+$out = `curl -sS --http2-prior-knowledge -w ' %{http_version}' -H 'Content-Type: application/fhir+ndjson' --data-binary \@$dir/c.ndjson '$url' 2>&1`;
+is($out, qq|{"total":750}\n 2|, "a 40 KB body over h2");
+is(main::patients(), 5753, "5753 patients");
 
 
 
@@ -480,3 +497,34 @@ print $s "POST /Patient/\$load HTTP/1.1\r\nHost: localhost\r\nConnection: close\
 like(main::read_head($s), qr{^HTTP/1\.1 100 Continue}, "100 Continue before the body");
 print $s $body;
 like(main::read_all($s), qr{^HTTP/1\.1 200 .*\{"total":3\}\n$}s, "loaded");
+
+
+
+=== TEST 14: HTTP/2: a body that came whole while the load waited for the pool (nginx buffers it itself)
+--- skip_eval
+1: system('curl --version 2>/dev/null | grep -q HTTP2') != 0 ? 'curl without HTTP/2' : ''
+--- init
+BulkTest::reset_type('Patient');
+--- perl_test
+# an HTTP/1.1 upload holds the pool's one connection (the h2 server's
+# location shares the pool: same conninfo and size)
+my $a = main::open_push('/wait/Patient/$load');
+my $p = main::pats(1, 2);
+print $a sprintf("%x\r\n", length $p) . $p . "\r\n";
+ok(main::wait_until(sub { BulkTest::sql_one(q{SELECT count(*) FROM pg_stat_activity
+    WHERE application_name = 'ngx_bulk_wait' AND state <> 'idle'}) }, 30), "the connection is busy");
+my $dir = File::Temp::tempdir(CLEANUP => 1);
+BulkTest::write_file("$dir/c.ndjson", main::pats(101, 850));
+my $ends = () = bulk_error_log() =~ /http2 frame type:0 f:1 /g;
+open(my $c, '-|', 'curl', '-sS', '--http2-prior-knowledge', '-H', 'Content-Type: application/fhir+ndjson',
+     '--data-binary', "\@$dir/c.ndjson", "http://127.0.0.1:$ENV{TEST_NGINX_H2C_PORT}/wait/Patient/\$load")
+    or die "curl: $!";
+# the signal: nginx has the h2 body's last DATA frame (END_STREAM)
+ok(main::wait_until(sub { my $n = () = bulk_error_log() =~ /http2 frame type:0 f:1 /g; $n > $ends }, 60),
+   "the whole h2 body came while its load waits for the pool");
+print $a "0\r\n\r\n";
+like(main::read_all($a), qr/\{"total":2\}\n$/, "the first upload completes");
+my $out = do { local $/; <$c> };
+close $c;
+is($out, qq|{"total":750}\n|, "the h2 upload loads all 750 lines");
+is(main::patients(), 752, "752 patients");
