@@ -1977,6 +1977,10 @@ ngx_http_bulk_load_end(ngx_http_bulk_load_ctx_t *ctx)
     ngx_int_t            rc;
     ngx_http_request_t  *r;
 
+    if (ctx->state == ngx_http_bulk_load_done) {
+        return;
+    }
+
     if (ngx_http_bulk_source_busy(&ctx->source)) {
         /* the source is still finishing: its end wakes the parent */
         return;

@@ -63,12 +63,15 @@ ngx_http_bulk_source_resume(ngx_http_bulk_source_t *s)
 ngx_int_t
 ngx_http_bulk_source_stop(ngx_http_bulk_source_t *s)
 {
+    ngx_http_request_t  *sr;
+
     s->failed = 1;
+    sr = s->sr;
 
     s->ops->stop(s);
 
-    if (s->sr) {
-        /* the subrequest's end wakes the parent */
+    if (sr) {
+        /* the subrequest's end wakes (or already woke) the parent */
         return NGX_AGAIN;
     }
 
