@@ -133,8 +133,8 @@ typedef ngx_http_bulk_load_t  ngx_http_bulk_load_ctx_t;
 static ngx_int_t ngx_http_bulk_load_push(ngx_http_request_t *r);
 static ngx_int_t ngx_http_bulk_load_body(ngx_http_request_t *r,
     yajl_val root);
-static ngx_int_t ngx_http_bulk_load_new(ngx_http_request_t *r,
-    ngx_http_bulk_load_ctx_t **ctxp);
+static ngx_http_bulk_load_ctx_t *ngx_http_bulk_load_new(
+    ngx_http_request_t *r, ngx_int_t *rc);
 static ngx_int_t ngx_http_bulk_load_options(ngx_http_bulk_load_ctx_t *ctx,
     yajl_val root);
 static ngx_int_t ngx_http_bulk_load_init(ngx_http_bulk_load_ctx_t *ctx);
@@ -218,15 +218,10 @@ ngx_http_bulk_load_push(ngx_http_request_t *r)
                                         "be gzip or identity");
     }
 
-    rc = ngx_http_bulk_load_new(r, &ctx);
+    ctx = ngx_http_bulk_load_new(r, &rc);
 
-    if (rc != NGX_OK) {
-        if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-            return rc;
-        }
-
-        /* answered: the body is not needed */
-
+    if (ctx == NULL) {
+        /* answered (an unknown type): the body is not needed */
         (void) ngx_http_discard_request_body(r);
         return rc;
     }
@@ -263,12 +258,13 @@ ngx_http_bulk_load_push(ngx_http_request_t *r)
 
 
 /*
- * A $load request's context, with the route's type: NGX_OK, or what the
- * content handler returns (an unknown type is answered 404 here).
+ * A $load request's context, with the route's type; NULL when answered
+ * (an unknown type is a 404) or failed, with what the content handler
+ * returns in rc.
  */
 
-static ngx_int_t
-ngx_http_bulk_load_new(ngx_http_request_t *r, ngx_http_bulk_load_ctx_t **ctxp)
+static ngx_http_bulk_load_ctx_t *
+ngx_http_bulk_load_new(ngx_http_request_t *r, ngx_int_t *rc)
 {
     ngx_http_variable_value_t  *vv;
     ngx_http_bulk_loc_conf_t   *blcf;
@@ -276,9 +272,11 @@ ngx_http_bulk_load_new(ngx_http_request_t *r, ngx_http_bulk_load_ctx_t **ctxp)
 
     blcf = ngx_http_get_module_loc_conf(r, ngx_http_bulk_module);
 
+    *rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_bulk_load_ctx_t));
     if (ctx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NULL;
     }
 
     ctx->request = r;
@@ -289,7 +287,7 @@ ngx_http_bulk_load_new(ngx_http_request_t *r, ngx_http_bulk_load_ctx_t **ctxp)
         if (blcf->load_type_var) {
             vv = ngx_http_get_indexed_variable(r, blcf->load_type_index);
             if (vv == NULL || vv->not_found) {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+                return NULL;
             }
 
             ctx->type.data = vv->data;
@@ -302,16 +300,15 @@ ngx_http_bulk_load_new(ngx_http_request_t *r, ngx_http_bulk_load_ctx_t **ctxp)
         if (ngx_http_bulk_type_valid(ctx->type.data, ctx->type.len)
             != NGX_OK)
         {
-            return ngx_http_bulk_send_error(r, NGX_HTTP_NOT_FOUND,
-                                            "not-found",
-                                            "unknown resource type \"%V\"",
-                                            &ctx->type);
+            *rc = ngx_http_bulk_send_error(r, NGX_HTTP_NOT_FOUND,
+                                           "not-found",
+                                           "unknown resource type \"%V\"",
+                                           &ctx->type);
+            return NULL;
         }
     }
 
-    *ctxp = ctx;
-
-    return NGX_OK;
+    return ctx;
 }
 
 
@@ -321,9 +318,9 @@ ngx_http_bulk_load_body(ngx_http_request_t *r, yajl_val root)
     ngx_int_t                  rc;
     ngx_http_bulk_load_ctx_t  *ctx;
 
-    rc = ngx_http_bulk_load_new(r, &ctx);
+    ctx = ngx_http_bulk_load_new(r, &rc);
 
-    if (rc != NGX_OK) {
+    if (ctx == NULL) {
         return rc;
     }
 

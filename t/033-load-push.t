@@ -242,6 +242,9 @@ like($r->{body}, qr/^\{"errors":2,"issues":\[\{"line":1,"diagnostics":"the resou
      "untyped route: a type is needed and must exist");
 $r = main::push_load('/Nope/$load', main::pats(1, 1));
 is($r->{status}, 404, "a typed route of a type with no table: 404");
+$r = main::push_load('/' . ('P' x 100) . '/$load', main::pats(1, 1));
+is($r->{status}, 404, "a type name too long for a type: 404 before any SQL");
+like($r->{body}, qr/"code":"not-found"/, "an OperationOutcome");
 
 
 
