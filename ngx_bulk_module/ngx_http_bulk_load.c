@@ -131,6 +131,8 @@ typedef ngx_http_bulk_load_t  ngx_http_bulk_load_ctx_t;
 
 
 static ngx_int_t ngx_http_bulk_load_push(ngx_http_request_t *r);
+static ngx_int_t ngx_http_bulk_load_push_args(ngx_http_request_t *r,
+    ngx_http_bulk_load_opts_t *opts, u_char *err, size_t len);
 static ngx_int_t ngx_http_bulk_load_body(ngx_http_request_t *r,
     yajl_val root);
 static ngx_http_bulk_load_ctx_t *ngx_http_bulk_load_new(
@@ -226,6 +228,15 @@ ngx_http_bulk_load_push(ngx_http_request_t *r)
         return rc;
     }
 
+    if (ngx_http_bulk_load_push_args(r, &ctx->opts, ctx->err,
+                                     sizeof(ctx->err))
+        != NGX_OK)
+    {
+        (void) ngx_http_discard_request_body(r);
+        return ngx_http_bulk_send_error(r, NGX_HTTP_BAD_REQUEST, "invalid",
+                                        "%s", ctx->err);
+    }
+
     if (ctx->conf->body_max > 0
         && r->headers_in.content_length_n > ctx->conf->body_max)
     {
@@ -254,6 +265,51 @@ ngx_http_bulk_load_push(ngx_http_request_t *r)
     ngx_http_bulk_load_run(ctx);
 
     return NGX_DONE;
+}
+
+
+/*
+ * A push has no JSON body for its options: ?update=true|false and
+ * ?strip-nulls=true|false (merge, an object, has no place in a query).
+ * NGX_OK, or NGX_DECLINED with err saying why.
+ */
+
+static ngx_int_t
+ngx_http_bulk_load_push_args(ngx_http_request_t *r,
+    ngx_http_bulk_load_opts_t *opts, u_char *err, size_t len)
+{
+    ngx_str_t    v;
+    ngx_uint_t   i, on;
+    const char  *name[] = { "update", "strip-nulls" };
+
+    for (i = 0; i < 2; i++) {
+        if (ngx_http_arg(r, (u_char *) name[i], ngx_strlen(name[i]), &v)
+            != NGX_OK)
+        {
+            continue;
+        }
+
+        if (v.len == 4 && ngx_strncmp(v.data, "true", 4) == 0) {
+            on = 1;
+
+        } else if (v.len == 5 && ngx_strncmp(v.data, "false", 5) == 0) {
+            on = 0;
+
+        } else {
+            ngx_snprintf(err, len - 1, "\"%s\" must be true or false%Z",
+                         name[i]);
+            return NGX_DECLINED;
+        }
+
+        if (i == 0) {
+            opts->update = on;
+
+        } else {
+            opts->strip_nulls = on;
+        }
+    }
+
+    return NGX_OK;
 }
 
 

@@ -5,7 +5,8 @@
 # type on a typed route, an empty body, chunked and Content-Length bodies,
 # a client that stops half way (closes, or times out) rolls back and
 # leaves the pool's connection reusable, a slow client, the size limit,
-# HTTP/2, and a 60 MB upload in flat memory.
+# HTTP/2, update and strip-nulls in the query string, and a 60 MB upload
+# in flat memory.
 use FindBin;
 BEGIN { eval { require Test::Nginx::Socket; 1 } or unshift @INC, "$FindBin::Bin/lib" }
 use lib "$FindBin::Bin/inc";
@@ -533,3 +534,29 @@ my $out = do { local $/; <$c> };
 close $c;
 is($out, qq|{"total":750}\n|, "the h2 upload loads all 750 lines");
 is(main::patients(), 752, "752 patients");
+
+
+
+=== TEST 15: options in the query string: update, strip-nulls
+--- init
+BulkTest::reset_type('Patient');
+--- perl_test
+my $r = main::push_load('/Patient/$load', qq|{"resourceType":"Patient","id":"u1","active":true}\n|);
+is($r->{body}, qq|{"total":1}\n|, "first version");
+$r = main::push_load('/Patient/$load?update=true', qq|{"resourceType":"Patient","id":"u1","active":false}\n|);
+is($r->{body}, qq|{"total":1}\n|, "second version with update=true");
+is(BulkTest::sql_one(q{SELECT count(*) FROM patient_history WHERE id = 'u1'}), 1,
+   "the replaced row went to _history");
+is(BulkTest::sql_one(q{SELECT resource->>'active' FROM patient WHERE id = 'u1'}), 'false', "the new one is current");
+$r = main::push_load('/Patient/$load?update=false', qq|{"resourceType":"Patient","id":"u1","active":true}\n|);
+is(BulkTest::sql_one(q{SELECT count(*) FROM patient_history WHERE id = 'u1'}), 1, "update=false: no history");
+my $n = qq|{"resourceType":"Patient","id":"n1","gender":null,"name":[{"family":null,"given":["A"]}]}\n|;
+$r = main::push_load('/Patient/$load?strip-nulls=true', $n);
+is(BulkTest::sql_one(q{SELECT resource::text FROM patient WHERE id = 'n1'}), '{"name": [{"given": ["A"]}]}',
+   "strip-nulls=true: nulls stripped at every level");
+$r = main::push_load('/Patient/$load', $n);
+like(BulkTest::sql_one(q{SELECT resource::text FROM patient WHERE id = 'n1'}), qr/"gender": null/,
+     "without it they stay");
+$r = main::push_load('/Patient/$load?update=yes', $n);
+is($r->{status}, 400, "update=yes: 400");
+like($r->{body}, qr/\\"update\\" must be true or false/, "says why");
