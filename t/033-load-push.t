@@ -257,6 +257,14 @@ my $r = main::push_load('/Patient/$load', '');
 is("$r->{status} $r->{body}", qq|200 {"total":0}\n|, "an empty body: total 0");
 $r = main::push_load('/$load', '');
 is("$r->{status} $r->{body}", qq|200 {}\n|, "an empty body, untyped: {}");
+# the same from a URL (no good line used to send an empty upsert: a 503)
+BulkTest::write_file("$ENV{TEST_NGINX_HTML_DIR}/empty.ndjson", '');
+BulkTest::write_file("$ENV{TEST_NGINX_HTML_DIR}/allbad.ndjson", "nope\n");
+for my $f (qw(empty allbad)) {
+    $r = bulk_http_request(POST => '/Patient/$load', headers => { 'Content-Type' => 'application/json' },
+        body => qq|{"source":"http://127.0.0.1:$ENV{TEST_NGINX_SERVER_PORT}/src/$f.ndjson"}|);
+    like("$r->{status} $r->{body}", qr/^200 \{"total":0[,}]/, "a URL load of $f.ndjson: 200, total 0");
+}
 $r = main::push_load('/Patient/$load', undef, undef, chunks => []);
 is("$r->{status} $r->{body}", qq|200 {"total":0}\n|, "an empty chunked body");
 my $text = main::pats(1, 300);
