@@ -12,18 +12,26 @@
  * configuration moves the limit of locations that read bodies into
  * blcf->body_max (see ngx_http_bulk_merge_loc_conf()), a Content-Length
  * over it is refused before reading, and the request body filter below
- * drops a chunked body's bytes past it.
+ * drops a chunked body's bytes past it.  $load's own body names a URL:
+ * its limit is at most NGX_HTTP_BULK_BODY_LOAD_MAX whatever
+ * client_max_body_size says, as that limit is for push uploads
+ * (ngx_http_bulk_push.c), which this file does not read.
  */
 
 
 #include "ngx_http_bulk_body.h"
 #include "ngx_http_bulk_util.h"
+#include "ngx_http_bulk_push.h"
 #include "ngx_bulk_body.h"
+
+
+#define NGX_HTTP_BULK_BODY_LOAD_MAX  (1024 * 1024)
 
 
 typedef struct {
     ngx_http_bulk_stats_t   stats;      /* first: the log variables */
     ngx_http_bulk_body_pt   handler;
+    off_t                   max;        /* 0: any size */
     off_t                   received;
     unsigned                yaml:1;
     unsigned                too_large:1;
@@ -39,6 +47,7 @@ static void ngx_http_bulk_body_free(void *data);
 static ngx_int_t ngx_http_bulk_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
 static yajl_val ngx_http_bulk_body_member(yajl_val obj, const char *name);
+static off_t ngx_http_bulk_body_max(ngx_http_request_t *r);
 
 
 static ngx_http_request_body_filter_pt  ngx_http_bulk_next_body_filter;
@@ -47,16 +56,14 @@ static ngx_http_request_body_filter_pt  ngx_http_bulk_next_body_filter;
 ngx_int_t
 ngx_http_bulk_read_body(ngx_http_request_t *r, ngx_http_bulk_body_pt handler)
 {
+    off_t                      max;
     ngx_int_t                  rc;
     ngx_uint_t                 yaml;
-    ngx_http_bulk_loc_conf_t  *blcf;
     ngx_http_bulk_body_ctx_t  *ctx;
 
-    blcf = ngx_http_get_module_loc_conf(r, ngx_http_bulk_module);
+    max = ngx_http_bulk_body_max(r);
 
-    if (blcf->body_max > 0
-        && r->headers_in.content_length_n > blcf->body_max)
-    {
+    if (max > 0 && r->headers_in.content_length_n > max) {
         rc = ngx_http_discard_request_body(r);
         if (rc != NGX_OK) {
             return rc;
@@ -65,7 +72,7 @@ ngx_http_bulk_read_body(ngx_http_request_t *r, ngx_http_bulk_body_pt handler)
         return ngx_http_bulk_send_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
                                         "too-large",
                                         "the body is larger than %O bytes",
-                                        blcf->body_max);
+                                        max);
     }
 
     if (ngx_http_bulk_body_type(r, &yaml) != NGX_OK) {
@@ -88,6 +95,7 @@ ngx_http_bulk_read_body(ngx_http_request_t *r, ngx_http_bulk_body_pt handler)
     }
 
     ctx->handler = handler;
+    ctx->max = max;
     ctx->yaml = yaml;
 
     ngx_http_set_ctx(r, ctx, ngx_http_bulk_module);
@@ -151,17 +159,15 @@ static void
 ngx_http_bulk_body_done(ngx_http_request_t *r)
 {
     ngx_int_t                  rc;
-    ngx_http_bulk_loc_conf_t  *blcf;
     ngx_http_bulk_body_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_bulk_module);
 
     if (ctx->too_large) {
-        blcf = ngx_http_get_module_loc_conf(r, ngx_http_bulk_module);
         rc = ngx_http_bulk_send_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
                                       "too-large",
                                       "the body is larger than %O bytes",
-                                      blcf->body_max);
+                                      ctx->max);
 
     } else {
         rc = ngx_http_bulk_body_parse(r, ctx);
@@ -329,13 +335,17 @@ ngx_http_bulk_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 
     blcf = ngx_http_get_module_loc_conf(r, ngx_http_bulk_module);
 
-    if (blcf->body_max <= 0 || r != r->main) {
+    /* a push upload's body is its load's: it counts its bytes itself */
+
+    if (blcf->body_max < 0 || r != r->main
+        || (blcf->op == NGX_HTTP_BULK_OP_LOAD && ngx_http_bulk_push_request(r)))
+    {
         return ngx_http_bulk_next_body_filter(r, in);
     }
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_bulk_module);
 
-    if (ctx == NULL) {
+    if (ctx == NULL || ctx->max == 0) {
         return ngx_http_bulk_next_body_filter(r, in);
     }
 
@@ -344,13 +354,13 @@ ngx_http_bulk_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
             ctx->received += ngx_buf_size(cl->buf);
         }
 
-        if (ctx->received <= blcf->body_max) {
+        if (ctx->received <= ctx->max) {
             return ngx_http_bulk_next_body_filter(r, in);
         }
 
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "bulk: client sent a body larger than %O bytes",
-                      blcf->body_max);
+                      ctx->max);
 
         ctx->too_large = 1;
     }
@@ -382,6 +392,26 @@ ngx_http_bulk_body_init(ngx_conf_t *cf)
     ngx_http_top_request_body_filter = ngx_http_bulk_body_filter;
 
     return NGX_OK;
+}
+
+
+/* the limit of a body read here, 0: any size */
+
+static off_t
+ngx_http_bulk_body_max(ngx_http_request_t *r)
+{
+    ngx_http_bulk_loc_conf_t  *blcf;
+
+    blcf = ngx_http_get_module_loc_conf(r, ngx_http_bulk_module);
+
+    if (blcf->op == NGX_HTTP_BULK_OP_LOAD
+        && (blcf->body_max <= 0
+            || blcf->body_max > NGX_HTTP_BULK_BODY_LOAD_MAX))
+    {
+        return NGX_HTTP_BULK_BODY_LOAD_MAX;
+    }
+
+    return (blcf->body_max > 0) ? blcf->body_max : 0;
 }
 
 

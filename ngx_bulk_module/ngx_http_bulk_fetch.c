@@ -16,13 +16,16 @@
 #include "ngx_bulk_addr.h"
 
 
+static ngx_int_t ngx_http_bulk_fetch_start(ngx_http_bulk_source_t *f);
+static void ngx_http_bulk_fetch_resume(ngx_http_bulk_source_t *f);
+static void ngx_http_bulk_fetch_stop(ngx_http_bulk_source_t *f);
 static ngx_int_t ngx_http_bulk_fetch_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_bulk_fetch_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
 static ngx_int_t ngx_http_bulk_fetch_done(ngx_http_request_t *r, void *data,
     ngx_int_t rc);
 static void ngx_http_bulk_fetch_check_client(ngx_http_request_t *r);
-static ngx_http_bulk_fetch_t *ngx_http_bulk_fetch_of(ngx_http_request_t *r);
+static ngx_http_bulk_source_t *ngx_http_bulk_fetch_of(ngx_http_request_t *r);
 static ngx_int_t ngx_http_bulk_fetch_check(ngx_conf_t *cf);
 static ngx_http_core_loc_conf_t *ngx_http_bulk_fetch_location(
     ngx_http_core_loc_conf_t *clcf, ngx_str_t *uri);
@@ -31,6 +34,13 @@ static size_t ngx_http_bulk_fetch_scheme(u_char *url, size_t len);
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
+
+
+const ngx_http_bulk_source_ops_t  ngx_http_bulk_fetch_ops = {
+    ngx_http_bulk_fetch_start,
+    ngx_http_bulk_fetch_resume,
+    ngx_http_bulk_fetch_stop
+};
 
 
 static ngx_str_t  ngx_http_bulk_fetch_http = ngx_string("http://");
@@ -160,10 +170,10 @@ ngx_http_bulk_fetch_location(ngx_http_core_loc_conf_t *clcf, ngx_str_t *uri)
 
 /* the fetch a subrequest belongs to, or NULL for any other request */
 
-static ngx_http_bulk_fetch_t *
+static ngx_http_bulk_source_t *
 ngx_http_bulk_fetch_of(ngx_http_request_t *r)
 {
-    ngx_http_bulk_fetch_t  *f;
+    ngx_http_bulk_source_t  *f;
 
     if (r == r->main) {
         return NULL;
@@ -465,12 +475,13 @@ invalid:
 }
 
 
-ngx_int_t
-ngx_http_bulk_fetch_start(ngx_http_request_t *r, ngx_http_bulk_fetch_t *f,
-    ngx_str_t *location)
+static ngx_int_t
+ngx_http_bulk_fetch_start(ngx_http_bulk_source_t *f)
 {
-    ngx_http_request_t          *sr;
+    ngx_http_request_t          *r, *sr;
     ngx_http_post_subrequest_t  *ps;
+
+    r = f->request;
 
     ps = ngx_palloc(r->pool, sizeof(ngx_http_post_subrequest_t));
     if (ps == NULL) {
@@ -480,14 +491,18 @@ ngx_http_bulk_fetch_start(ngx_http_request_t *r, ngx_http_bulk_fetch_t *f,
     ps->handler = ngx_http_bulk_fetch_done;
     ps->data = f;
 
-    f->held = NULL;
-    f->held_last = &f->held;
-    f->status = 0;
-    f->length = -1;
-    f->received = 0;
-    f->failed = 0;
-    f->stalled = 0;
-    f->err[0] = '\0';
+    /* the source's failures and bad bytes are a bad gateway */
+
+    f->answer = NGX_HTTP_BAD_GATEWAY;
+    f->code = "exception";
+
+    f->what.len = sizeof("source \"\"") - 1 + f->url.len;
+    f->what.data = ngx_pnalloc(r->pool, f->what.len);
+    if (f->what.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(f->what.data, "source \"%V\"", &f->url);
 
     if (ngx_http_bulk_source_allowed(r, &f->url, f->err, sizeof(f->err))
         != NGX_OK)
@@ -498,12 +513,12 @@ ngx_http_bulk_fetch_start(ngx_http_request_t *r, ngx_http_bulk_fetch_t *f,
 
     /* not in memory: the body streams through the filters */
 
-    if (ngx_http_subrequest(r, location, NULL, &sr, ps, 0) != NGX_OK) {
+    if (ngx_http_subrequest(r, f->location, NULL, &sr, ps, 0) != NGX_OK) {
         return NGX_ERROR;
     }
 
     f->sr = sr;
-    f->state = ngx_http_bulk_fetch_body;
+    f->state = ngx_http_bulk_source_body;
     ngx_http_set_ctx(sr, f, ngx_http_bulk_module);
 
     /*
@@ -531,48 +546,15 @@ ngx_http_bulk_fetch_check_client(ngx_http_request_t *r)
 }
 
 
-/* the consumer takes what the source sent, outside the body filter too */
-
-void
-ngx_http_bulk_fetch_consume(ngx_http_bulk_fetch_t *f)
-{
-    if (f->consuming) {
-        return;
-    }
-
-    f->consuming = 1;
-    f->consume(f);
-    f->consuming = 0;
-}
-
-
-/* the consumer failed: what the source still holds back is dropped */
-
-void
-ngx_http_bulk_fetch_drop(ngx_http_bulk_fetch_t *f, ngx_pool_t *pool)
-{
-    ngx_chain_t  *cl;
-
-    while (f->held) {
-        cl = f->held;
-        cl->buf->pos = cl->buf->last;
-        f->held = cl->next;
-        ngx_free_chain(pool, cl);
-    }
-
-    f->held_last = &f->held;
-}
-
-
 /* the consumer used up what it held back: let the proxy read on */
 
-void
-ngx_http_bulk_fetch_resume(ngx_http_bulk_fetch_t *f)
+static void
+ngx_http_bulk_fetch_resume(ngx_http_bulk_source_t *f)
 {
     ngx_connection_t    *c;
     ngx_http_request_t  *sr;
 
-    if (!f->stalled || f->held || f->state == ngx_http_bulk_fetch_over
+    if (!f->stalled || f->held || f->state == ngx_http_bulk_source_over
         || f->sr == NULL)
     {
         return;
@@ -594,15 +576,15 @@ ngx_http_bulk_fetch_resume(ngx_http_bulk_fetch_t *f)
  * expected), which ends the subrequest; its end wakes the parent.
  */
 
-void
-ngx_http_bulk_fetch_stop(ngx_http_bulk_fetch_t *f)
+static void
+ngx_http_bulk_fetch_stop(ngx_http_bulk_source_t *f)
 {
     ngx_connection_t    *c;
     ngx_http_request_t  *sr;
 
     f->failed = 1;
 
-    if (f->sr == NULL || f->state == ngx_http_bulk_fetch_over) {
+    if (f->sr == NULL || f->state == ngx_http_bulk_source_over) {
         return;
     }
 
@@ -629,7 +611,7 @@ ngx_http_bulk_fetch_stop(ngx_http_bulk_fetch_t *f)
 static ngx_int_t
 ngx_http_bulk_fetch_header_filter(ngx_http_request_t *r)
 {
-    ngx_http_bulk_fetch_t  *f;
+    ngx_http_bulk_source_t  *f;
 
     f = ngx_http_bulk_fetch_of(r);
 
@@ -658,8 +640,7 @@ ngx_http_bulk_fetch_header_filter(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_bulk_fetch_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 {
-    ngx_chain_t            *cl, *ln;
-    ngx_http_bulk_fetch_t  *f;
+    ngx_http_bulk_source_t  *f;
 
     f = ngx_http_bulk_fetch_of(r);
 
@@ -667,39 +648,15 @@ ngx_http_bulk_fetch_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
         return ngx_http_next_body_filter(r, in);
     }
 
-    for (cl = in; cl; cl = cl->next) {
-
-        if (f->failed) {
-            cl->buf->pos = cl->buf->last;
-            continue;
-        }
-
-        f->received += ngx_buf_size(cl->buf);
-
-        if (cl->buf->last_buf || cl->buf->last_in_chain) {
-            f->state = ngx_http_bulk_fetch_eof;
-        }
-
-        if (ngx_buf_size(cl->buf) == 0) {
-            continue;
-        }
-
-        ln = ngx_alloc_chain_link(r->pool);
-        if (ln == NULL) {
-            return NGX_ERROR;
-        }
-
-        ln->buf = cl->buf;
-        ln->next = NULL;
-        *f->held_last = ln;
-        f->held_last = &ln->next;
+    if (ngx_http_bulk_source_hold(f, in) != NGX_OK) {
+        return NGX_ERROR;
     }
 
     if (f->consuming) {
         return NGX_OK;
     }
 
-    ngx_http_bulk_fetch_consume(f);
+    ngx_http_bulk_source_consume(f);
 
     if (f->held) {
         f->stalled = 1;
@@ -714,12 +671,12 @@ ngx_http_bulk_fetch_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 static ngx_int_t
 ngx_http_bulk_fetch_done(ngx_http_request_t *r, void *data, ngx_int_t rc)
 {
-    ngx_http_bulk_fetch_t  *f = data;
+    ngx_http_bulk_source_t  *f = data;
 
     ngx_uint_t  eof;
 
-    eof = (f->state == ngx_http_bulk_fetch_eof);
-    f->state = ngx_http_bulk_fetch_over;
+    eof = (f->state == ngx_http_bulk_source_eof);
+    f->state = ngx_http_bulk_source_over;
 
     if (!f->failed) {
         if (rc == NGX_HTTP_CLIENT_CLOSED_REQUEST || rc == NGX_ERROR
@@ -786,7 +743,7 @@ ngx_int_t
 ngx_http_bulk_source_url_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
-    ngx_http_bulk_fetch_t  *f;
+    ngx_http_bulk_source_t  *f;
 
     f = ngx_http_bulk_fetch_of(r);
 

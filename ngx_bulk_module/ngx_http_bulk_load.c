@@ -3,8 +3,10 @@
  * ngx_bulk: POST /$load, /{Type}/$load, /fhir/$load, /fhir/{Type}/$load,
  * and the inputs of $import jobs.
  *
- * One transaction: the source is fetched through the bulk_fetch location
- * (ngx_http_bulk_fetch.c), split into lines (gzip sniffed), each line
+ * One transaction: the source, a URL fetched through the bulk_fetch
+ * location (ngx_http_bulk_fetch.c) or the request body itself
+ * (ngx_http_bulk_push.c), both as ngx_http_bulk_source.h describes, is
+ * split into lines (gzip sniffed), each line
  * checked and converted with the format converter, and streamed with
  * COPY FROM STDIN (FORMAT binary) into a temporary staging table as text
  * (jsonb is parsed once, later).  At the end one INSERT ... SELECT
@@ -13,7 +15,7 @@
  * the database closes the connection, so PostgreSQL rolls everything back.
  *
  * The states, moved on from ngx_http_bulk_load_process() as PostgreSQL
- * answers, and by the fetch's consumer while lines flow:
+ * answers, and by the source's consumer while lines flow:
  *
  *   wait -> prepare -> copy <-> copy_full -> copy_end -> check -> upsert
  *        -> commit -> ending -> done
@@ -21,14 +23,16 @@
  * copy_full: libpq holds more than the socket takes, the source waits.
  * An $import input commits every "batch" bytes staged: after the commit
  * it goes back to prepare while the source goes on.  ending: the load
- * succeeded or failed (ctx->status), and the answer waits for the fetch
- * subrequest to end; ngx_http_bulk_load_end() gives it.
+ * succeeded or failed (ctx->status), and the answer waits for the source
+ * to end (a fetch subrequest finishing); ngx_http_bulk_load_end() gives
+ * it.
  */
 
 
 #include "ngx_http_bulk_load.h"
 #include "ngx_http_bulk_body.h"
 #include "ngx_http_bulk_fetch.h"
+#include "ngx_http_bulk_push.h"
 #include "ngx_http_bulk_pg.h"
 #include "ngx_http_bulk_util.h"
 #include "ngx_bulk_ndjson.h"
@@ -80,7 +84,7 @@ struct ngx_http_bulk_load_s {
     ngx_http_request_t          *request;
     ngx_http_bulk_loc_conf_t    *conf;
     ngx_http_bulk_load_state_e   state;
-    ngx_http_bulk_fetch_t        fetch;
+    ngx_http_bulk_source_t       source;    /* a fetch or the body */
     ngx_http_bulk_pg_waiter_t    waiter;
     ngx_http_bulk_pg_conn_t     *pc;
     ngx_event_t                  watch;     /* bulk_pg_timeout */
@@ -95,6 +99,7 @@ struct ngx_http_bulk_load_s {
                                                    header */
     unsigned                     more:1;        /* the source goes on after
                                                    this batch */
+    unsigned                     gzip:1;        /* Content-Encoding: gzip */
 
     ngx_bulk_nd_t               *nd;
     ngx_bulk_fmt_t              *fmt;
@@ -125,8 +130,13 @@ struct ngx_http_bulk_load_s {
 typedef ngx_http_bulk_load_t  ngx_http_bulk_load_ctx_t;
 
 
+static ngx_int_t ngx_http_bulk_load_push(ngx_http_request_t *r);
+static ngx_int_t ngx_http_bulk_load_push_args(ngx_http_request_t *r,
+    ngx_http_bulk_load_opts_t *opts, u_char *err, size_t len);
 static ngx_int_t ngx_http_bulk_load_body(ngx_http_request_t *r,
     yajl_val root);
+static ngx_http_bulk_load_ctx_t *ngx_http_bulk_load_new(
+    ngx_http_request_t *r, ngx_int_t *rc);
 static ngx_int_t ngx_http_bulk_load_options(ngx_http_bulk_load_ctx_t *ctx,
     yajl_val root);
 static ngx_int_t ngx_http_bulk_load_init(ngx_http_bulk_load_ctx_t *ctx);
@@ -141,8 +151,9 @@ static ngx_int_t ngx_http_bulk_load_tables(ngx_http_bulk_load_ctx_t *ctx,
     PGresult *res);
 static void ngx_http_bulk_load_take(ngx_http_bulk_load_ctx_t *ctx);
 static void ngx_http_bulk_load_copying(ngx_http_bulk_load_ctx_t *ctx);
-static void ngx_http_bulk_load_consume(ngx_http_bulk_fetch_t *f);
+static void ngx_http_bulk_load_consume(ngx_http_bulk_source_t *f);
 static void ngx_http_bulk_load_held(ngx_http_bulk_load_ctx_t *ctx);
+static ngx_int_t ngx_http_bulk_load_not_gzip(ngx_http_bulk_load_ctx_t *ctx);
 static ngx_int_t ngx_http_bulk_load_line(ngx_http_bulk_load_ctx_t *ctx,
     ngx_bulk_nd_line_t *l);
 static ngx_int_t ngx_http_bulk_load_convert(ngx_http_bulk_load_ctx_t *ctx,
@@ -154,7 +165,7 @@ static ngx_int_t ngx_http_bulk_load_issue(ngx_http_bulk_load_ctx_t *ctx,
 static ngx_int_t ngx_http_bulk_load_known(ngx_http_bulk_load_ctx_t *ctx,
     const u_char *name, size_t len);
 static ngx_int_t ngx_http_bulk_load_flush(ngx_http_bulk_load_ctx_t *ctx);
-static void ngx_http_bulk_load_fetched(ngx_http_bulk_fetch_t *f);
+static void ngx_http_bulk_load_fetched(ngx_http_bulk_source_t *f);
 static void ngx_http_bulk_load_wake(ngx_http_request_t *r);
 static void ngx_http_bulk_load_end_copy(ngx_http_bulk_load_ctx_t *ctx,
     ngx_uint_t more);
@@ -180,12 +191,136 @@ static void ngx_http_bulk_load_cleanup(void *data);
 ngx_int_t
 ngx_http_bulk_load_handler(ngx_http_request_t *r)
 {
+    if (ngx_http_bulk_push_request(r)) {
+        return ngx_http_bulk_load_push(r);
+    }
+
     return ngx_http_bulk_read_body(r, ngx_http_bulk_load_body);
 }
 
 
+/* an NDJSON body: the body is the source (push upload) */
+
 static ngx_int_t
-ngx_http_bulk_load_body(ngx_http_request_t *r, yajl_val root)
+ngx_http_bulk_load_push(ngx_http_request_t *r)
+{
+    ngx_int_t                  rc;
+    ngx_uint_t                 gzip;
+    ngx_http_bulk_load_ctx_t  *ctx;
+
+    if (ngx_http_bulk_push_encoding(r, &gzip) != NGX_OK) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        return ngx_http_bulk_send_error(r, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                                        "not-supported",
+                                        "the body's Content-Encoding must "
+                                        "be gzip or identity");
+    }
+
+    ctx = ngx_http_bulk_load_new(r, &rc);
+
+    if (ctx == NULL) {
+        /* answered (an unknown type): the body is not needed */
+        (void) ngx_http_discard_request_body(r);
+        return rc;
+    }
+
+    if (ngx_http_bulk_load_push_args(r, &ctx->opts, ctx->err,
+                                     sizeof(ctx->err))
+        != NGX_OK)
+    {
+        (void) ngx_http_discard_request_body(r);
+        return ngx_http_bulk_send_error(r, NGX_HTTP_BAD_REQUEST, "invalid",
+                                        "%s", ctx->err);
+    }
+
+    if (ctx->conf->body_max > 0
+        && r->headers_in.content_length_n > ctx->conf->body_max)
+    {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        return ngx_http_bulk_send_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                        "too-large",
+                                        "the body is larger than %O bytes",
+                                        ctx->conf->body_max);
+    }
+
+    ctx->gzip = gzip;
+    ctx->source.ops = &ngx_http_bulk_push_ops;
+    ngx_str_set(&ctx->source.url, "(request body)");
+
+    if (ngx_http_bulk_load_init(ctx) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "bulk load from the request body started");
+
+    ngx_http_bulk_load_run(ctx);
+
+    return NGX_DONE;
+}
+
+
+/*
+ * A push has no JSON body for its options: ?update=true|false and
+ * ?strip-nulls=true|false (merge, an object, has no place in a query).
+ * NGX_OK, or NGX_DECLINED with err saying why.
+ */
+
+static ngx_int_t
+ngx_http_bulk_load_push_args(ngx_http_request_t *r,
+    ngx_http_bulk_load_opts_t *opts, u_char *err, size_t len)
+{
+    ngx_str_t    v;
+    ngx_uint_t   i, on;
+    const char  *name[] = { "update", "strip-nulls" };
+
+    for (i = 0; i < 2; i++) {
+        if (ngx_http_arg(r, (u_char *) name[i], ngx_strlen(name[i]), &v)
+            != NGX_OK)
+        {
+            continue;
+        }
+
+        if (v.len == 4 && ngx_strncmp(v.data, "true", 4) == 0) {
+            on = 1;
+
+        } else if (v.len == 5 && ngx_strncmp(v.data, "false", 5) == 0) {
+            on = 0;
+
+        } else {
+            ngx_snprintf(err, len - 1, "\"%s\" must be true or false%Z",
+                         name[i]);
+            return NGX_DECLINED;
+        }
+
+        if (i == 0) {
+            opts->update = on;
+
+        } else {
+            opts->strip_nulls = on;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * A $load request's context, with the route's type; NULL when answered
+ * (an unknown type is a 404) or failed, with what the content handler
+ * returns in rc.
+ */
+
+static ngx_http_bulk_load_ctx_t *
+ngx_http_bulk_load_new(ngx_http_request_t *r, ngx_int_t *rc)
 {
     ngx_http_variable_value_t  *vv;
     ngx_http_bulk_loc_conf_t   *blcf;
@@ -193,9 +328,11 @@ ngx_http_bulk_load_body(ngx_http_request_t *r, yajl_val root)
 
     blcf = ngx_http_get_module_loc_conf(r, ngx_http_bulk_module);
 
+    *rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_bulk_load_ctx_t));
     if (ctx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NULL;
     }
 
     ctx->request = r;
@@ -206,7 +343,7 @@ ngx_http_bulk_load_body(ngx_http_request_t *r, yajl_val root)
         if (blcf->load_type_var) {
             vv = ngx_http_get_indexed_variable(r, blcf->load_type_index);
             if (vv == NULL || vv->not_found) {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+                return NULL;
             }
 
             ctx->type.data = vv->data;
@@ -219,11 +356,28 @@ ngx_http_bulk_load_body(ngx_http_request_t *r, yajl_val root)
         if (ngx_http_bulk_type_valid(ctx->type.data, ctx->type.len)
             != NGX_OK)
         {
-            return ngx_http_bulk_send_error(r, NGX_HTTP_NOT_FOUND,
-                                            "not-found",
-                                            "unknown resource type \"%V\"",
-                                            &ctx->type);
+            *rc = ngx_http_bulk_send_error(r, NGX_HTTP_NOT_FOUND,
+                                           "not-found",
+                                           "unknown resource type \"%V\"",
+                                           &ctx->type);
+            return NULL;
         }
+    }
+
+    return ctx;
+}
+
+
+static ngx_int_t
+ngx_http_bulk_load_body(ngx_http_request_t *r, yajl_val root)
+{
+    ngx_int_t                  rc;
+    ngx_http_bulk_load_ctx_t  *ctx;
+
+    ctx = ngx_http_bulk_load_new(r, &rc);
+
+    if (ctx == NULL) {
+        return rc;
     }
 
     switch (ngx_http_bulk_load_options(ctx, root)) {
@@ -241,7 +395,7 @@ ngx_http_bulk_load_body(ngx_http_request_t *r, yajl_val root)
 
     /* a refused source costs no database connection */
 
-    if (ngx_http_bulk_source_allowed(r, &ctx->fetch.url, ctx->err,
+    if (ngx_http_bulk_source_allowed(r, &ctx->source.url, ctx->err,
                                      sizeof(ctx->err))
         != NGX_OK)
     {
@@ -249,12 +403,14 @@ ngx_http_bulk_load_body(ngx_http_request_t *r, yajl_val root)
                                         "%s", ctx->err);
     }
 
+    ctx->source.ops = &ngx_http_bulk_fetch_ops;
+
     if (ngx_http_bulk_load_init(ctx) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                  "bulk load from \"%V\" started", &ctx->fetch.url);
+                  "bulk load from \"%V\" started", &ctx->source.url);
 
     ngx_http_bulk_load_run(ctx);
 
@@ -289,12 +445,12 @@ ngx_http_bulk_load_options(ngx_http_bulk_load_ctx_t *ctx, yajl_val root)
                 goto bad_source;
             }
 
-            ctx->fetch.url.data = ngx_pstrdup(ctx->request->pool, &s);
-            if (ctx->fetch.url.data == NULL) {
+            ctx->source.url.data = ngx_pstrdup(ctx->request->pool, &s);
+            if (ctx->source.url.data == NULL) {
                 return NGX_ERROR;
             }
 
-            ctx->fetch.url.len = s.len;
+            ctx->source.url.len = s.len;
             continue;
         }
 
@@ -313,7 +469,7 @@ ngx_http_bulk_load_options(ngx_http_bulk_load_ctx_t *ctx, yajl_val root)
         /* other keys are ignored, as Aidbox does */
     }
 
-    if (ctx->fetch.url.len == 0) {
+    if (ctx->source.url.len == 0) {
         goto bad_source;
     }
 
@@ -392,7 +548,8 @@ ngx_http_bulk_load_create(ngx_http_request_t *r,
     ctx->fhir = in->fhir;
     ctx->opts = in->opts;
     ctx->type = in->type;
-    ctx->fetch.url = in->url;
+    ctx->source.url = in->url;
+    ctx->source.ops = &ngx_http_bulk_fetch_ops;
     ctx->batch = in->batch;
     ctx->done = in->done;
     ctx->data = in->data;
@@ -441,9 +598,11 @@ ngx_http_bulk_load_init(ngx_http_bulk_load_ctx_t *ctx)
     cln->handler = ngx_http_bulk_load_cleanup;
     cln->data = ctx;
 
-    ctx->fetch.consume = ngx_http_bulk_load_consume;
-    ctx->fetch.done = ngx_http_bulk_load_fetched;
-    ctx->fetch.data = ctx;
+    ctx->source.request = r;
+    ctx->source.location = &ctx->conf->fetch_uri;
+    ctx->source.consume = ngx_http_bulk_load_consume;
+    ctx->source.done = ngx_http_bulk_load_fetched;
+    ctx->source.data = ctx;
 
     ngx_http_set_ctx(r, ctx, ngx_http_bulk_module);
 
@@ -512,10 +671,27 @@ ngx_http_bulk_load_progress(ngx_http_bulk_load_t *ctx,
     p->errors = ctx->errors;
     p->issues = ctx->issues.elts;
     p->nissues = ctx->issues.nelts;
-    p->received = ctx->fetch.received;
-    p->length = ctx->fetch.length;
+    p->received = ctx->source.received;
+    p->length = ctx->source.length;
     p->batches = ctx->batches;
     p->err = ctx->status ? ctx->err : NULL;
+}
+
+
+/* the source of the load of r (a push reading its body), or NULL */
+
+ngx_http_bulk_source_t *
+ngx_http_bulk_load_source(ngx_http_request_t *r)
+{
+    ngx_http_bulk_load_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_bulk_module);
+
+    if (ctx == NULL || ctx->state == ngx_http_bulk_load_done) {
+        return NULL;
+    }
+
+    return &ctx->source;
 }
 
 
@@ -850,38 +1026,41 @@ ngx_http_bulk_load_tables(ngx_http_bulk_load_ctx_t *ctx, PGresult *res)
 
 
 /*
- * COPY IN is open: the first batch starts the fetch, a next one takes the
- * lines held back
+ * COPY IN is open: the first batch starts the source, a next one takes
+ * the lines held back
  */
 
 static void
 ngx_http_bulk_load_take(ngx_http_bulk_load_ctx_t *ctx)
 {
-    if (ctx->fetch.state == ngx_http_bulk_fetch_idle) {
+    ngx_http_bulk_source_t  *s;
 
-        switch (ngx_http_bulk_fetch_start(ctx->request, &ctx->fetch,
-                                          &ctx->conf->fetch_uri))
-        {
+    s = &ctx->source;
+
+    if (s->state == ngx_http_bulk_source_idle) {
+
+        switch (ngx_http_bulk_source_start(s)) {
+
         case NGX_OK:
             break;
 
         case NGX_DECLINED:
-            ngx_http_bulk_load_fail(ctx, NGX_HTTP_BAD_GATEWAY, "exception",
-                                    "%s", ctx->fetch.err);
-            break;
+            ngx_http_bulk_load_fail(ctx, s->answer, s->code, "%V%s%s",
+                                    &s->what, s->what.len ? ": " : "",
+                                    s->err);
+            return;
 
         default:
             ngx_http_bulk_load_fail(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                    "exception", "cannot start the fetch");
+                                    "exception", "cannot start the source");
+            return;
         }
-
-        return;
     }
 
-    ngx_http_bulk_fetch_consume(&ctx->fetch);
+    ngx_http_bulk_source_consume(s);
 
-    if (ctx->state == ngx_http_bulk_load_copy && ctx->fetch.held == NULL) {
-        ngx_http_bulk_fetch_resume(&ctx->fetch);
+    if (ctx->state == ngx_http_bulk_load_copy && s->held == NULL) {
+        ngx_http_bulk_source_resume(s);
     }
 }
 
@@ -921,7 +1100,7 @@ ngx_http_bulk_load_copying(ngx_http_bulk_load_ctx_t *ctx)
  */
 
 static void
-ngx_http_bulk_load_consume(ngx_http_bulk_fetch_t *f)
+ngx_http_bulk_load_consume(ngx_http_bulk_source_t *f)
 {
     int                        rc;
     ngx_bulk_nd_line_t         l;
@@ -945,13 +1124,16 @@ ngx_http_bulk_load_consume(ngx_http_bulk_fetch_t *f)
         rc = ngx_bulk_nd_next(ctx->nd, &l);
 
         if (rc < 0) {
-            ngx_http_bulk_load_fail(ctx, NGX_HTTP_BAD_GATEWAY, "exception",
-                                    "source \"%V\": %s", &f->url,
-                                    ngx_bulk_nd_error(ctx->nd));
+            ngx_http_bulk_load_fail(ctx, f->answer, f->code, "%V: %s",
+                                    &f->what, ngx_bulk_nd_error(ctx->nd));
             return;
         }
 
         if (rc == 1) {
+            if (ctx->gzip && ngx_http_bulk_load_not_gzip(ctx) != NGX_OK) {
+                return;
+            }
+
             if (ngx_http_bulk_load_line(ctx, &l) != NGX_OK) {
                 return;
             }
@@ -990,10 +1172,27 @@ ngx_http_bulk_load_consume(ngx_http_bulk_fetch_t *f)
         ngx_http_bulk_load_held(ctx);
     }
 
-    if (f->held == NULL && f->state == ngx_http_bulk_fetch_over && !f->failed)
+    if (f->held == NULL && f->state == ngx_http_bulk_source_over && !f->failed)
     {
         ngx_http_bulk_load_end_copy(ctx, 0);
     }
+}
+
+
+/* Content-Encoding: gzip says so: the bytes must be gzip */
+
+static ngx_int_t
+ngx_http_bulk_load_not_gzip(ngx_http_bulk_load_ctx_t *ctx)
+{
+    if (ngx_bulk_nd_gzip(ctx->nd)) {
+        return NGX_OK;
+    }
+
+    ngx_http_bulk_load_fail(ctx, ctx->source.answer, ctx->source.code,
+                            "%V: Content-Encoding is gzip, but the bytes "
+                            "are not", &ctx->source.what);
+
+    return NGX_ERROR;
 }
 
 
@@ -1008,9 +1207,9 @@ ngx_http_bulk_load_held(ngx_http_bulk_load_ctx_t *ctx)
     size_t                  pending;
     ngx_buf_t              *b;
     ngx_chain_t            *cl;
-    ngx_http_bulk_fetch_t  *f;
+    ngx_http_bulk_source_t *f;
 
-    f = &ctx->fetch;
+    f = &ctx->source;
 
     if (!ctx->nd_input || f->held == NULL) {
         return;
@@ -1325,10 +1524,10 @@ ngx_http_bulk_load_flush(ngx_http_bulk_load_ctx_t *ctx)
 }
 
 
-/* the fetch subrequest is over */
+/* the source failed, or a fetch subrequest is over */
 
 static void
-ngx_http_bulk_load_fetched(ngx_http_bulk_fetch_t *f)
+ngx_http_bulk_load_fetched(ngx_http_bulk_source_t *f)
 {
     ngx_http_bulk_load_ctx_t  *ctx;
 
@@ -1339,8 +1538,8 @@ ngx_http_bulk_load_fetched(ngx_http_bulk_fetch_t *f)
     }
 
     if (f->failed) {
-        ngx_http_bulk_load_fail(ctx, NGX_HTTP_BAD_GATEWAY, "exception",
-                                "source \"%V\": %s", &f->url, f->err);
+        ngx_http_bulk_load_fail(ctx, f->answer, f->code, "%V: %s",
+                                &f->what, f->err);
         return;
     }
 
@@ -1357,7 +1556,7 @@ ngx_http_bulk_load_wake(ngx_http_request_t *r)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_bulk_module);
 
-    if (ctx == NULL || ctx->fetch.sr) {
+    if (ctx == NULL || ngx_http_bulk_source_busy(&ctx->source)) {
         return;
     }
 
@@ -1367,9 +1566,9 @@ ngx_http_bulk_load_wake(ngx_http_request_t *r)
     }
 
     if (ctx->state == ngx_http_bulk_load_copy
-        && ctx->fetch.state == ngx_http_bulk_fetch_over)
+        && ctx->source.state == ngx_http_bulk_source_over)
     {
-        ngx_http_bulk_fetch_consume(&ctx->fetch);
+        ngx_http_bulk_source_consume(&ctx->source);
     }
 }
 
@@ -1389,9 +1588,16 @@ ngx_http_bulk_load_end_copy(ngx_http_bulk_load_ctx_t *ctx, ngx_uint_t more)
         rc = ngx_bulk_nd_end(ctx->nd, &l);
 
         if (rc < 0) {
-            ngx_http_bulk_load_fail(ctx, NGX_HTTP_BAD_GATEWAY, "exception",
-                                    "source \"%V\": %s", &ctx->fetch.url,
+            ngx_http_bulk_load_fail(ctx, ctx->source.answer,
+                                    ctx->source.code, "%V: %s",
+                                    &ctx->source.what,
                                     ngx_bulk_nd_error(ctx->nd));
+            return;
+        }
+
+        if (ctx->gzip && ngx_bulk_nd_bytes(ctx->nd)
+            && ngx_http_bulk_load_not_gzip(ctx) != NGX_OK)
+        {
             return;
         }
 
@@ -1560,6 +1766,12 @@ ngx_http_bulk_load_upserts(ngx_http_bulk_load_ctx_t *ctx)
 
     t = ctx->types.elts;
 
+    if (ctx->types.nelts == 0) {
+        /* no good line: nothing to write */
+        ngx_http_bulk_load_send(ctx, "COMMIT", ngx_http_bulk_load_commit);
+        return;
+    }
+
     doc = ngx_http_bulk_load_document(ctx);
     if (doc == NULL) {
         ngx_http_bulk_load_fail(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
@@ -1704,7 +1916,7 @@ ngx_http_bulk_load_committed(ngx_http_bulk_load_ctx_t *ctx)
     if (ctx->more) {
         ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ctx->request->connection->log, 0,
                        "bulk load: batch %ui of \"%V\" committed",
-                       ctx->batches, &ctx->fetch.url);
+                       ctx->batches, &ctx->source.url);
 
         ngx_http_bulk_load_begin(ctx);
         return;
@@ -1770,7 +1982,7 @@ ngx_http_bulk_load_fail(ngx_http_bulk_load_ctx_t *ctx, ngx_uint_t status,
     *p = '\0';
 
     ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                  "bulk load from \"%V\" failed, %s: %s", &ctx->fetch.url,
+                  "bulk load from \"%V\" failed, %s: %s", &ctx->source.url,
                   ctx->batch ? "committed batches stay" : "nothing loaded",
                   ctx->err);
 
@@ -1781,11 +1993,10 @@ ngx_http_bulk_load_fail(ngx_http_bulk_load_ctx_t *ctx, ngx_uint_t status,
 
     /* drop what the source still holds back, and stop it */
 
-    ngx_http_bulk_fetch_drop(&ctx->fetch, r->pool);
+    ngx_http_bulk_source_drop(&ctx->source);
 
-    if (ctx->fetch.sr) {
-        /* the subrequest ends first; its end wakes the parent */
-        ngx_http_bulk_fetch_stop(&ctx->fetch);
+    if (ngx_http_bulk_source_stop(&ctx->source) != NGX_OK) {
+        /* the source ends first; its end wakes the parent */
         return;
     }
 
@@ -1809,7 +2020,7 @@ ngx_http_bulk_load_lost(ngx_http_bulk_load_ctx_t *ctx, const char *what)
 
 
 /*
- * The load is over, and so is its fetch: $load answers, an $import input
+ * The load is over, and so is its source: $load answers, an $import input
  * tells its job.
  */
 
@@ -1819,8 +2030,12 @@ ngx_http_bulk_load_end(ngx_http_bulk_load_ctx_t *ctx)
     ngx_int_t            rc;
     ngx_http_request_t  *r;
 
-    if (ctx->fetch.sr) {
-        /* the subrequest is still finishing: its end wakes the parent */
+    if (ctx->state == ngx_http_bulk_load_done) {
+        return;
+    }
+
+    if (ngx_http_bulk_source_busy(&ctx->source)) {
+        /* the source is still finishing: its end wakes the parent */
         return;
     }
 
@@ -1926,7 +2141,7 @@ ngx_http_bulk_load_answer(ngx_http_bulk_load_ctx_t *ctx)
 
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "bulk load from \"%V\" done: %ui resources, %ui bad lines, "
-                  "txid %L", &ctx->fetch.url, total, ctx->errors, ctx->txid);
+                  "txid %L", &ctx->source.url, total, ctx->errors, ctx->txid);
 
     return ngx_http_bulk_send_json(r, NGX_HTTP_OK, b);
 }

@@ -1,7 +1,8 @@
 
 /*
  * ngx_bulk: POST /$load, /{Type}/$load, /fhir/$load, /fhir/{Type}/$load,
- * and the same load run as an input of an $import job: a source fetched,
+ * and the same load run as an input of an $import job: a source fetched
+ * (or the request body itself),
  * split into lines, checked, converted and upserted in one transaction,
  * or committed in batches.
  */
@@ -12,6 +13,7 @@
 
 
 #include "ngx_http_bulk_module.h"
+#include "ngx_http_bulk_source.h"
 #include <yajl/yajl_tree.h>
 
 
@@ -76,6 +78,7 @@ void ngx_http_bulk_load_abort(ngx_http_bulk_load_t *load,
     const char *reason);
 void ngx_http_bulk_load_progress(ngx_http_bulk_load_t *load,
     ngx_http_bulk_load_progress_t *p);
+ngx_http_bulk_source_t *ngx_http_bulk_load_source(ngx_http_request_t *r);
 
 
 #endif /* _NGX_HTTP_BULK_LOAD_H_INCLUDED_ */

@@ -31,6 +31,10 @@
 #              converted to rows (build/fhir2rows), into the empty table
 #   load_gzip  the same with the source gzipped (gzip -BENCH_GZIP_LEVEL,
 #              default 6) vs the same psql \copy of the plain rows
+#   load_push  the same NDJSON pushed as the body of POST /fhir/$load
+#              (application/fhir+ndjson; curl -T streams the file with its
+#              Content-Length, where --data-binary @file would first read
+#              all of it into curl's memory) vs the same psql \copy
 #   import     POST /fhir/$import of the same resources as 4 inputs, timed
 #              until the job is finished, vs the same psql \copy
 #   export     GET /fhir/$export?_type=<Type>: kick-off, status until the
@@ -55,7 +59,7 @@
 # Lines starting with '#' are detail: every run's seconds.
 #
 # Loads: BENCH_LOAD_RUNS (default BENCH_RUNS) sets the runs per side of
-# load, load_gzip and import.  There is no uncounted run: the table and its
+# load, load_gzip, load_push and import.  There is no uncounted run: the table and its
 # history are truncated (and CHECKPOINTed) before every run, outside the
 # timing, and every run is checked (the answer's count or the job's status,
 # and the table's count).  The '#' line gives the CPU seconds of the nginx
@@ -86,7 +90,7 @@ BENCH_SAMPLE=${BENCH_SAMPLE:-$REPO/../shared/data/synthea-10}
 STATE=$(util/state.sh create)
 export BULK_PGDIR=$STATE/pg-bench
 export BULK_PGPORT=${BULK_PGPORT:-54331}
-BENCH_ONLY=${BENCH_ONLY:-dump dump_gzip dump_parallel2 dump_fhir dump_sql_tsv dump_sql_csv dump_sql_ndjson dump_sql_elastic dump_sql_sql export converter load load_gzip import}
+BENCH_ONLY=${BENCH_ONLY:-dump dump_gzip dump_parallel2 dump_fhir dump_sql_tsv dump_sql_csv dump_sql_ndjson dump_sql_elastic dump_sql_sql export converter load load_gzip load_push import}
 BENCH_EXPORT_PARALLEL=${BENCH_EXPORT_PARALLEL:-4}
 BENCH_RUNS=${BENCH_RUNS:-5}
 BENCH_LOAD_RUNS=${BENCH_LOAD_RUNS:-$BENCH_RUNS}
@@ -110,7 +114,7 @@ for b in $BENCH_ONLY; do
     dump_sql_tsv|dump_sql_csv|dump_sql_ndjson) ;;
     dump_sql_elastic|dump_sql_sql) ;;
     export) ;;
-    converter|load|load_gzip|import) ;;
+    converter|load|load_gzip|load_push|import) ;;
     *) die "BENCH_ONLY: unknown name '$b'" ;;
     esac
 done
@@ -120,7 +124,7 @@ want_dump() {
         || want dump_sql_tsv || want dump_sql_csv || want dump_sql_ndjson \
         || want dump_sql_elastic || want dump_sql_sql || want export
 }
-want_load() { want load || want load_gzip || want import; }
+want_load() { want load || want load_gzip || want load_push || want import; }
 
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
@@ -775,6 +779,26 @@ fi
 
 if want load_gzip; then
     load_pair load_gzip load.ndjson.gz
+fi
+
+# load_push: the NDJSON file as the body of POST /fhir/$load
+ours_push() {
+    local n
+    curl -sS --fail-with-body -o "$TMP/answer" -X POST \
+        -H 'Content-Type: application/fhir+ndjson' -T "$DATA/load.ndjson" \
+        "$BASE/fhir/\$load" ||
+        { echo "bench: \$load answered: $(head -c 500 "$TMP/answer")" >&2; return 1; }
+    n=$(perl -ne 'print $1 if /^\{\s*"'"$TYPE"'"\s*:\s*(\d+)\s*\}\s*$/' "$TMP/answer")
+    [ "$n" = "$BENCH_ROWS" ] ||
+        die "push \$load answered '$(head -c 500 "$TMP/answer")', expected {\"$TYPE\":$BENCH_ROWS}"
+}
+
+if want load_push; then
+    nginx_restart; RSS=0
+    load_runs "push \$load" ours_push
+    detail load_push ours "psql \\copy"
+    load_cpu load_push
+    report load_push "$OS" "$BS" "$RSS"
 fi
 
 # import: POST /fhir/$import of the same resources split over 4 inputs

@@ -103,6 +103,10 @@ ngx_bulk is serving on $BASE (Ctrl-C stops nginx and PostgreSQL)
   # \$load: the sample as FHIR NDJSON.gz, served by this nginx under /sample/
   curl -s '$BASE/fhir/\$load' -H 'Content-Type: application/json' -d '{"source": "$BASE/sample/all.ndjson.gz"}'
 
+  # \$load of a file on your disk: the NDJSON(.gz) is the body (a push upload)
+  curl -s '$BASE/sample/Patient.ndjson.gz' -o /tmp/Patient.ndjson.gz
+  curl -s '$BASE/fhir/Patient/\$load' -H 'Content-Type: application/fhir+ndjson' --data-binary @/tmp/Patient.ndjson.gz
+
   # \$import: 202 at once with Content-Location, then its status
   curl -si '$BASE/fhir/\$import' -H 'Content-Type: application/json' -d '{"id": "sample", "contentEncoding": "gzip", "inputs": [{"resourceType": "Patient", "url": "$BASE/sample/Patient.ndjson.gz"}, {"resourceType": "Observation", "url": "$BASE/sample/Observation.ndjson.gz"}]}'
   curl -s '$BASE/BulkImportStatus/sample'

@@ -1,6 +1,8 @@
 #!/bin/bash
 # make soak: one POST /$load of a large source generated on the fly, with
-# the nginx worker's memory watched.
+# the nginx worker's memory watched.  SOAK_MODE=pull (default) loads it
+# from its URL; SOAK_MODE=push streams it as the request body (curl -T -,
+# chunked, application/x-ndjson: a push upload).
 #
 # Starts its own PostgreSQL cluster (<state>/pg-soak, <state> being
 # util/state.sh's directory outside the checkout; port BULK_PGPORT,
@@ -12,6 +14,8 @@
 # into the empty table; the worker's VmRSS is sampled every second.  Prints
 #
 #   SOAK load_2gb rows=<n> seconds=<s> rows_per_s=<r> peak_rss_mb=<m>
+#
+# (load_push_2gb in push mode)
 #
 # (peak_rss_mb: the worker's VmHWM, or the largest VmRSS sample if that is
 # larger: the kernel folds per-thread RSS counts in lazily), after checking the answer's count and
@@ -30,6 +34,7 @@ cd "$REPO"
 NGINX=${NGINX:-/usr/sbin/nginx}
 SOAK_BYTES=${SOAK_BYTES:-2147483648}
 SOAK_RATE=${SOAK_RATE:-0}
+SOAK_MODE=${SOAK_MODE:-pull}
 SOAK_PORT=${SOAK_PORT:-18091}
 SOAK_SRC_PORT=${SOAK_SRC_PORT:-18092}
 BENCH_SAMPLE=${BENCH_SAMPLE:-$REPO/../shared/data/synthea-10}
@@ -44,6 +49,7 @@ die() { echo "soak: error: $*" >&2; exit 1; }
 
 [[ $SOAK_BYTES =~ ^[1-9][0-9]*$ ]] || die "SOAK_BYTES must be a positive integer"
 [[ $SOAK_RATE =~ ^[0-9]+$ ]] || die "SOAK_RATE must be bytes/s (0: unthrottled)"
+[[ $SOAK_MODE =~ ^(pull|push)$ ]] || die "SOAK_MODE must be pull or push"
 [[ $SOAK_PORT =~ ^[0-9]+$ ]] || die "SOAK_PORT must be a port number"
 [[ $SOAK_SRC_PORT =~ ^[0-9]+$ ]] || die "SOAK_SRC_PORT must be a port number"
 
@@ -54,6 +60,7 @@ mb() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
 nginx_master=
 source_pid=
 curl_pid=
+feed_pid=
 
 nginx_stop() {
     local pid=$nginx_master i
@@ -71,6 +78,7 @@ nginx_stop() {
 cleanup() {
     local rc=$?
     [ -z "$curl_pid" ] || kill "$curl_pid" 2>/dev/null || true
+    [ -z "$feed_pid" ] || kill "$feed_pid" 2>/dev/null || true
     [ -z "$source_pid" ] || kill "$source_pid" 2>/dev/null || true
     nginx_stop || true
     util/pg.sh stop >/dev/null 2>&1 || true
@@ -210,10 +218,25 @@ rss0=$(rss_kb VmRSS)
 
 w0=$(cpu_ticks "$nginx_worker"); p0=$(pg_ticks)
 t0=$(now)
-curl -sS -o "$TMP/answer" -w '%{http_code}\n' -H 'Content-Type: application/json' \
-    --data-binary "{\"source\": \"http://127.0.0.1:$SOAK_SRC_PORT/soak.ndjson\"}" \
-    "$BASE/\$load" > "$TMP/curl.out" 2>"$TMP/curl.err" &
-curl_pid=$!
+if [ "$SOAK_MODE" = push ]; then
+    # the source's bytes through a fifo into the body of the upload
+    rm -f "$TMP/feed"
+    mkfifo "$TMP/feed"
+    curl -sS -o "$TMP/feed" "http://127.0.0.1:$SOAK_SRC_PORT/soak.ndjson" \
+        2>"$TMP/feed.err" &
+    feed_pid=$!
+    curl -sS -o "$TMP/answer" -w '%{http_code}\n' -X POST -T - \
+        -H 'Content-Type: application/x-ndjson' \
+        "$BASE/\$load" < "$TMP/feed" > "$TMP/curl.out" 2>"$TMP/curl.err" &
+    curl_pid=$!
+    NAME=load_push_2gb
+else
+    curl -sS -o "$TMP/answer" -w '%{http_code}\n' -H 'Content-Type: application/json' \
+        --data-binary "{\"source\": \"http://127.0.0.1:$SOAK_SRC_PORT/soak.ndjson\"}" \
+        "$BASE/\$load" > "$TMP/curl.out" 2>"$TMP/curl.err" &
+    curl_pid=$!
+    NAME=load_2gb
+fi
 
 # one VmRSS sample (kB) a second while the load runs
 : > "$TMP/rss"
@@ -224,6 +247,10 @@ done
 rc=0
 wait "$curl_pid" || rc=$?
 curl_pid=
+if [ -n "$feed_pid" ]; then
+    wait "$feed_pid" || die "the feed of the push failed: $(cat "$TMP/feed.err")"
+    feed_pid=
+fi
 t1=$(now)
 w1=$(cpu_ticks "$nginx_worker"); p1=$(pg_ticks)
 hwm=$(rss_kb VmHWM)
@@ -262,9 +289,9 @@ awk -v r0="$rss0" -v hwm="$hwm" '
     }' "$TMP/rss"
 peak=$(sort -n "$TMP/rss" | tail -1)
 peak=$(( ${peak:-0} > hwm ? ${peak:-0} : hwm ))
-awk -v n="$src_rows" -v t="$secs_total" -v hwm="$peak" 'BEGIN {
-    printf "SOAK load_2gb rows=%d seconds=%.1f rows_per_s=%d peak_rss_mb=%.1f\n",
-           n, t, n / t, hwm / 1024 }'
+awk -v name="$NAME" -v n="$src_rows" -v t="$secs_total" -v hwm="$peak" 'BEGIN {
+    printf "SOAK %s rows=%d seconds=%.1f rows_per_s=%d peak_rss_mb=%.1f\n",
+           name, n, t, n / t, hwm / 1024 }'
 
 if grep -q '\[\(alert\|crit\|emerg\)\]' "$RUNDIR/logs/error.log" 2>/dev/null; then
     echo "# nginx error.log has alerts:"
