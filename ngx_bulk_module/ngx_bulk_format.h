@@ -80,6 +80,12 @@
  *    object) one is added as the last key.  NULL inject values are omitted.
  *    inject implies strip.
  *
+ *  - Parsing: a fast parser of strict JSON takes the common forms (UTF-8
+ *    checked, simple escapes); whatever it does not take, valid or not,
+ *    goes through yajl from the start, so the output, and yajl's error
+ *    message, are the same either way.  Strings the fast parser found
+ *    without escapes are written without checking them again.
+ *
  *  - Errors (-1, job->err): empty input, invalid JSON or UTF-8 (yajl's
  *    message and the byte offset), top level not an object, nesting deeper
  *    than NGX_BULK_FMT_MAX_DEPTH in the input or in the output (a choice
@@ -113,6 +119,8 @@ typedef struct {
 
     unsigned              strip:1;
     unsigned              inject:1;
+    unsigned              slow:1;     /* yajl alone, not the fast parser
+                                         first (tests compare the two) */
 
     const char           *id;
     size_t                id_len;
