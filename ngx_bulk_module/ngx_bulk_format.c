@@ -143,6 +143,12 @@ static void ngx_bulk_fmt_reset(ngx_bulk_fmt_t *f, ngx_bulk_fmt_job_t *job,
     const unsigned char *in, size_t len);
 
 
+/* a part of the input the fast parser found needs no escaping */
+#define ngx_bulk_fmt_clean(f, s, len)                                        \
+    ((uintptr_t) (s) >= (uintptr_t) (f)->clean                              \
+     && (uintptr_t) ((s) + (len)) <= (uintptr_t) (f)->clean_end)
+
+
 /* the input's offset past the token the parser is at */
 #define ngx_bulk_fmt_consumed(f)                                             \
     ((f)->yh ? yajl_get_bytes_consumed((f)->yh) : (f)->pos)
@@ -171,6 +177,27 @@ static const unsigned char  ngx_bulk_fmt_esc[256] = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0
+};
+
+
+/* 1: ends a run of plain bytes in the fast parser's strings */
+static const unsigned char  ngx_bulk_fmt_stop[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1
 };
 
 
@@ -477,10 +504,7 @@ ngx_bulk_fmt_escape(ngx_bulk_fmt_t *f, ngx_bulk_fmt_buf_t *b,
         return -1;
     }
 
-    if ((uintptr_t) s >= (uintptr_t) f->clean
-        && (uintptr_t) (s + len) <= (uintptr_t) f->clean_end)
-    {
-        /* a part of the input the fast parser found needs no escaping */
+    if (ngx_bulk_fmt_clean(f, s, len)) {
         memcpy(b->data + b->len, s, len);
         b->len += len;
         return 0;
@@ -601,7 +625,11 @@ ngx_bulk_fmt_key(ngx_bulk_fmt_t *f, const void *s, size_t len)
         /* fast path: keys rarely need escaping */
         memcpy(p + 1, s, len);
 
-        for (i = 0; i < len; i++) {
+        for (i = ngx_bulk_fmt_clean(f, (const unsigned char *) s, len)
+                 ? len : 0;
+             i < len;
+             i++)
+        {
             if (ngx_bulk_fmt_esc[p[1 + i]]) {
                 goto slow;
             }
@@ -2147,9 +2175,7 @@ ngx_bulk_fmt_parse_str(ngx_bulk_fmt_t *f, const unsigned char *p,
             p += 8;
         }
 
-        while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"'
-               && *p != '\\')
-        {
+        while (p < end && !ngx_bulk_fmt_stop[*p]) {
             p++;
         }
 
