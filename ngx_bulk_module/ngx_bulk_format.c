@@ -364,23 +364,28 @@ ngx_bulk_fmt_destroy(ngx_bulk_fmt_t *f)
 int
 ngx_bulk_fhir_id_valid(const char *id, size_t len)
 {
-    size_t         i;
-    unsigned char  c;
+    size_t  i;
+
+    /* [A-Za-z0-9.-] */
+    static const unsigned char  ok[128] = {
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0,
+        0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0,
+        0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0
+    };
 
     if (len == 0 || len > 64) {
         return 0;
     }
 
     for (i = 0; i < len; i++) {
-        c = (unsigned char) id[i];
-
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-            || (c >= '0' && c <= '9') || c == '-' || c == '.')
-        {
-            continue;
+        if ((unsigned char) id[i] >= 128 || !ok[(unsigned char) id[i]]) {
+            return 0;
         }
-
-        return 0;
     }
 
     return 1;

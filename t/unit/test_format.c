@@ -702,6 +702,13 @@ test_lookup(void)
     ok(ngx_bulk_fhir_id_valid("a-Z.09", 6), "id valid");
     ok(!ngx_bulk_fhir_id_valid("", 0), "id empty");
     ok(!ngx_bulk_fhir_id_valid("a_b", 3), "id underscore");
+    ok(ngx_bulk_fhir_id_valid("AZaz09-.", 8), "id: the ends of each range");
+    ok(!ngx_bulk_fhir_id_valid("a/", 2) && !ngx_bulk_fhir_id_valid("@", 1)
+       && !ngx_bulk_fhir_id_valid("[", 1) && !ngx_bulk_fhir_id_valid("`", 1)
+       && !ngx_bulk_fhir_id_valid("{", 1) && !ngx_bulk_fhir_id_valid(":", 1)
+       && !ngx_bulk_fhir_id_valid("\xc3\xbc", 2)
+       && !ngx_bulk_fhir_id_valid(",", 1),
+       "id: the bytes next to each range, non-ASCII");
     ok(!ngx_bulk_fhir_id_valid("a/b", 3), "id slash");
     ok(ngx_bulk_fhir_id_valid("0123456789012345678901234567890123456789"
                               "012345678901234567890123", 64), "id 64");
