@@ -849,10 +849,11 @@ test_fast_parser(void)
         "{\v\"a\":1}",
         "[1]",
         "\"s\"",
-        "{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}",
+        "{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]}",
         "{\"a\":{\"b\":",
-        "{\"meta\":{\"versionId\":\"3\",\"extension\":[{\"url\":\"ex:createdAt\","
-            "\"valueInstant\":\"2020\"},{\"url\":\"x\"}]},\"id\":\"m1\"}",
+        "{\"meta\":{\"versionId\":\"3\",\"extension\":[{\"url\":"
+            "\"ex:createdAt\",\"valueInstant\":\"2020\"},{\"url\":\"x\"}]},"
+            "\"id\":\"m1\"}",
         "{\"resourceType\":\"Observation\",\"id\":\"o1\",\"subject\":"
             "{\"reference\":\"Patient/p1\",\"display\":\"P \\\"one\\\"\"},"
             "\"valueQuantity\":{\"value\":1.50,\"unit\":\"m\"},"
