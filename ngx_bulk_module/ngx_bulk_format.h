@@ -1,6 +1,7 @@
 
 /*
- * ngx_bulk: streaming FHIR <-> Aidbox JSON converter (plain C, yajl SAX).
+ * ngx_bulk: streaming FHIR <-> Aidbox JSON converter (plain C, SAX: its
+ * own strict parser, yajl's for the rest).
  */
 
 
@@ -13,7 +14,7 @@
 
 /*
  * One JSON document (one NDJSON line) in, one compact JSON document out.
- * No document tree is built: yajl's SAX parser drives a small writer, and
+ * No document tree is built: a SAX parser drives a small writer, and
  * the FHIR R4 schema tables (ngx_bulk_fhir_schema.c) say, for the path
  * followed through nested objects and arrays, which keys are References,
  * choice elements, complex types or nested resources.
