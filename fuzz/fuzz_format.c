@@ -6,7 +6,9 @@
  * 2 to FHIR, 3 to Aidbox), bit 2 strip, bit 3 inject, bits 4-5 the job type
  * (document's own, Patient, Observation, bundle in upper case).  The rest is
  * the document.  A successful output must be valid JSON, and a successful
- * to-Aidbox output must convert back to FHIR.
+ * to-Aidbox output must convert back to FHIR.  The same job with yajl
+ * alone (job.slow) must give the same answer: the same output, or the
+ * same error.
  */
 
 
@@ -25,6 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static ngx_bulk_fmt_t  *fuzz_fmt;
 static ngx_bulk_fmt_t  *fuzz_back;
+static ngx_bulk_fmt_t  *fuzz_slow;
 
 
 static void
@@ -81,13 +84,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     int                  flags;
     unsigned char       *copy;
-    ngx_bulk_fmt_job_t   job, back;
+    int                  rc;
+    ngx_bulk_fmt_job_t   job, back, slow;
 
     if (fuzz_fmt == NULL) {
         fuzz_fmt = ngx_bulk_fmt_create();
         fuzz_back = ngx_bulk_fmt_create();
+        fuzz_slow = ngx_bulk_fmt_create();
 
-        if (fuzz_fmt == NULL || fuzz_back == NULL) {
+        if (fuzz_fmt == NULL || fuzz_back == NULL || fuzz_slow == NULL) {
             abort();
         }
     }
@@ -108,7 +113,33 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     memcpy(copy, data + 1, size - 1);
 
-    if (ngx_bulk_fmt_convert(fuzz_fmt, &job, copy, size - 1) == 0) {
+    fuzz_job(&slow, flags);
+    slow.slow = 1;
+
+    rc = ngx_bulk_fmt_convert(fuzz_slow, &slow, copy, size - 1);
+
+    if (ngx_bulk_fmt_convert(fuzz_fmt, &job, copy, size - 1) != rc
+        || (rc == 0 && (job.out_len != slow.out_len
+                        || memcmp(job.out, slow.out, job.out_len) != 0
+                        || (job.doc_id == NULL) != (slow.doc_id == NULL)
+                        || (job.doc_id
+                            && (job.doc_id_len != slow.doc_id_len
+                                || memcmp(job.doc_id, slow.doc_id,
+                                          job.doc_id_len) != 0))
+                        || (job.doc_type == NULL) != (slow.doc_type == NULL)
+                        || (job.doc_type
+                            && (job.doc_type_len != slow.doc_type_len
+                                || memcmp(job.doc_type, slow.doc_type,
+                                          job.doc_type_len) != 0))))
+        || (rc != 0 && strcmp(job.err, slow.err) != 0))
+    {
+        fprintf(stderr, "the fast parser and yajl differ: %d %s / %s\n"
+                "%.*s\n%.*s\n", rc, job.err, slow.err,
+                (int) job.out_len, job.out, (int) slow.out_len, slow.out);
+        abort();
+    }
+
+    if (rc == 0) {
         fuzz_valid_json(job.out, job.out_len);
 
         if (job.dir == NGX_BULK_FMT_TO_AIDBOX) {

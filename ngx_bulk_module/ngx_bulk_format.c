@@ -85,6 +85,11 @@ struct ngx_bulk_fmt_s {
     ngx_bulk_fmt_buf_t            stash;
     ngx_bulk_fmt_buf_t            doc_id;
     ngx_bulk_fmt_buf_t            doc_type;
+    ngx_bulk_fmt_buf_t            str;      /* the fast parser's unescaped
+                                               strings */
+    size_t                        pos;      /* the fast parser's offset */
+    const unsigned char          *clean;    /* the input's string given to */
+    const unsigned char          *clean_end;/* a callback: no escaping */
 
     ngx_bulk_fmt_ctx_t            next;
     ngx_bulk_fmt_frame_t         *fr;       /* current frame, NULL at top */
@@ -132,6 +137,22 @@ static int ngx_bulk_fmt_end_map(void *ctx);
 static int ngx_bulk_fmt_start_array(void *ctx);
 static int ngx_bulk_fmt_end_array(void *ctx);
 
+static int ngx_bulk_fmt_parse(ngx_bulk_fmt_t *f, const unsigned char *p,
+    size_t len);
+static void ngx_bulk_fmt_reset(ngx_bulk_fmt_t *f, ngx_bulk_fmt_job_t *job,
+    const unsigned char *in, size_t len);
+
+
+/* a part of the input the fast parser found needs no escaping */
+#define ngx_bulk_fmt_clean(f, s, len)                                        \
+    ((uintptr_t) (s) >= (uintptr_t) (f)->clean                              \
+     && (uintptr_t) ((s) + (len)) <= (uintptr_t) (f)->clean_end)
+
+
+/* the input's offset past the token the parser is at */
+#define ngx_bulk_fmt_consumed(f)                                             \
+    ((f)->yh ? yajl_get_bytes_consumed((f)->yh) : (f)->pos)
+
 
 static const yajl_callbacks  ngx_bulk_fmt_callbacks = {
     ngx_bulk_fmt_null,
@@ -156,6 +177,27 @@ static const unsigned char  ngx_bulk_fmt_esc[256] = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0
+};
+
+
+/* 1: ends a run of plain bytes in the fast parser's strings */
+static const unsigned char  ngx_bulk_fmt_stop[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1
 };
 
 
@@ -313,6 +355,7 @@ ngx_bulk_fmt_destroy(ngx_bulk_fmt_t *f)
     free(f->stash.data);
     free(f->doc_id.data);
     free(f->doc_type.data);
+    free(f->str.data);
     free(f->arena);
     free(f);
 }
@@ -321,23 +364,28 @@ ngx_bulk_fmt_destroy(ngx_bulk_fmt_t *f)
 int
 ngx_bulk_fhir_id_valid(const char *id, size_t len)
 {
-    size_t         i;
-    unsigned char  c;
+    size_t  i;
+
+    /* [A-Za-z0-9.-] */
+    static const unsigned char  ok[128] = {
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0,
+        0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0,
+        0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0
+    };
 
     if (len == 0 || len > 64) {
         return 0;
     }
 
     for (i = 0; i < len; i++) {
-        c = (unsigned char) id[i];
-
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-            || (c >= '0' && c <= '9') || c == '-' || c == '.')
-        {
-            continue;
+        if ((unsigned char) id[i] >= 128 || !ok[(unsigned char) id[i]]) {
+            return 0;
         }
-
-        return 0;
     }
 
     return 1;
@@ -421,6 +469,33 @@ ngx_bulk_fmt_raw(ngx_bulk_fmt_t *f, const void *p, size_t n)
 }
 
 
+/*
+ * Whether any of 8 bytes needs escaping: one below 0x20, '"' or '\\'
+ * (the bit tricks of "Bit Twiddling Hacks": a byte below n, a zero byte),
+ * or has a bit of high set.
+ */
+
+static int
+ngx_bulk_fmt_special8(const unsigned char *s, uint64_t high)
+{
+    uint64_t  v, q, b;
+
+    memcpy(&v, s, 8);
+
+    if (v & high) {
+        return 1;
+    }
+
+    q = v ^ 0x2222222222222222ULL;
+    b = v ^ 0x5c5c5c5c5c5c5c5cULL;
+
+    return ((((v - 0x2020202020202020ULL) & ~v)
+             | ((q - 0x0101010101010101ULL) & ~q)
+             | ((b - 0x0101010101010101ULL) & ~b))
+            & 0x8080808080808080ULL) != 0;
+}
+
+
 /* append an escaped JSON string body (no quotes) to b */
 
 static int
@@ -434,9 +509,26 @@ ngx_bulk_fmt_escape(ngx_bulk_fmt_t *f, ngx_bulk_fmt_buf_t *b,
         return -1;
     }
 
+    if (ngx_bulk_fmt_clean(f, s, len)) {
+        memcpy(b->data + b->len, s, len);
+        b->len += len;
+        return 0;
+    }
+
     start = 0;
 
     for (i = 0; i < len; i++) {
+
+        /* runs of 8 bytes that need no escaping are skipped at once */
+
+        while (len - i >= 8 && !ngx_bulk_fmt_special8(s + i, 0)) {
+            i += 8;
+        }
+
+        if (i == len) {
+            break;
+        }
+
         c = s[i];
 
         if (!ngx_bulk_fmt_esc[c]) {
@@ -538,7 +630,11 @@ ngx_bulk_fmt_key(ngx_bulk_fmt_t *f, const void *s, size_t len)
         /* fast path: keys rarely need escaping */
         memcpy(p + 1, s, len);
 
-        for (i = 0; i < len; i++) {
+        for (i = ngx_bulk_fmt_clean(f, (const unsigned char *) s, len)
+                 ? len : 0;
+             i < len;
+             i++)
+        {
             if (ngx_bulk_fmt_esc[p[1 + i]]) {
                 goto slow;
             }
@@ -885,7 +981,7 @@ ngx_bulk_fmt_res_type(ngx_bulk_fmt_t *f, const char **name, size_t *len)
     size_t                vlen;
     const unsigned char  *val;
 
-    if (!ngx_bulk_fmt_prescan(f->in + yajl_get_bytes_consumed(f->yh),
+    if (!ngx_bulk_fmt_prescan(f->in + ngx_bulk_fmt_consumed(f),
                               f->in + f->in_len, "resourceType", 12,
                               &val, &vlen))
     {
@@ -1482,7 +1578,7 @@ ngx_bulk_fmt_start_map(void *ctx)
         return 1;
 
     case NGX_BULK_FMT_META_ITEM:
-        if (ngx_bulk_fmt_prescan(f->in + yajl_get_bytes_consumed(f->yh),
+        if (ngx_bulk_fmt_prescan(f->in + ngx_bulk_fmt_consumed(f),
                                  f->in + f->in_len, "url", 3, &val, &vlen)
             && vlen == 12 && memcmp(val, "ex:createdAt", 12) == 0)
         {
@@ -2046,6 +2142,485 @@ ngx_bulk_fmt_end_array(void *ctx)
 }
 
 
+/*
+ * The fast parser: strict JSON of the common forms, calling the same
+ * callbacks as yajl does.  0: parsed; -1: not taken (anything invalid, a
+ * byte yajl might judge otherwise, a \u escape of a surrogate or of NUL,
+ * whitespace other than space, tab, CR and LF, a callback that failed),
+ * and the conversion starts again with yajl.  Strings without escapes go
+ * to the callbacks in place, as yajl gives them.
+ */
+
+#define ngx_bulk_fmt_ws(p, end)                                              \
+    while (p < end && (*p == ' ' || *p == '\n' || *p == '\t'                 \
+                       || *p == '\r'))                                       \
+    {                                                                        \
+        p++;                                                                 \
+    }
+
+
+/* a string after its '"': its end past the closing '"', or NULL */
+
+static const unsigned char *
+ngx_bulk_fmt_parse_str(ngx_bulk_fmt_t *f, const unsigned char *p,
+    const unsigned char *end, const unsigned char **s, size_t *len)
+{
+    unsigned int          c, u, n;
+    unsigned char        *d;
+    const unsigned char  *start;
+
+    start = p;
+
+    for ( ;; ) {
+        /* and those of non-ASCII */
+
+        while (end - p >= 8
+               && !ngx_bulk_fmt_special8(p, 0x8080808080808080ULL))
+        {
+            p += 8;
+        }
+
+        while (p < end && !ngx_bulk_fmt_stop[*p]) {
+            p++;
+        }
+
+        if (p >= end) {
+            return NULL;
+        }
+
+        c = *p;
+
+        if (c == '"') {
+            *s = start;
+            *len = p - start;
+            f->clean = start;
+            f->clean_end = p;
+            return p + 1;
+        }
+
+        if (c == '\\') {
+            break;
+        }
+
+        if (c < 0x80) {
+            return NULL;    /* a control character */
+        }
+
+        /* UTF-8: no overlong form, no surrogate, up to U+10FFFF */
+
+        if (c >= 0xc2 && c <= 0xdf) {
+            if (end - p < 2 || (p[1] & 0xc0) != 0x80) {
+                return NULL;
+            }
+
+            p += 2;
+
+        } else if (c >= 0xe0 && c <= 0xef) {
+            if (end - p < 3 || (p[1] & 0xc0) != 0x80
+                || (p[2] & 0xc0) != 0x80
+                || (c == 0xe0 && p[1] < 0xa0)
+                || (c == 0xed && p[1] >= 0xa0))
+            {
+                return NULL;
+            }
+
+            p += 3;
+
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            if (end - p < 4 || (p[1] & 0xc0) != 0x80
+                || (p[2] & 0xc0) != 0x80 || (p[3] & 0xc0) != 0x80
+                || (c == 0xf0 && p[1] < 0x90)
+                || (c == 0xf4 && p[1] >= 0x90))
+            {
+                return NULL;
+            }
+
+            p += 4;
+
+        } else {
+            return NULL;
+        }
+    }
+
+    /* escapes: the string is copied, unescaped, into f->str */
+
+    f->str.len = 0;
+
+    if (ngx_bulk_fmt_reserve(f, &f->str, (size_t) (end - start)) != 0) {
+        return NULL;
+    }
+
+    d = f->str.data;
+    memcpy(d, start, p - start);
+    d += p - start;
+
+    while (p < end) {
+        c = *p;
+
+        if (c == '"') {
+            *s = f->str.data;
+            *len = d - f->str.data;
+            f->clean = NULL;
+            f->clean_end = NULL;
+            return p + 1;
+        }
+
+        if (c < 0x20) {
+            return NULL;
+        }
+
+        if (c >= 0x80) {
+            /* UTF-8, as above */
+
+            n = (c >= 0xf0) ? 4 : (c >= 0xe0) ? 3 : 2;
+
+            if (c < 0xc2 || c > 0xf4 || end - p < n
+                || (p[1] & 0xc0) != 0x80
+                || (n > 2 && (p[2] & 0xc0) != 0x80)
+                || (n > 3 && (p[3] & 0xc0) != 0x80)
+                || (c == 0xe0 && p[1] < 0xa0)
+                || (c == 0xed && p[1] >= 0xa0)
+                || (c == 0xf0 && p[1] < 0x90)
+                || (c == 0xf4 && p[1] >= 0x90))
+            {
+                return NULL;
+            }
+
+            memcpy(d, p, n);
+            d += n;
+            p += n;
+            continue;
+        }
+
+        if (c != '\\') {
+            *d++ = (unsigned char) c;
+            p++;
+            continue;
+        }
+
+        if (end - p < 2) {
+            return NULL;
+        }
+
+        switch (p[1]) {
+        case '"':
+        case '\\':
+        case '/':
+            *d++ = p[1];
+            break;
+        case 'b':
+            *d++ = '\b';
+            break;
+        case 'f':
+            *d++ = '\f';
+            break;
+        case 'n':
+            *d++ = '\n';
+            break;
+        case 'r':
+            *d++ = '\r';
+            break;
+        case 't':
+            *d++ = '\t';
+            break;
+
+        case 'u':
+            if (end - p < 6) {
+                return NULL;
+            }
+
+            u = 0;
+
+            for (n = 2; n < 6; n++) {
+                c = p[n];
+
+                if (c >= '0' && c <= '9') {
+                    c -= '0';
+
+                } else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') {
+                    c = (c | 0x20) - 'a' + 10;
+
+                } else {
+                    return NULL;
+                }
+
+                u = (u << 4) | c;
+            }
+
+            if (u == 0 || (u >= 0xd800 && u <= 0xdfff)) {
+                return NULL;
+            }
+
+            if (u < 0x80) {
+                *d++ = (unsigned char) u;
+
+            } else if (u < 0x800) {
+                *d++ = (unsigned char) (0xc0 | (u >> 6));
+                *d++ = (unsigned char) (0x80 | (u & 0x3f));
+
+            } else {
+                *d++ = (unsigned char) (0xe0 | (u >> 12));
+                *d++ = (unsigned char) (0x80 | ((u >> 6) & 0x3f));
+                *d++ = (unsigned char) (0x80 | (u & 0x3f));
+            }
+
+            p += 6;
+            continue;
+
+        default:
+            return NULL;
+        }
+
+        p += 2;
+    }
+
+    return NULL;
+}
+
+
+/* a number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?, or NULL */
+
+static const unsigned char *
+ngx_bulk_fmt_parse_num(const unsigned char *p, const unsigned char *end)
+{
+    if (p < end && *p == '-') {
+        p++;
+    }
+
+    if (p >= end || *p < '0' || *p > '9') {
+        return NULL;
+    }
+
+    if (*p++ == '0') {
+        if (p < end && *p >= '0' && *p <= '9') {
+            return NULL;
+        }
+
+    } else {
+        while (p < end && *p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+
+    if (p < end && *p == '.') {
+        p++;
+
+        if (p >= end || *p < '0' || *p > '9') {
+            return NULL;
+        }
+
+        while (p < end && *p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+
+        if (p < end && (*p == '+' || *p == '-')) {
+            p++;
+        }
+
+        if (p >= end || *p < '0' || *p > '9') {
+            return NULL;
+        }
+
+        while (p < end && *p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+
+    return p;
+}
+
+
+static int
+ngx_bulk_fmt_parse(ngx_bulk_fmt_t *f, const unsigned char *p, size_t len)
+{
+    int                   depth;
+    size_t                slen;
+    const unsigned char  *end, *in, *s, *q;
+    unsigned char         stack[NGX_BULK_FMT_MAX_DEPTH + 2];
+
+    in = p;
+    end = p + len;
+    depth = 0;
+
+value:
+
+    ngx_bulk_fmt_ws(p, end);
+
+    if (p >= end) {
+        return -1;
+    }
+
+    switch (*p) {
+
+    case '{':
+        if (depth == (int) sizeof(stack)) {
+            return -1;
+        }
+
+        f->pos = ++p - in;
+
+        if (!ngx_bulk_fmt_start_map(f)) {
+            return -1;
+        }
+
+        stack[depth++] = '{';
+
+        ngx_bulk_fmt_ws(p, end);
+
+        if (p < end && *p == '}') {
+            p++;
+            goto close;
+        }
+
+        goto key;
+
+    case '[':
+        if (depth == (int) sizeof(stack)) {
+            return -1;
+        }
+
+        p++;
+
+        if (!ngx_bulk_fmt_start_array(f)) {
+            return -1;
+        }
+
+        stack[depth++] = '[';
+
+        ngx_bulk_fmt_ws(p, end);
+
+        if (p < end && *p == ']') {
+            p++;
+            goto close;
+        }
+
+        goto value;
+
+    case '"':
+        p = ngx_bulk_fmt_parse_str(f, p + 1, end, &s, &slen);
+
+        if (p == NULL || !ngx_bulk_fmt_string(f, s, slen)) {
+            return -1;
+        }
+
+        goto next;
+
+    case 't':
+        if (end - p < 4 || memcmp(p, "true", 4) != 0
+            || !ngx_bulk_fmt_boolean(f, 1))
+        {
+            return -1;
+        }
+
+        p += 4;
+        goto next;
+
+    case 'f':
+        if (end - p < 5 || memcmp(p, "false", 5) != 0
+            || !ngx_bulk_fmt_boolean(f, 0))
+        {
+            return -1;
+        }
+
+        p += 5;
+        goto next;
+
+    case 'n':
+        if (end - p < 4 || memcmp(p, "null", 4) != 0
+            || !ngx_bulk_fmt_null(f))
+        {
+            return -1;
+        }
+
+        p += 4;
+        goto next;
+
+    default:
+        q = ngx_bulk_fmt_parse_num(p, end);
+
+        if (q == NULL || !ngx_bulk_fmt_number(f, (const char *) p, q - p)) {
+            return -1;
+        }
+
+        p = q;
+        goto next;
+    }
+
+key:
+
+    ngx_bulk_fmt_ws(p, end);
+
+    if (p >= end || *p != '"') {
+        return -1;
+    }
+
+    p = ngx_bulk_fmt_parse_str(f, p + 1, end, &s, &slen);
+
+    if (p == NULL || !ngx_bulk_fmt_map_key(f, s, slen)) {
+        return -1;
+    }
+
+    ngx_bulk_fmt_ws(p, end);
+
+    if (p >= end || *p != ':') {
+        return -1;
+    }
+
+    p++;
+    goto value;
+
+close:
+
+    /* p is past the '}' or ']' of stack[depth - 1] */
+
+    if (stack[--depth] == '{') {
+        if (!ngx_bulk_fmt_end_map(f)) {
+            return -1;
+        }
+
+    } else if (!ngx_bulk_fmt_end_array(f)) {
+        return -1;
+    }
+
+next:
+
+    /* a value is over: a separator, the end of its container, or of all */
+
+    ngx_bulk_fmt_ws(p, end);
+
+    if (depth == 0) {
+        return (p == end) ? 0 : -1;
+    }
+
+    if (p >= end) {
+        return -1;
+    }
+
+    if (*p == ',') {
+        p++;
+
+        if (stack[depth - 1] == '{') {
+            goto key;
+        }
+
+        goto value;
+    }
+
+    if ((*p == '}' && stack[depth - 1] == '{')
+        || (*p == ']' && stack[depth - 1] == '['))
+    {
+        p++;
+        goto close;
+    }
+
+    return -1;
+}
+
+
 static void
 ngx_bulk_fmt_yajl_error(ngx_bulk_fmt_t *f, const unsigned char *in,
     size_t len)
@@ -2075,35 +2650,13 @@ ngx_bulk_fmt_yajl_error(ngx_bulk_fmt_t *f, const unsigned char *in,
 }
 
 
-int
-ngx_bulk_fmt_convert(ngx_bulk_fmt_t *f, ngx_bulk_fmt_job_t *job,
+/* the state of one conversion, before a parser runs */
+
+static void
+ngx_bulk_fmt_reset(ngx_bulk_fmt_t *f, ngx_bulk_fmt_job_t *job,
     const unsigned char *in, size_t len)
 {
-    int                  rc;
-    size_t               i;
-    unsigned char       *p;
-    yajl_status          st;
-    yajl_alloc_funcs     af;
-
-    job->err[0] = '\0';
-    job->out = NULL;
-    job->out_len = 0;
-    job->doc_id = NULL;
-    job->doc_id_len = 0;
-    job->doc_type = NULL;
-    job->doc_type_len = 0;
-
-    for (i = 0; i < len; i++) {
-        if (in[i] != ' ' && in[i] != '\t' && in[i] != '\n' && in[i] != '\r')
-        {
-            break;
-        }
-    }
-
-    if (i == len) {
-        snprintf(job->err, sizeof(job->err), "empty document");
-        return -1;
-    }
+    unsigned char  *p;
 
     /* grow the arena if the previous document needed more */
 
@@ -2121,6 +2674,10 @@ ngx_bulk_fmt_convert(ngx_bulk_fmt_t *f, ngx_bulk_fmt_job_t *job,
     f->arena_last = (size_t) -1;
     f->arena_want = 0;
 
+    f->yh = NULL;
+    f->pos = 0;
+    f->clean = NULL;
+    f->clean_end = NULL;
     f->job = job;
     f->in = in;
     f->in_len = len;
@@ -2146,6 +2703,54 @@ ngx_bulk_fmt_convert(ngx_bulk_fmt_t *f, ngx_bulk_fmt_job_t *job,
     if (f->dir != NGX_BULK_FMT_TO_AIDBOX && f->dir != NGX_BULK_FMT_TO_FHIR) {
         f->dir = NGX_BULK_FMT_NONE;
     }
+}
+
+
+int
+ngx_bulk_fmt_convert(ngx_bulk_fmt_t *f, ngx_bulk_fmt_job_t *job,
+    const unsigned char *in, size_t len)
+{
+    int                  rc;
+    size_t               i;
+    yajl_status          st;
+    yajl_alloc_funcs     af;
+
+    job->err[0] = '\0';
+    job->out = NULL;
+    job->out_len = 0;
+    job->doc_id = NULL;
+    job->doc_id_len = 0;
+    job->doc_type = NULL;
+    job->doc_type_len = 0;
+
+    for (i = 0; i < len; i++) {
+        if (in[i] != ' ' && in[i] != '\t' && in[i] != '\n' && in[i] != '\r')
+        {
+            break;
+        }
+    }
+
+    if (i == len) {
+        snprintf(job->err, sizeof(job->err), "empty document");
+        return -1;
+    }
+
+    /*
+     * The fast parser first; whatever it does not take (invalid JSON,
+     * rare forms, a failure of the conversion) goes through yajl from the
+     * start, which gives the same output or yajl's own error.
+     */
+
+    ngx_bulk_fmt_reset(f, job, in, len);
+
+    if (!job->slow && ngx_bulk_fmt_parse(f, in, len) == 0 && !f->failed
+        && f->fr == NULL && f->out.len)
+    {
+        goto done;
+    }
+
+    job->err[0] = '\0';
+    ngx_bulk_fmt_reset(f, job, in, len);
 
     af.malloc = ngx_bulk_fmt_malloc;
     af.realloc = ngx_bulk_fmt_realloc;
@@ -2189,6 +2794,8 @@ ngx_bulk_fmt_convert(ngx_bulk_fmt_t *f, ngx_bulk_fmt_job_t *job,
     if (rc != 0) {
         return -1;
     }
+
+done:
 
     job->out = f->out.data;
     job->out_len = f->out.len;

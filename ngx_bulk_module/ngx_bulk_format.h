@@ -1,6 +1,7 @@
 
 /*
- * ngx_bulk: streaming FHIR <-> Aidbox JSON converter (plain C, yajl SAX).
+ * ngx_bulk: streaming FHIR <-> Aidbox JSON converter (plain C, SAX: its
+ * own strict parser, yajl's for the rest).
  */
 
 
@@ -13,7 +14,7 @@
 
 /*
  * One JSON document (one NDJSON line) in, one compact JSON document out.
- * No document tree is built: yajl's SAX parser drives a small writer, and
+ * No document tree is built: a SAX parser drives a small writer, and
  * the FHIR R4 schema tables (ngx_bulk_fhir_schema.c) say, for the path
  * followed through nested objects and arrays, which keys are References,
  * choice elements, complex types or nested resources.
@@ -80,6 +81,12 @@
  *    object) one is added as the last key.  NULL inject values are omitted.
  *    inject implies strip.
  *
+ *  - Parsing: a fast parser of strict JSON takes the common forms (UTF-8
+ *    checked, simple escapes); whatever it does not take, valid or not,
+ *    goes through yajl from the start, so the output, and yajl's error
+ *    message, are the same either way.  Strings the fast parser found
+ *    without escapes are written without checking them again.
+ *
  *  - Errors (-1, job->err): empty input, invalid JSON or UTF-8 (yajl's
  *    message and the byte offset), top level not an object, nesting deeper
  *    than NGX_BULK_FMT_MAX_DEPTH in the input or in the output (a choice
@@ -113,6 +120,8 @@ typedef struct {
 
     unsigned              strip:1;
     unsigned              inject:1;
+    unsigned              slow:1;     /* yajl alone, not the fast parser
+                                         first (tests compare the two) */
 
     const char           *id;
     size_t                id_len;

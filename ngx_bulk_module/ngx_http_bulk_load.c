@@ -8,16 +8,21 @@
  * (ngx_http_bulk_push.c), both as ngx_http_bulk_source.h describes, is
  * split into lines (gzip sniffed), each line
  * checked and converted with the format converter, and streamed with
- * COPY FROM STDIN (FORMAT binary) into a temporary staging table as text
- * (jsonb is parsed once, later).  At the end one INSERT ... SELECT
- * DISTINCT ON (id) ... ON CONFLICT per type upserts the staged rows under
- * one txid, and the transaction commits.  Any failure of the source or
- * the database closes the connection, so PostgreSQL rolls everything back.
+ * COPY FROM STDIN (FORMAT binary) into a temporary staging table as jsonb
+ * (PostgreSQL parses the documents while the worker converts the next
+ * ones).  At the end the staged rows go into the tables under one txid,
+ * one INSERT ... SELECT per type, in up to three passes from a savepoint
+ * (ngx_http_bulk_load_upserts()): a plain INSERT, which needs one index
+ * probe per row, then, if an id was already there, the upsert (ON
+ * CONFLICT), then, if an id came twice, the upsert with DISTINCT ON (id),
+ * the later line winning.  Then the transaction commits.  Any failure of
+ * the source or the database closes the connection, so PostgreSQL rolls
+ * everything back.
  *
  * The states, moved on from ngx_http_bulk_load_process() as PostgreSQL
  * answers, and by the source's consumer while lines flow:
  *
- *   wait -> prepare -> copy <-> copy_full -> copy_end -> check -> upsert
+ *   wait -> prepare -> copy <-> copy_full -> copy_end -> upsert [-> upsert]
  *        -> commit -> ending -> done
  *
  * copy_full: libpq holds more than the socket takes, the source waits.
@@ -45,8 +50,11 @@
 #define NGX_HTTP_BULK_LOAD_FLUSH       65536
 #define NGX_HTTP_BULK_LOAD_WATCH       250
 
-/* a staged row: ln int8, rt text, id text, doc text (sent on its own) */
+/* a staged row: ln int8, rt text, id text, doc jsonb (sent on its own) */
 #define NGX_HTTP_BULK_LOAD_FIELDS      4
+
+/* jsonb's binary input: a version byte, then the text */
+#define NGX_HTTP_BULK_LOAD_JSONB       1
 
 /* what goes before a document: maybe the file header, then its tuple */
 #define NGX_HTTP_BULK_LOAD_TUPLE                                             \
@@ -54,7 +62,7 @@
      + NGX_BULK_PGCOPY_INT8_LEN                                              \
      + NGX_BULK_PGCOPY_LEN_LEN + NGX_HTTP_BULK_TYPE_MAX                      \
      + NGX_BULK_PGCOPY_LEN_LEN + NGX_HTTP_BULK_ID_MAX                        \
-     + NGX_BULK_PGCOPY_LEN_LEN)
+     + NGX_BULK_PGCOPY_LEN_LEN + 1)
 
 
 typedef enum {
@@ -63,7 +71,6 @@ typedef enum {
     ngx_http_bulk_load_copy,
     ngx_http_bulk_load_copy_full,
     ngx_http_bulk_load_copy_end,
-    ngx_http_bulk_load_check,
     ngx_http_bulk_load_upsert,
     ngx_http_bulk_load_commit,
     ngx_http_bulk_load_ending,
@@ -71,11 +78,20 @@ typedef enum {
 } ngx_http_bulk_load_state_e;
 
 
+/* the passes of the staged rows into the tables, from a savepoint */
+
+typedef enum {
+    ngx_http_bulk_load_insert = 0,      /* INSERT */
+    ngx_http_bulk_load_conflict,        /* INSERT ... ON CONFLICT */
+    ngx_http_bulk_load_distinct         /* and DISTINCT ON (id) */
+} ngx_http_bulk_load_pass_e;
+
+
 typedef struct {
     ngx_str_t                    name;      /* as in the documents */
     ngx_uint_t                   lines;
     ngx_uint_t                   written;
-    ngx_uint_t                   dups;      /* an id comes twice */
+    ngx_uint_t                   round;     /* of the upserts running */
 } ngx_http_bulk_load_type_t;
 
 
@@ -100,6 +116,12 @@ struct ngx_http_bulk_load_s {
     unsigned                     more:1;        /* the source goes on after
                                                    this batch */
     unsigned                     gzip:1;        /* Content-Encoding: gzip */
+    unsigned                     again:1;       /* the pass failed: the
+                                                   next one runs from the
+                                                   savepoint */
+    unsigned                     upsert:1;      /* an id was there: the
+                                                   next batches upsert */
+    unsigned                     pass:2;        /* ngx_http_bulk_load_pass_e */
 
     ngx_bulk_nd_t               *nd;
     ngx_bulk_fmt_t              *fmt;
@@ -175,7 +197,7 @@ static void ngx_http_bulk_load_send(ngx_http_bulk_load_ctx_t *ctx,
     const char *sql, ngx_http_bulk_load_state_e state);
 static void ngx_http_bulk_load_upserts(ngx_http_bulk_load_ctx_t *ctx);
 static u_char *ngx_http_bulk_load_document(ngx_http_bulk_load_ctx_t *ctx);
-static void ngx_http_bulk_load_dups(ngx_http_bulk_load_ctx_t *ctx,
+static ngx_int_t ngx_http_bulk_load_again(ngx_http_bulk_load_ctx_t *ctx,
     PGresult *res);
 static void ngx_http_bulk_load_committed(ngx_http_bulk_load_ctx_t *ctx);
 static ngx_uint_t ngx_http_bulk_load_total(ngx_http_bulk_load_ctx_t *ctx);
@@ -737,7 +759,7 @@ ngx_http_bulk_load_begin(ngx_http_bulk_load_ctx_t *ctx)
             " WHERE c.relkind IN ('r', 'p')"
             " AND c.relnamespace = current_schema()::regnamespace);"
             "CREATE TEMP TABLE bulk_load_stage"
-            " (ln bigint, rt text, id text, doc text) ON COMMIT DROP;"
+            " (ln bigint, rt text, id text, doc jsonb) ON COMMIT DROP;"
             "COPY bulk_load_stage FROM STDIN (FORMAT binary)")
         != NGX_OK)
     {
@@ -746,6 +768,9 @@ ngx_http_bulk_load_begin(ngx_http_bulk_load_ctx_t *ctx)
     }
 
     ctx->state = ngx_http_bulk_load_prepare;
+    ctx->again = 0;
+    ctx->pass = ctx->upsert ? ngx_http_bulk_load_conflict
+                            : ngx_http_bulk_load_insert;
 
     /*
      * a database that stops answering (a host gone without a reset, a
@@ -841,7 +866,6 @@ ngx_http_bulk_load_process(ngx_http_bulk_load_ctx_t *ctx)
         return;
 
     case ngx_http_bulk_load_copy_end:
-    case ngx_http_bulk_load_check:
     case ngx_http_bulk_load_upsert:
     case ngx_http_bulk_load_commit:
         break;
@@ -857,23 +881,16 @@ ngx_http_bulk_load_process(ngx_http_bulk_load_ctx_t *ctx)
     switch (ctx->state) {
 
     case ngx_http_bulk_load_copy_end:
-
-        /*
-         * which types have an id twice: only those pay for sorting the
-         * staged documents to keep the later line
-         */
-
-        ngx_http_bulk_load_send(ctx,
-            "SELECT DISTINCT rt FROM (SELECT rt, id FROM bulk_load_stage"
-            " GROUP BY rt, id HAVING count(*) > 1) d",
-            ngx_http_bulk_load_check);
-        return;
-
-    case ngx_http_bulk_load_check:
         ngx_http_bulk_load_upserts(ctx);
         return;
 
     case ngx_http_bulk_load_upsert:
+
+        if (ctx->again) {
+            /* the next pass, from the savepoint */
+            ngx_http_bulk_load_upserts(ctx);
+            return;
+        }
 
         /*
          * COMMIT goes alone, after the upserts answered: a client that
@@ -1362,8 +1379,10 @@ ngx_http_bulk_load_convert(ngx_http_bulk_load_ctx_t *ctx,
 
 /*
  * A good line into COPY as a binary tuple (ln int8, rt text, id text, doc
- * text): no escaping on either side; the document goes in its own piece.
- * NGX_OK, NGX_ABORT when COPY failed (the load failed), NGX_ERROR.
+ * jsonb): no escaping on either side; the document goes in its own piece,
+ * after jsonb's version byte, and PostgreSQL parses it as it arrives,
+ * while the worker converts the next lines.  NGX_OK, NGX_ABORT when COPY
+ * failed (the load failed), NGX_ERROR.
  */
 
 static ngx_int_t
@@ -1386,7 +1405,8 @@ ngx_http_bulk_load_stage(ngx_http_bulk_load_ctx_t *ctx,
     p = ngx_bulk_pgcopy_write_field(p, rt->data, rt->len);
     p = ngx_bulk_pgcopy_write_field(p, (u_char *) job->doc_id,
                                     job->doc_id_len);
-    p = ngx_bulk_pgcopy_write_len(p, (int32_t) job->out_len);
+    p = ngx_bulk_pgcopy_write_len(p, (int32_t) job->out_len + 1);
+    *p++ = NGX_HTTP_BULK_LOAD_JSONB;
 
     if (PQputCopyData(ctx->pc->pg, (char *) ctx->tuple, p - ctx->tuple) != 1
         || PQputCopyData(ctx->pc->pg, (char *) job->out, job->out_len) != 1)
@@ -1423,7 +1443,7 @@ ngx_http_bulk_load_stage(ngx_http_bulk_load_ctx_t *ctx,
     t->name.len = rt->len;
     t->lines = 1;
     t->written = 0;
-    t->dups = 0;
+    t->round = 0;
 
     return NGX_OK;
 }
@@ -1663,7 +1683,8 @@ ngx_http_bulk_load_results(ngx_http_bulk_load_ctx_t *ctx)
 {
     PGconn                     *pg;
     PGresult                   *res;
-    ngx_uint_t                  status;
+    ngx_int_t                   rows;
+    ngx_uint_t                  i, per, status;
     const char                 *cmd, *n, *code;
     ngx_http_bulk_load_type_t  *t;
 
@@ -1685,15 +1706,16 @@ ngx_http_bulk_load_results(ngx_http_bulk_load_ctx_t *ctx)
             break;
         }
 
-        if (ctx->state == ngx_http_bulk_load_check
-            && PQresultStatus(res) == PGRES_TUPLES_OK)
-        {
-            ngx_http_bulk_load_dups(ctx, res);
-            PQclear(res);
-            continue;
-        }
-
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+
+            if (ctx->state == ngx_http_bulk_load_upsert
+                && ngx_http_bulk_load_again(ctx, res) == NGX_OK)
+            {
+                /* the rest of the statements were skipped */
+                PQclear(res);
+                continue;
+            }
+
             status = ngx_http_bulk_pg_status(res, 1, &code);
 
             ngx_http_bulk_load_fail(ctx, status, code,
@@ -1715,9 +1737,14 @@ ngx_http_bulk_load_results(ngx_http_bulk_load_ctx_t *ctx)
 
             /* with update the _history INSERT comes first for each type */
 
-            if (!ctx->opts.update || ctx->result % 2 == 1) {
-                t[ctx->result / (ctx->opts.update ? 2 : 1)].written +=
-                                       ngx_atoi((u_char *) n, ngx_strlen(n));
+            per = (ctx->opts.update && ctx->pass != ngx_http_bulk_load_insert)
+                  ? 2 : 1;
+
+            if (ctx->result % per == per - 1) {
+                i = ctx->result / per;
+                rows = ngx_atoi((u_char *) n, ngx_strlen(n));
+                t[i].written += rows;
+                t[i].round += rows;
             }
 
             ctx->result++;
@@ -1750,9 +1777,21 @@ ngx_http_bulk_load_send(ngx_http_bulk_load_ctx_t *ctx, const char *sql,
 
 
 /*
- * One upsert per type, in one round trip: the later line of an id wins
- * (DISTINCT ON ... ORDER BY ln DESC), new rows are 'created', existing
- * ones 'updated' ('recreated' after a delete) with their cts kept.
+ * One statement per type, in one round trip, after a savepoint: new rows
+ * are 'created', existing ones 'updated' ('recreated' after a delete)
+ * with their cts kept.  The passes (ngx_http_bulk_load_again() moves from
+ * one to the next, rolling back to the savepoint):
+ *
+ *   insert    a plain INSERT: one index probe per row where ON CONFLICT
+ *             makes two.  An id already there (or staged twice) fails it
+ *             (23505); a load whose ids are new, a first load above all,
+ *             pays no more.  Not after a batch of the same load failed so.
+ *   conflict  INSERT ... ON CONFLICT (id) DO UPDATE, with update: true
+ *             the replaced rows into _history first.  An id staged twice
+ *             fails it (21000, a row affected twice).
+ *   distinct  the same with DISTINCT ON (id) ... ORDER BY id, ln DESC:
+ *             the later line of an id wins.  Only loads with such an id
+ *             sort the staged rows.
  */
 
 static void
@@ -1779,7 +1818,8 @@ ngx_http_bulk_load_upserts(ngx_http_bulk_load_ctx_t *ctx)
         return;
     }
 
-    len = sizeof("COMMIT") + (ngx_strlen(doc) + 64) * ctx->types.nelts;
+    len = sizeof("ROLLBACK TO SAVEPOINT bulk_load;")
+          + (ngx_strlen(doc) + 64) * ctx->types.nelts;
 
     for (i = 0; i < ctx->types.nelts; i++) {
         len += 1024 + 4 * t[i].name.len;
@@ -1792,10 +1832,35 @@ ngx_http_bulk_load_upserts(ngx_http_bulk_load_ctx_t *ctx)
         return;
     }
 
-    p = sql;
+    if (ctx->again) {
+        p = ngx_cpymem(sql, "ROLLBACK TO SAVEPOINT bulk_load;",
+                       sizeof("ROLLBACK TO SAVEPOINT bulk_load;") - 1);
+
+    } else {
+        p = ngx_cpymem(sql, "SAVEPOINT bulk_load;",
+                       sizeof("SAVEPOINT bulk_load;") - 1);
+    }
 
     for (i = 0; i < ctx->types.nelts; i++) {
+        if (ctx->again) {
+            /* the rows rolled back to the savepoint do not count */
+            t[i].written -= t[i].round;
+        }
+
+        t[i].round = 0;
+
         ngx_strlow(low, t[i].name.data, t[i].name.len);
+
+        if (ctx->pass == ngx_http_bulk_load_insert) {
+            p = ngx_sprintf(p,
+                    "INSERT INTO \"%*s\" (id, txid, cts, ts, resource_type,"
+                    " status, resource)"
+                    " SELECT id, %L, now(), now(), '%V', 'created', %s"
+                    " FROM bulk_load_stage WHERE rt = '%V';",
+                    t[i].name.len, low, ctx->txid, &t[i].name, doc,
+                    &t[i].name);
+            continue;
+        }
 
         if (ctx->opts.update) {
             p = ngx_sprintf(p,
@@ -1822,13 +1887,16 @@ ngx_http_bulk_load_upserts(ngx_http_bulk_load_ctx_t *ctx)
                 " ELSE 'updated'::resource_status END,"
                 " resource = excluded.resource;",
                 t[i].name.len, low,
-                t[i].dups ? "DISTINCT ON (id)" : "",
+                (ctx->pass == ngx_http_bulk_load_distinct)
+                ? "DISTINCT ON (id)" : "",
                 ctx->txid, &t[i].name, doc, &t[i].name,
-                t[i].dups ? " ORDER BY id, ln DESC" : "");
+                (ctx->pass == ngx_http_bulk_load_distinct)
+                ? " ORDER BY id, ln DESC" : "");
     }
 
     *p = '\0';
 
+    ctx->again = 0;
     ctx->result = 0;
 
     ngx_http_bulk_load_send(ctx, (char *) sql, ngx_http_bulk_load_upsert);
@@ -1854,7 +1922,7 @@ ngx_http_bulk_load_document(ngx_http_bulk_load_ctx_t *ctx)
     }
 
     expr = ngx_pnalloc(ctx->request->pool,
-                       sizeof("(jsonb_strip_nulls(doc::jsonb) || ::jsonb)")
+                       sizeof("(jsonb_strip_nulls(doc) || ::jsonb)")
                        + (lit ? ngx_strlen(lit) : 0));
     if (expr == NULL) {
         if (lit) {
@@ -1864,7 +1932,7 @@ ngx_http_bulk_load_document(ngx_http_bulk_load_ctx_t *ctx)
         return NULL;
     }
 
-    p = ngx_sprintf(expr, "%s%sdoc::jsonb%s",
+    p = ngx_sprintf(expr, "%s%sdoc%s",
                     lit ? "(" : "",
                     ctx->opts.strip_nulls ? "jsonb_strip_nulls(" : "",
                     ctx->opts.strip_nulls ? ")" : "");
@@ -1880,29 +1948,41 @@ ngx_http_bulk_load_document(ngx_http_bulk_load_ctx_t *ctx)
 }
 
 
-static void
-ngx_http_bulk_load_dups(ngx_http_bulk_load_ctx_t *ctx, PGresult *res)
+/*
+ * A pass failed: NGX_OK when the next one is to run, as an id was there
+ * (23505 of the plain INSERT) or came twice (21000 of ON CONFLICT);
+ * NGX_DECLINED when the error is the load's.
+ */
+
+static ngx_int_t
+ngx_http_bulk_load_again(ngx_http_bulk_load_ctx_t *ctx, PGresult *res)
 {
-    int                         i;
-    size_t                      len;
-    ngx_uint_t                  j;
-    const char                 *rt;
-    ngx_http_bulk_load_type_t  *t;
+    const char  *state;
 
-    t = ctx->types.elts;
+    state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 
-    for (i = 0; i < PQntuples(res); i++) {
-        rt = PQgetvalue(res, i, 0);
-        len = PQgetlength(res, i, 0);
-
-        for (j = 0; j < ctx->types.nelts; j++) {
-            if (t[j].name.len == len
-                && ngx_strncmp(t[j].name.data, rt, len) == 0)
-            {
-                t[j].dups = 1;
-            }
-        }
+    if (state == NULL) {
+        return NGX_DECLINED;
     }
+
+    if (ctx->pass == ngx_http_bulk_load_insert
+        && ngx_strcmp(state, "23505") == 0)
+    {
+        ctx->pass = ngx_http_bulk_load_conflict;
+        ctx->upsert = 1;
+        ctx->again = 1;
+        return NGX_OK;
+    }
+
+    if (ctx->pass == ngx_http_bulk_load_conflict
+        && ngx_strcmp(state, "21000") == 0)
+    {
+        ctx->pass = ngx_http_bulk_load_distinct;
+        ctx->again = 1;
+        return NGX_OK;
+    }
+
+    return NGX_DECLINED;
 }
 
 

@@ -471,3 +471,82 @@ qq|POST /Linkage/\$load\n{"source": "$ENV{TEST_NGINX_SRC}/slow.ndjson"}|
 BulkTest::sql(q{DROP TRIGGER bulk_test_slow ON linkage});
 BulkTest::sql(q{DROP FUNCTION bulk_test_slow()});
 is(BulkTest::sql_one(q{SELECT count(*) FROM linkage}), 0, "nothing loaded");
+
+
+
+=== TEST 21: an id twice in one type, update: true: the upserts run again from the savepoint; counts, history and the txid as with one pass
+--- init
+BulkTest::reset_type('Patient');
+BulkTest::reset_type('Organization');
+BulkTest::write_file(main::html('seed.ndjson'),
+    qq|{"resourceType":"Patient","id":"w1","gender":"male"}\n|);
+BulkTest::write_file(main::html('w.ndjson'), join '',
+    qq|{"resourceType":"Patient","id":"w1","gender":"female"}\n|,
+    qq|{"resourceType":"Patient","id":"w2"}\n|,
+    qq|{"resourceType":"Organization","id":"o1","name":"first"}\n|,
+    qq|{"resourceType":"Organization","id":"o1","name":"second"}\n|,
+    qq|{"resourceType":"Organization","id":"o2"}\n|);
+--- perl_test
+my %h = (headers => { 'Content-Type' => 'application/json' });
+my $r = bulk_http_request(POST => '/$load', %h,
+    body => qq|{"source": "$ENV{TEST_NGINX_SRC}/seed.ndjson"}|);
+is($r->{body}, qq|{"Patient":1}\n|, "seeded");
+# Patient's upsert succeeds, Organization's fails on o1 and both run again
+$r = bulk_http_request(POST => '/$load', %h,
+    body => qq|{"source": "$ENV{TEST_NGINX_SRC}/w.ndjson", "update": true}|);
+is($r->{body}, qq|{"Patient":2,"Organization":2}\n|,
+   "each row counted once, not once per pass");
+is(BulkTest::sql_one(q{SELECT resource->>'name' FROM organization WHERE id = 'o1'}),
+   'second', "the later line wins");
+is(BulkTest::sql_one(q{SELECT string_agg(id || ':' || status || ':' || (resource->>'gender'), ',' ORDER BY id)
+    FROM patient WHERE id = 'w1'}), 'w1:updated:female', "w1 updated once");
+is(BulkTest::sql_one(q{SELECT string_agg(id || ':' || (resource->>'gender'), ',') FROM patient_history}),
+   'w1:male', "one history row, the replaced version, none from the pass rolled back");
+is(BulkTest::sql_one(q{SELECT count(DISTINCT txid) FROM (SELECT txid FROM patient WHERE id IN ('w1', 'w2')
+    UNION ALL SELECT txid FROM organization) t}), 1, "one txid");
+
+
+
+=== TEST 22: the plain INSERT pass fails on the second type (an id already there): from the savepoint, the first type's rows are not counted twice, and with update: true the replaced row goes to _history
+--- init
+BulkTest::reset_type('Patient');
+BulkTest::reset_type('Organization');
+BulkTest::write_file(main::html('seed.ndjson'),
+    qq|{"resourceType":"Organization","id":"o9","name":"old"}\n|);
+BulkTest::write_file(main::html('x.ndjson'), join '',
+    qq|{"resourceType":"Patient","id":"x1"}\n|,
+    qq|{"resourceType":"Patient","id":"x2"}\n|,
+    qq|{"resourceType":"Organization","id":"o9","name":"new"}\n|,
+    qq|{"resourceType":"Organization","id":"o8"}\n|);
+--- perl_test
+my %h = (headers => { 'Content-Type' => 'application/json' });
+my $r = bulk_http_request(POST => '/$load', %h,
+    body => qq|{"source": "$ENV{TEST_NGINX_SRC}/seed.ndjson"}|);
+is($r->{body}, qq|{"Organization":1}\n|, "seeded");
+$r = bulk_http_request(POST => '/$load', %h,
+    body => qq|{"source": "$ENV{TEST_NGINX_SRC}/x.ndjson", "update": true}|);
+is($r->{body}, qq|{"Patient":2,"Organization":2}\n|, "counted once");
+is(BulkTest::sql_one(q{SELECT string_agg(id || ':' || status, ',' ORDER BY id) FROM patient}),
+   'x1:created,x2:created', "new patients created");
+is(BulkTest::sql_one(q{SELECT string_agg(id || ':' || status || ':' || coalesce(resource->>'name', ''), ',' ORDER BY id)
+    FROM organization}), 'o8:created:,o9:updated:new', "o9 updated, o8 created");
+is(BulkTest::sql_one(q{SELECT string_agg(id || ':' || (resource->>'name'), ',') FROM organization_history}),
+   'o9:old', "the replaced version in _history");
+is(BulkTest::sql_one(q{SELECT count(*) FROM patient_history}), 0, "no history for new rows");
+
+
+
+=== TEST 23: a document jsonb refuses (a number past numeric's range): 422 from PostgreSQL, nothing loaded
+--- init
+BulkTest::reset_type('Patient');
+BulkTest::write_file(main::html('num.ndjson'), join '',
+    qq|{"resourceType":"Patient","id":"n1"}\n|,
+    qq|{"resourceType":"Patient","id":"n2","x":1e100000000}\n|,
+    main::pats(20));
+--- request eval
+qq|POST /Patient/\$load\n{"source": "$ENV{TEST_NGINX_SRC}/num.ndjson"}|
+--- error_code: 422
+--- response_body_like: "code":"processing","diagnostics":"the database refused the load, nothing was loaded: [^"]*value overflows numeric format
+--- error_log: value overflows numeric format
+--- perl_test
+is(BulkTest::sql_one(q{SELECT count(*) FROM patient}), 0, "nothing loaded");

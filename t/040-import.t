@@ -388,3 +388,40 @@ ok($n > 0 && $n <= 5000, "committed batches stay after cancel ($n)");
 is($j->{inputs}[0]{total}, $n, "the status counts what was committed");
 ok(main::saved('cut', 'cancelled'), "the final status is saved");
 BulkTest::proxy_stop($::src);
+
+
+
+=== TEST 10: batches with ids twice, and ids already there: every batch keeps the later line; the totals count each row a batch wrote
+--- config
+    bulk_pg "$TEST_NGINX_PG_CONNINFO";
+    bulk_source_allow 127.0.0.1;
+    bulk_import_batch 16k;
+    include $TEST_NGINX_REPO/conf/bulk_api.conf;
+    location /src/ { alias $TEST_NGINX_HTML_DIR/; }
+--- init
+BulkTest::reset_type('Patient');
+# each id twice in a row, the second line active:false; q1..q500 exist
+BulkTest::write_file(main::html('old.ndjson'), main::pats(500, 'q'));
+BulkTest::write_file(main::html('twice.ndjson'), join '',
+    map { qq|{"resourceType":"Patient","id":"q$_","active":true}\n|
+          . qq|{"resourceType":"Patient","id":"q$_","active":false}\n| } 1 .. 2000);
+--- timeout: 120
+--- perl_test
+my $r = main::post_import('/$import', qq|{"id":"old","inputs":[{"resourceType":"Patient","url":"$ENV{TEST_NGINX_SRC}/old.ndjson"}]}|);
+my $j = main::wait_done('old', 60);
+is($j->{inputs}[0]{total}, 500, "500 there first");
+$r = main::post_import('/$import', qq|{"id":"twice","inputs":[{"resourceType":"Patient","url":"$ENV{TEST_NGINX_SRC}/twice.ndjson"}]}|);
+$j = main::wait_done('twice', 60);
+is($j->{status}, 'finished', "finished") or diag explain $j;
+is(BulkTest::sql_one(q{SELECT count(*) FROM patient}), 2000, "2000 rows");
+my $batches = BulkTest::sql_one(q{SELECT count(DISTINCT txid) FROM patient WHERE id IN
+    (SELECT id FROM patient WHERE (resource->>'active')::boolean IS FALSE)});
+ok($batches > 5, "several batches ($batches)");
+# a pair cut by a batch boundary is written by both batches
+my $total = $j->{inputs}[0]{total};
+ok($total >= 2000 && $total < 2000 + $batches, "total $total: each id once per batch that wrote it");
+is(BulkTest::sql_one(q{SELECT count(*) FROM patient WHERE (resource->>'active')::boolean}), 0,
+   "the later line of every id won");
+my $updated = BulkTest::sql_one(q{SELECT count(*) FROM patient WHERE status = 'updated'});
+ok($updated >= 500 && $updated <= 500 + ($total - 2000),
+   "the ids there before, and those of a cut pair, updated ($updated)");

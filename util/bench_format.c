@@ -183,6 +183,7 @@ bench_convert(ngx_bulk_fmt_t *f, bench_docs_t *d, int dir,
     t = bench_now();
 
     for (i = 0; i < d->n; i++) {
+        memset(&job, 0, sizeof(job));
         job.dir = dir;
         job.type = NULL;
         job.strip = 0;

@@ -59,5 +59,11 @@ seed err-trailing 001 '{} x'
 seed err-deep 001 '{"a":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}'
 printf '\001{"a":"\377"}' > "$out/err-utf8"
 
+# the fast parser's edges: escapes, jsonb's text form, forms it leaves to yajl
+printf '\001{"resourceType":"Patient","id":"e1","name":[{"family":"a\\"b\\\\c\\/d\\n\\t\\u00fc\\u20ac"}],"note":"\\ud83d\\ude00 \\u0041"}' > "$out/fast-escapes"
+printf '\012{"meta": {"versionId": "1"}, "name": [{"given": ["J\303\274rgen \342\202\254 \360\237\230\200"]}], "subject": {"id": "p1", "resourceType": "Patient"}, "value": {"Quantity": {"value": 1.50e+2}}}' > "$out/fast-jsonb-text"
+printf '\001{"a":[ -0.0 , 1E5 , true , false , null , {} , [] ],\f"b":"\\u0000","c":"\300\257"}' > "$out/fast-edges"
+
 ls "$out" | wc -l | sed 's/$/ seeds/'
 du -sb "$out" | cut -f1 | sed 's/$/ bytes/'
+

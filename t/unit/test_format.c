@@ -702,6 +702,13 @@ test_lookup(void)
     ok(ngx_bulk_fhir_id_valid("a-Z.09", 6), "id valid");
     ok(!ngx_bulk_fhir_id_valid("", 0), "id empty");
     ok(!ngx_bulk_fhir_id_valid("a_b", 3), "id underscore");
+    ok(ngx_bulk_fhir_id_valid("AZaz09-.", 8), "id: the ends of each range");
+    ok(!ngx_bulk_fhir_id_valid("a/", 2) && !ngx_bulk_fhir_id_valid("@", 1)
+       && !ngx_bulk_fhir_id_valid("[", 1) && !ngx_bulk_fhir_id_valid("`", 1)
+       && !ngx_bulk_fhir_id_valid("{", 1) && !ngx_bulk_fhir_id_valid(":", 1)
+       && !ngx_bulk_fhir_id_valid("\xc3\xbc", 2)
+       && !ngx_bulk_fhir_id_valid(",", 1),
+       "id: the bytes next to each range, non-ASCII");
     ok(!ngx_bulk_fhir_id_valid("a/b", 3), "id slash");
     ok(ngx_bulk_fhir_id_valid("0123456789012345678901234567890123456789"
                               "012345678901234567890123", 64), "id 64");
@@ -790,6 +797,119 @@ test_big(void)
 }
 
 
+/*
+ * The fast parser against yajl alone (job.slow): the same output or the
+ * same error for forms at its edges, those it takes and those it leaves
+ * to yajl.
+ */
+
+static void
+test_fast_parser(void)
+{
+    int                  i, rc, rcs, dir;
+    char                 name[128];
+    size_t               len;
+    unsigned char       *out;
+    ngx_bulk_fmt_job_t   fast;
+
+    static const char   *docs[] = {
+        "{\"resourceType\":\"Patient\",\"id\":\"p1\"}",
+        " {\"a\" : [ 1 , -0.5e+10 , 2E-3 , true , false , null ] }\r\n",
+        "{\"a\":\"tab\\there \\\"q\\\" \\\\ \\/ \\b\\f\\n\\r\"}",
+        "{\"a\":\"\\u00fc\\u20ac\\u0041\\uFFFF\"}",
+        "{\"a\":\"\\ud83d\\ude00\"}",                   /* pair: yajl */
+        "{\"a\":\"\\ud800\"}",                          /* lone: yajl */
+        "{\"a\":\"\\u0000\"}",                          /* NUL: yajl */
+        "{\"a\":\"\\u00\"}",
+        "{\"a\":\"\\x\"}",
+        "{\"a\":\"\xc3\xbc\xe2\x82\xac\xf0\x9f\x98\x80 ok\"}",
+        "{\"a\":\"\xc0\xaf\"}",                         /* overlong */
+        "{\"a\":\"\xed\xa0\x80\"}",                     /* surrogate */
+        "{\"a\":\"\xf4\x90\x80\x80\"}",                 /* > U+10FFFF */
+        "{\"a\":\"\xe2\x82\"}",                         /* cut */
+        "{\"a\":\"x\\n\xc3\xbc\xe2\x82\xac\"}",         /* both */
+        "{\"a\":\"\x01\"}",
+        "{\"a\":01}",
+        "{\"a\":1.}",
+        "{\"a\":.5}",
+        "{\"a\":1e}",
+        "{\"a\":-}",
+        "{\"a\":1x}",
+        "{\"a\":tru}",
+        "{\"a\":nul}",
+        "{\"a\":truex}",
+        "{\"a\":1,}",
+        "{\"a\":[1,]}",
+        "{\"a\" 1}",
+        "{,}",
+        "{}",
+        "{} ",
+        "{}x",
+        "{\f\"a\":1}",
+        "{\v\"a\":1}",
+        "[1]",
+        "\"s\"",
+        "{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]}",
+        "{\"a\":{\"b\":",
+        "{\"meta\":{\"versionId\":\"3\",\"extension\":[{\"url\":"
+            "\"ex:createdAt\",\"valueInstant\":\"2020\"},{\"url\":\"x\"}]},"
+            "\"id\":\"m1\"}",
+        "{\"resourceType\":\"Observation\",\"id\":\"o1\",\"subject\":"
+            "{\"reference\":\"Patient/p1\",\"display\":\"P \\\"one\\\"\"},"
+            "\"valueQuantity\":{\"value\":1.50,\"unit\":\"m\"},"
+            "\"contained\":[{\"resourceType\":\"Patient\",\"id\":\"c\"}]}",
+        "{\"subject\":{\"id\":\"p1\",\"resourceType\":\"Patient\"},"
+            "\"value\":{\"Quantity\":{\"value\":1.50}},\"resourceType\":"
+            "\"Observation\"}"
+    };
+
+    for (i = 0; i < (int) (sizeof(docs) / sizeof(docs[0])); i++) {
+        for (dir = NGX_BULK_FMT_NONE; dir <= NGX_BULK_FMT_TO_FHIR; dir++) {
+            rc = run(dir, (i & 1) ? INJECT : STRIP, NULL, docs[i],
+                     strlen(docs[i]));
+            fast = job;
+
+            len = fast.out_len;
+            out = malloc(len + 1);
+            if (out == NULL) {
+                ok(0, "out of memory");
+                return;
+            }
+
+            if (len) {
+                memcpy(out, fast.out, len);
+            }
+
+            memset(&job, 0, sizeof(job));
+            job = fast;
+            job.slow = 1;
+            rcs = ngx_bulk_fmt_convert(fmt, &job,
+                                       (const unsigned char *) docs[i],
+                                       strlen(docs[i]));
+
+            snprintf(name, sizeof(name),
+                     "fast parser and yajl agree: document %d, dir %d",
+                     i, dir);
+
+            ok(rc == rcs
+               && (rc != 0 || (job.out_len == len
+                               && memcmp(job.out, out, len) == 0))
+               && (rc == 0 || strcmp(job.err, fast.err) == 0), name);
+
+            if (rc != rcs || (rc == 0 && (job.out_len != len
+                                          || memcmp(job.out, out, len))))
+            {
+                printf("#   fast: %d %.*s %s\n#   yajl: %d %.*s %s\n",
+                       rc, (int) len, out, fast.err, rcs,
+                       (int) job.out_len, job.out, job.err);
+            }
+
+            free(out);
+        }
+    }
+}
+
+
 int
 main(void)
 {
@@ -807,6 +927,7 @@ main(void)
     test_lookup();
     test_errors();
     test_big();
+    test_fast_parser();
 
     ngx_bulk_fmt_destroy(fmt);
 
