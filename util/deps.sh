@@ -1,7 +1,7 @@
 #!/bin/bash
 # Installs what ngx_bulk needs from Debian's packages; quick when present.
 # (libssl-dev, libpcre2-dev: make asan builds nginx itself from source;
-# chromium: t/045 renders the job view in a real browser)
+# chromium: t/048 renders the job view in a real browser)
 set -euo pipefail
 
 pkgs=(nginx-core nginx-dev libpq-dev libyajl-dev zlib1g-dev libyaml-dev
