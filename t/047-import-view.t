@@ -2,7 +2,7 @@
 # bulkimportstatus, newest first, as a FHIR searchset Bundle (_count,
 # total, entries as the single GET gives them); the HTML view of the list
 # and of one job (content negotiation, escaping of hostile ids, URLs and
-# errors, refresh while a job is active).  The real browser: t/045.
+# errors, refresh while a job is active).  The real browser: t/048.
 use FindBin;
 BEGIN { eval { require Test::Nginx::Socket; 1 } or unshift @INC, "$FindBin::Bin/lib" }
 use lib "$FindBin::Bin/inc";
