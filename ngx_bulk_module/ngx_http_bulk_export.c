@@ -817,7 +817,9 @@ ngx_http_bulk_export_kickoff(ngx_http_request_t *r, ngx_str_t *params,
     rec->post = post;
     rec->lenient = lenient;
     rec->token = blcf->export_token ? 1 : 0;
-    ngx_memcpy(rec->group, group.data, group.len);
+    if (group.len) {
+        ngx_memcpy(rec->group, group.data, group.len);
+    }
 
     p = (u_char *) (rec + 1);
 
@@ -831,7 +833,9 @@ ngx_http_bulk_export_kickoff(ngx_http_request_t *r, ngx_str_t *params,
 
     rec->params.data = p;
     rec->params.len = params->len;
-    p = ngx_cpymem(p, params->data, params->len);
+    if (params->len) {
+        p = ngx_cpymem(p, params->data, params->len);
+    }
 
     rec->errors.data = p;
     rec->errors.len = errors.len;
