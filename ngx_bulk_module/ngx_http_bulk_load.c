@@ -61,6 +61,7 @@ typedef enum {
     ngx_http_bulk_load_copy_end,
     ngx_http_bulk_load_check,
     ngx_http_bulk_load_upsert,
+    ngx_http_bulk_load_record,      /* $import: the progress row */
     ngx_http_bulk_load_commit,
     ngx_http_bulk_load_ending,
     ngx_http_bulk_load_done
@@ -114,7 +115,10 @@ struct ngx_http_bulk_load_s {
     size_t                       staged;
     ngx_uint_t                   batches;   /* committed */
     ngx_http_bulk_load_done_pt   done;      /* $import: the input is over */
-    void                        *data;      /* of done */
+    ngx_http_bulk_load_commit_pt commit;    /* $import: the progress row */
+    void                        *data;      /* of done and commit */
+    uint64_t                     skip;      /* lines loaded before */
+    uint64_t                     lines;     /* lines taken */
 
     ngx_uint_t                   status;    /* of a failure, 0: success */
     const char                  *code;
@@ -166,6 +170,8 @@ static void ngx_http_bulk_load_upserts(ngx_http_bulk_load_ctx_t *ctx);
 static u_char *ngx_http_bulk_load_document(ngx_http_bulk_load_ctx_t *ctx);
 static void ngx_http_bulk_load_dups(ngx_http_bulk_load_ctx_t *ctx,
     PGresult *res);
+static void ngx_http_bulk_load_record_progress(
+    ngx_http_bulk_load_ctx_t *ctx);
 static void ngx_http_bulk_load_committed(ngx_http_bulk_load_ctx_t *ctx);
 static ngx_uint_t ngx_http_bulk_load_total(ngx_http_bulk_load_ctx_t *ctx);
 static void ngx_http_bulk_load_fail(ngx_http_bulk_load_ctx_t *ctx,
@@ -395,7 +401,9 @@ ngx_http_bulk_load_create(ngx_http_request_t *r,
     ctx->fetch.url = in->url;
     ctx->batch = in->batch;
     ctx->done = in->done;
+    ctx->commit = in->commit;
     ctx->data = in->data;
+    ctx->skip = in->skip;
 
     if (ngx_http_bulk_load_init(ctx) != NGX_OK) {
         return NULL;
@@ -515,6 +523,7 @@ ngx_http_bulk_load_progress(ngx_http_bulk_load_t *ctx,
     p->received = ctx->fetch.received;
     p->length = ctx->fetch.length;
     p->batches = ctx->batches;
+    p->lines = ctx->lines;
     p->err = ctx->status ? ctx->err : NULL;
 }
 
@@ -628,6 +637,7 @@ ngx_http_bulk_load_watch(ngx_event_t *ev)
     case ngx_http_bulk_load_prepare:
     case ngx_http_bulk_load_copy_full:
     case ngx_http_bulk_load_copy_end:
+    case ngx_http_bulk_load_record:
     case ngx_http_bulk_load_commit:
 
         if (ngx_current_msec - ctx->pg_active >= ctx->conf->pg_timeout) {
@@ -667,6 +677,7 @@ ngx_http_bulk_load_process(ngx_http_bulk_load_ctx_t *ctx)
     case ngx_http_bulk_load_copy_end:
     case ngx_http_bulk_load_check:
     case ngx_http_bulk_load_upsert:
+    case ngx_http_bulk_load_record:
     case ngx_http_bulk_load_commit:
         break;
 
@@ -698,6 +709,15 @@ ngx_http_bulk_load_process(ngx_http_bulk_load_ctx_t *ctx)
         return;
 
     case ngx_http_bulk_load_upsert:
+
+        if (ctx->commit) {
+            ngx_http_bulk_load_record_progress(ctx);
+            return;
+        }
+
+        /* fall through */
+
+    case ngx_http_bulk_load_record:
 
         /*
          * COMMIT goes alone, after the upserts answered: a client that
@@ -1045,6 +1065,13 @@ ngx_http_bulk_load_line(ngx_http_bulk_load_ctx_t *ctx, ngx_bulk_nd_line_t *l)
     ngx_int_t           rc;
     ngx_str_t           rt;
     ngx_bulk_fmt_job_t  job;
+
+    ctx->lines = l->lineno;
+
+    if (l->lineno <= ctx->skip) {
+        /* loaded by an earlier run of this $import input */
+        return NGX_OK;
+    }
 
     ngx_str_null(&rt);
 
@@ -1487,6 +1514,23 @@ ngx_http_bulk_load_results(ngx_http_bulk_load_ctx_t *ctx)
             continue;
         }
 
+        if (ctx->state == ngx_http_bulk_load_record
+            && PQresultStatus(res) == PGRES_TUPLES_OK)
+        {
+            if (PQntuples(res) != 1) {
+                PQclear(res);
+                ngx_http_bulk_load_fail(ctx, NGX_HTTP_CONFLICT, "conflict",
+                                        "the input is no longer this "
+                                        "worker's (its lease was taken "
+                                        "over, or the job was cancelled): "
+                                        "its open batch rolled back");
+                return NGX_ERROR;
+            }
+
+            PQclear(res);
+            continue;
+        }
+
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
             status = ngx_http_bulk_pg_status(res, 1, &code);
 
@@ -1559,6 +1603,24 @@ ngx_http_bulk_load_upserts(ngx_http_bulk_load_ctx_t *ctx)
     u_char                      low[NGX_HTTP_BULK_TYPE_MAX];
 
     t = ctx->types.elts;
+
+    if (ctx->types.nelts == 0) {
+
+        /*
+         * no line was staged (bad lines only, or an $import input resumed
+         * past its end): nothing to upsert
+         */
+
+        ctx->state = ngx_http_bulk_load_upsert;
+
+        if (ctx->commit) {
+            ngx_http_bulk_load_record_progress(ctx);
+            return;
+        }
+
+        ngx_http_bulk_load_send(ctx, "COMMIT", ngx_http_bulk_load_commit);
+        return;
+    }
 
     doc = ngx_http_bulk_load_document(ctx);
     if (doc == NULL) {
@@ -1691,6 +1753,29 @@ ngx_http_bulk_load_dups(ngx_http_bulk_load_ctx_t *ctx, PGresult *res)
             }
         }
     }
+}
+
+
+/*
+ * $import with leases: the input's progress row (lines taken, totals),
+ * written in the batch's own transaction, so a batch and the count of what
+ * it loaded commit together or not at all
+ */
+
+static void
+ngx_http_bulk_load_record_progress(ngx_http_bulk_load_ctx_t *ctx)
+{
+    u_char  *sql;
+
+    sql = ctx->commit(ctx, ctx->data, ctx->pc->pg);
+
+    if (sql == NULL) {
+        ngx_http_bulk_load_fail(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                "exception", "out of memory");
+        return;
+    }
+
+    ngx_http_bulk_load_send(ctx, (char *) sql, ngx_http_bulk_load_record);
 }
 
 

@@ -1,0 +1,248 @@
+# $import shared by two nginx nodes on one database (bulk_import_lease):
+# inputs claimed by both, one node killed with SIGKILL while it holds
+# inputs in the middle of their sources, the other resumes them after their
+# lease expired, from their last committed batch; exact totals; the same
+# status from both nodes; a DELETE on one node cancels inputs on the other.
+use FindBin;
+BEGIN { eval { require Test::Nginx::Socket; 1 } or unshift @INC, "$FindBin::Bin/lib" }
+use lib "$FindBin::Bin/inc";
+use Test::Nginx::Socket;
+use BulkTest;
+use Time::HiRes qw(sleep time);
+
+plan skip_all => $BulkTest::NeedsProjectRunner
+    unless BulkTest::project_runner();
+plan 'no_plan';
+
+workers(1);
+
+$ENV{TEST_NGINX_SRC} = "http://127.0.0.1:$ENV{TEST_NGINX_SERVER_PORT}/src";
+# the second node: the port next to the suite's
+$ENV{TEST_NGINX_NODE2_PORT} = $ENV{TEST_NGINX_SERVER_PORT} + 1;
+# eight held sources
+$ENV{TEST_NGINX_SOURCE_PORT} = $ENV{TEST_NGINX_SERVER_PORT} + 40;
+
+our $Config = <<'CONF';
+    bulk_pg "$TEST_NGINX_PG_CONNINFO";
+    bulk_source_allow 127.0.0.1;
+    bulk_import_batch 4k;
+    bulk_import_concurrency 2;
+    include $TEST_NGINX_REPO/conf/bulk_api.conf;
+    location /src/ { alias $TEST_NGINX_HTML_DIR/; }
+CONF
+
+add_block_preprocessor(sub {
+    my $block = shift;
+    $block->set_value(config => $Config) unless defined $block->config;
+    $block->set_value(http_config => "    bulk_import_lease 2s;\n")
+        unless defined $block->http_config;
+    $block->set_value(no_error_log => "[alert]\n[crit]\n[emerg]")
+        unless defined $block->no_error_log;
+});
+
+our ($Node2, @Sources);
+
+END {
+    local $?;    # waitpid below must not become the exit status
+    BulkTest::nginx_stop($Node2, 'KILL') if $Node2 && $Node2->{pid};
+    BulkTest::proxy_stop($_) for @Sources;
+}
+
+sub html { "$ENV{TEST_NGINX_HTML_DIR}/$_[0]" }
+
+# $n patients, ids p<$tag>-1 .. p<$tag>-$n, each line about 100 bytes
+sub pats {
+    my ($n, $tag) = @_;
+    return join '', map { qq|{"resourceType":"Patient","id":"p$tag-$_","active":true,"name":[{"family":"F$_"}]}\n| } 1 .. $n;
+}
+
+sub post {
+    my ($path, $body, %o) = @_;
+    return bulk_http_request(POST => $path, port => $o{port},
+        headers => { 'Content-Type' => 'application/json' }, body => $body);
+}
+
+sub status {
+    my ($id, %o) = @_;
+    my $r = bulk_http_request(($o{method} // 'GET') => "/BulkImportStatus/$id",
+                              port => $o{port});
+    my $j = eval { BulkTest::json_decode($r->{body}) };
+    return ($r, $j);
+}
+
+# polls until $cond holds (true), within a generous bound
+sub wait_until {
+    my ($cond, $secs) = @_;
+    my $t0 = time;
+    while (time - $t0 < ($secs // 120) * BulkTest::slack()) {
+        return 1 if $cond->();
+        sleep 0.1;
+    }
+    return 0;
+}
+
+sub wait_done {
+    my ($id, %o) = @_;
+    my $j;
+    wait_until(sub { (undef, $j) = status($id, %o);
+                     $j && $j->{status} && $j->{status} ne 'active' });
+    return $j;
+}
+
+sub node2_log {
+    open my $fh, '<', "$Node2->{prefix}/logs/error.log" or return '';
+    local $/;
+    return <$fh>;
+}
+
+no_shuffle();
+run_tests();
+
+__DATA__
+
+=== TEST 1: two nodes share an 8-input job; one is killed mid-job, the other finishes it exactly
+--- init
+BulkTest::reset_type('Patient');
+BulkTest::sql(q{DELETE FROM bulkimportinput});
+BulkTest::sql(q{DELETE FROM bulkimportjob});
+BulkTest::sql(q{DELETE FROM bulkimportstatus});
+--- timeout: 300
+--- perl_test
+my $N = 400;            # lines per source, about 40 KB
+my $hold = 16 * 1024;   # the first four send 16 KB and wait: batches of 4k
+for my $i (0 .. 7) {
+    push @::Sources, BulkTest::source_start($ENV{TEST_NGINX_SOURCE_PORT} + $i,
+        body => main::pats($N, $i), life => 280,
+        $i < 4 ? (hold_after => $hold) : ());
+}
+$::Node2 = BulkTest::nginx_start(port => $ENV{TEST_NGINX_NODE2_PORT});
+ok($::Node2->{pid}, "the second node runs");
+my $in = join ',', map { qq|{"resourceType":"Patient","url":"http://127.0.0.1:| . ($ENV{TEST_NGINX_SOURCE_PORT} + $_) . qq|/s$_.ndjson"}| } 0 .. 7;
+my $r = main::post('/$import', qq|{"id":"shared","inputs":[$in]}|);
+is($r->{status}, 202, "202 from node 1");
+my $j = BulkTest::json_decode($r->{body});
+is(scalar @{ $j->{inputs} }, 8, "8 inputs");
+is($r->{headers}{'content-location'}, '/BulkImportStatus/shared', "Content-Location");
+# each node claims two (bulk_import_concurrency 2, one worker each): the
+# first four inputs, whose sources hold after 16 KB
+for my $i (0 .. 3) {
+    ok(BulkTest::source_held($::Sources[$i], 120 * BulkTest::slack()), "source $i holds");
+}
+ok(main::wait_until(sub { BulkTest::sql_one(q{SELECT count(DISTINCT owner) FROM bulkimportinput
+                                              WHERE job = 'shared' AND status = 'active'}) == 2 }),
+   "inputs are claimed by two owners");
+is(BulkTest::sql_one(q{SELECT count(*) FROM bulkimportinput WHERE job = 'shared' AND status = 'waiting'}),
+   4, "four wait: both nodes are at bulk_import_concurrency");
+# their batches are committed as the lines come: the row counts them
+ok(main::wait_until(sub { BulkTest::sql_one(q{SELECT count(*) FROM bulkimportinput
+                                              WHERE job = 'shared' AND status = 'active' AND lines > 0}) == 4 }),
+   "each running input committed batches");
+# the same status from both nodes
+my ($s1, $j1) = main::status('shared');
+my ($s2, $j2) = main::status('shared', port => $::Node2->{port});
+is($s1->{status}, 200, "node 1 answers");
+is($s2->{status}, 200, "node 2 answers");
+is(BulkTest::json_canon($j2), BulkTest::json_canon($j1), "the same status from both nodes");
+is($j1->{status}, 'active', "active");
+is(join(',', map { $_->{status} } @{ $j1->{inputs} }),
+   'active,active,active,active,waiting,waiting,waiting,waiting', "four active, four waiting");
+# node 2 dies with inputs in the middle of their sources
+my $owner2 = BulkTest::sql_one(q{SELECT owner FROM bulkimportinput WHERE job = 'shared'
+                                 AND status = 'active' AND owner LIKE ?}, "%/" . (BulkTest::nginx_workers($::Node2))[0] . "/%");
+ok($owner2, "node 2's worker owns inputs ($owner2)");
+my @victims = @{ BulkTest::db()->selectcol_arrayref(q{SELECT n FROM bulkimportinput
+    WHERE job = 'shared' AND owner = ? ORDER BY n}, undef, $owner2) };
+is(scalar @victims, 2, "two of them (@victims)");
+my %committed = map { $_ => BulkTest::sql_one(q{SELECT lines FROM bulkimportinput WHERE job = 'shared' AND n = ?}, $_) } @victims;
+ok((grep { $committed{$_} > 0 && $committed{$_} < $N } @victims) == 2,
+   "each had committed part of its source (" . join(',', map { $committed{$_} } @victims) . " lines)");
+BulkTest::nginx_stop($::Node2, 'KILL');
+# the sources go on: node 1's inputs end, the dead node's connections broke
+BulkTest::source_release($_) for @::Sources[0 .. 3];
+$j = main::wait_done('shared');
+is($j->{status}, 'finished', "the job finished on node 1");
+is(join(',', map { "$_->{status}:$_->{total}" } @{ $j->{inputs} }),
+   join(',', map { "finished:$N" } 0 .. 7), "every input finished with all its lines, none twice");
+is(BulkTest::sql_one(q{SELECT count(*) FROM patient}), 8 * $N, "every row is in the table");
+is(BulkTest::sql_one(q{SELECT sum(total) FROM bulkimportinput WHERE job = 'shared'}), 8 * $N,
+   "the totals sum to the rows");
+my $log = bulk_error_log();
+for my $n (@victims) {
+    like($log, qr/input $n \(Patient\) from "[^"]*" claimed, $committed{$n} lines committed before/,
+         "input $n resumed on node 1 after its $committed{$n} committed lines");
+}
+is(BulkTest::sql_one(q{SELECT count(*) FROM patient WHERE status = 'updated'}), 0,
+   "no committed line was loaded again (no row was updated)");
+ok($j->{time}{end}, "end time");
+ok(main::wait_until(sub { (BulkTest::sql_one(q{SELECT resource->>'status' FROM bulkimportstatus
+                                               WHERE id = 'shared'}) // '') eq 'finished' }),
+   "the status resource is saved in bulkimportstatus");
+# a new node 2 shows the same
+$::Node2 = BulkTest::nginx_start(port => $ENV{TEST_NGINX_NODE2_PORT});
+($s1, $j1) = main::status('shared');
+($s2, $j2) = main::status('shared', port => $::Node2->{port});
+is(BulkTest::json_canon($j2), BulkTest::json_canon($j1), "the same finished status from both nodes");
+# the id is free again
+$r = main::post('/$import', qq|{"id":"shared","inputs":[{"resourceType":"Patient","url":"http://127.0.0.1:9/x"}]}|,
+                port => $::Node2->{port});
+is($r->{status}, 202, "a finished id can start again, on either node");
+$j = main::wait_done('shared');
+is($j->{status}, 'failed', "that one fails (nothing listens)");
+BulkTest::nginx_stop($::Node2, 'QUIT');
+--- no_error_log
+[alert]
+[crit]
+[emerg]
+
+
+
+=== TEST 2: DELETE on one node cancels the inputs another node runs; 409 for an active id
+--- init
+BulkTest::reset_type('Patient');
+--- timeout: 300
+--- perl_test
+BulkTest::proxy_stop($_) for @::Sources;
+@::Sources = ();
+my $N = 400;
+for my $i (0 .. 3) {
+    push @::Sources, BulkTest::source_start($ENV{TEST_NGINX_SOURCE_PORT} + $i,
+        body => main::pats($N, "c$i"), life => 280, hold_after => 16000);
+}
+$::Node2 = BulkTest::nginx_start(port => $ENV{TEST_NGINX_NODE2_PORT});
+my $in = join ',', map { qq|{"resourceType":"Patient","url":"http://127.0.0.1:| . ($ENV{TEST_NGINX_SOURCE_PORT} + $_) . qq|/c$_.ndjson"}| } 0 .. 3;
+my $r = main::post('/$import', qq|{"id":"cancel-me","inputs":[$in]}|, port => $::Node2->{port});
+is($r->{status}, 202, "202 from node 2");
+ok(BulkTest::source_held($::Sources[$_], 120 * BulkTest::slack()), "source $_ holds") for 0 .. 3;
+ok(main::wait_until(sub { BulkTest::sql_one(q{SELECT count(DISTINCT owner) FROM bulkimportinput
+                                              WHERE job = 'cancel-me' AND status = 'active'}) == 2 }),
+   "both nodes run inputs");
+$r = main::post('/$import', qq|{"id":"cancel-me","inputs":[{"resourceType":"Patient","url":"http://127.0.0.1:9/x"}]}|);
+is($r->{status}, 409, "the id of an active job: 409 on the other node");
+like($r->{body}, qr/is active/, "says why");
+ok(main::wait_until(sub { BulkTest::sql_one(q{SELECT count(*) FROM bulkimportinput
+                                              WHERE job = 'cancel-me' AND lines > 0}) == 4 }),
+   "batches committed");
+my ($s, $j) = main::status('cancel-me', method => 'DELETE');
+is($s->{status}, 202, "DELETE on node 1: 202");
+is($j->{status}, 'cancelled', "cancelled");
+($s) = main::status('cancel-me', method => 'DELETE', port => $::Node2->{port});
+is($s->{status}, 409, "a second DELETE, on node 2: 409");
+$j = undef;
+ok(main::wait_until(sub { (undef, $j) = main::status('cancel-me', port => $::Node2->{port});
+                          $j && !grep { $_->{status} eq 'active' } @{ $j->{inputs} } }),
+   "every input stopped, on both nodes");
+is(join(',', map { $_->{status} } @{ $j->{inputs} }), 'cancelled,cancelled,cancelled,cancelled',
+   "all cancelled");
+ok($j->{time}{end}, "the job ended");
+my ($s1, $j1) = main::status('cancel-me');
+is(BulkTest::json_canon($j1), BulkTest::json_canon($j), "the same status from both nodes");
+my $rows = BulkTest::sql_one(q{SELECT count(*) FROM patient});
+is(BulkTest::sql_one(q{SELECT sum(total) FROM bulkimportinput WHERE job = 'cancel-me'}), $rows,
+   "committed batches stay and are counted ($rows rows)");
+ok($rows > 0 && $rows < 4 * $N, "part of the sources");
+BulkTest::source_release($_) for @::Sources;
+ok(main::wait_until(sub { (BulkTest::sql_one(q{SELECT resource->>'status' FROM bulkimportstatus
+                                               WHERE id = 'cancel-me'}) // '') eq 'cancelled' }),
+   "the status resource is saved");
+like(node2_log(), qr/bulk import "cancel-me": cancelled/, "node 2 saw the cancel at its tick");
+BulkTest::nginx_stop($::Node2, 'QUIT');
