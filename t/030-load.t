@@ -470,3 +470,21 @@ qq|POST /Linkage/\$load\n{"source": "$ENV{TEST_NGINX_SRC}/slow.ndjson"}|
 BulkTest::sql(q{DROP TRIGGER bulk_test_slow ON linkage});
 BulkTest::sql(q{DROP FUNCTION bulk_test_slow()});
 is(BulkTest::sql_one(q{SELECT count(*) FROM linkage}), 0, "nothing loaded");
+
+
+
+=== TEST 21: a source of bad lines only (or an empty one): 200 with its errors, nothing to upsert
+--- init
+BulkTest::reset_type('Patient');
+BulkTest::write_file(main::html('bad.ndjson'), qq|{"resourceType":"Patient"}\nnot json\n|);
+BulkTest::write_file(main::html('empty.ndjson'), '');
+--- perl_test
+my $r = bulk_http_request(POST => '/Patient/$load', headers => { 'Content-Type' => 'application/json' },
+                          body => qq|{"source": "$ENV{TEST_NGINX_SRC}/bad.ndjson"}|);
+is($r->{status}, 200, "bad lines only: 200");
+my $j = BulkTest::json_decode($r->{body});
+is($j->{total}, 0, "nothing loaded");
+is($j->{errors}, 2, "two bad lines");
+$r = bulk_http_request(POST => '/$load', headers => { 'Content-Type' => 'application/json' },
+                       body => qq|{"source": "$ENV{TEST_NGINX_SRC}/empty.ndjson"}|);
+is("$r->{status} $r->{body}", "200 {}\n", "an empty source: 200 {}");
