@@ -35,10 +35,16 @@ struct ngx_http_bulk_fetch_s {
     ngx_uint_t                    status;
     off_t                         length;   /* Content-Length or -1 */
     off_t                         received;
+    off_t                         range;    /* ask from this byte on (a
+                                               resumed $import input), 0:
+                                               the whole source */
+    u_char                        range_header[NGX_OFF_T_LEN + 8];
     u_char                        err[256];
     unsigned                      failed:1;
     unsigned                      stalled:1;  /* the proxy waits for us */
     unsigned                      consuming:1; /* in f->consume() */
+    unsigned                      ranged:1;    /* the source answered 206
+                                                  from f->range on */
 };
 
 
@@ -56,6 +62,8 @@ ngx_int_t ngx_http_bulk_source_allowed(ngx_http_request_t *r, ngx_str_t *url,
 char *ngx_http_bulk_source_allow(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 ngx_int_t ngx_http_bulk_source_url_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+ngx_int_t ngx_http_bulk_source_range_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
 

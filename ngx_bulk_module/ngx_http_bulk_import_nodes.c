@@ -94,6 +94,7 @@ typedef struct {
     ngx_uint_t                     fhir;
 
     uint64_t                       lines;   /* committed before this run */
+    off_t                          pos;     /* where they end, if plain */
     uint64_t                       total;
     uint64_t                       errors;
     ngx_uint_t                     nissues; /* in the row */
@@ -498,7 +499,8 @@ ngx_http_bulk_nodes_tick_sql(ngx_http_bulk_nodes_query_t *q, PGconn *pg)
                         " RETURNING i.job, i.n, i.resource_type, i.url,"
                         " i.lines, i.total, i.errors,"
                         " jsonb_array_length(i.issues), j.status, j.fhir,"
-                        " j.\"update\", j.strip_nulls, j.merge;",
+                        " j.\"update\", j.strip_nulls, j.merge,"
+                        " CASE WHEN i.gzip THEN 0 ELSE i.pos END;",
                         owner, w->lease, ngx_http_bulk_nodes_now(), owner,
                         w->claim);
     }
@@ -664,6 +666,7 @@ ngx_http_bulk_nodes_claimed(PGresult *res, int row)
     in->total = ngx_http_bulk_nodes_num(5);
     in->errors = ngx_http_bulk_nodes_num(6);
     in->nissues = (ngx_uint_t) ngx_http_bulk_nodes_num(7);
+    in->pos = (off_t) ngx_http_bulk_nodes_num(13);
     in->fhir = (PQgetvalue(res, row, 9)[0] == 't');
     in->opts.update = (PQgetvalue(res, row, 10)[0] == 't');
     in->opts.strip_nulls = (PQgetvalue(res, row, 11)[0] == 't');
@@ -699,6 +702,7 @@ ngx_http_bulk_nodes_claimed(PGresult *res, int row)
     li.commit = ngx_http_bulk_nodes_commit;
     li.data = in;
     li.skip = in->lines;
+    li.offset = in->lines ? in->pos : 0;
 
     in->load = r ? ngx_http_bulk_load_create(r, &li) : NULL;
 
@@ -712,8 +716,9 @@ ngx_http_bulk_nodes_claimed(PGresult *res, int row)
 
     ngx_log_error(NGX_LOG_INFO, w->log, 0,
                   "bulk import \"%V\": input %ui (%V) from \"%V\" claimed, "
-                  "%uL lines committed before", &in->job, in->n, &in->type,
-                  &in->url, in->lines);
+                  "%uL lines committed before%s", &in->job, in->n, &in->type,
+                  &in->url, in->lines,
+                  li.offset ? ", asking for the rest (Range)" : "");
 
     ngx_http_bulk_load_run(in->load);
 }
@@ -793,9 +798,11 @@ ngx_http_bulk_nodes_commit(ngx_http_bulk_load_t *load, void *data,
 
     if (sql) {
         p = ngx_sprintf(sql, "UPDATE bulkimportinput SET lines = %uL,"
+                        " pos = %O, gzip = %s,"
                         " total = %uL, errors = %uL, bytes = %O,"
                         " length = %O, lease = now() + '%M ms'::interval",
-                        pr.lines, in->total + pr.total,
+                        pr.lines, pr.offset, pr.gzip ? "true" : "false",
+                        in->total + pr.total,
                         in->errors + (uint64_t) pr.errors, pr.received,
                         pr.length, w->lease);
 

@@ -119,6 +119,9 @@ struct ngx_http_bulk_load_s {
     void                        *data;      /* of done and commit */
     uint64_t                     skip;      /* lines loaded before */
     uint64_t                     lines;     /* lines taken */
+    uint64_t                     line_base; /* lines before a range */
+    off_t                        byte_base; /* where a range starts */
+    off_t                        offset;    /* the end of the last line */
 
     ngx_uint_t                   status;    /* of a failure, 0: success */
     const char                  *code;
@@ -404,6 +407,7 @@ ngx_http_bulk_load_create(ngx_http_request_t *r,
     ctx->commit = in->commit;
     ctx->data = in->data;
     ctx->skip = in->skip;
+    ctx->fetch.range = in->offset;
 
     if (ngx_http_bulk_load_init(ctx) != NGX_OK) {
         return NULL;
@@ -524,6 +528,18 @@ ngx_http_bulk_load_progress(ngx_http_bulk_load_t *ctx,
     p->length = ctx->fetch.length;
     p->batches = ctx->batches;
     p->lines = ctx->lines;
+    p->offset = ctx->offset;
+    p->gzip = ctx->nd ? (ngx_uint_t) ngx_bulk_nd_gzip(ctx->nd) : 0;
+
+    if (ctx->byte_base) {
+        /* the source's own counts, not those of its rest */
+        p->received += ctx->byte_base;
+
+        if (p->length >= 0) {
+            p->length += ctx->byte_base;
+        }
+    }
+
     p->err = ctx->status ? ctx->err : NULL;
 }
 
@@ -949,6 +965,13 @@ ngx_http_bulk_load_consume(ngx_http_bulk_fetch_t *f)
 
     ctx = f->data;
 
+    if (f->ranged && ctx->byte_base == 0) {
+        /* the source sent the rest only: nothing to skip */
+        ctx->byte_base = f->range;
+        ctx->line_base = ctx->skip;
+        ctx->skip = 0;
+    }
+
     for ( ;; ) {
         if (ctx->state != ngx_http_bulk_load_copy) {
             return;
@@ -1066,7 +1089,12 @@ ngx_http_bulk_load_line(ngx_http_bulk_load_ctx_t *ctx, ngx_bulk_nd_line_t *l)
     ngx_str_t           rt;
     ngx_bulk_fmt_job_t  job;
 
+    /* after a range the lines are numbered on from the skipped ones */
+
+    l->lineno += ctx->line_base;
+
     ctx->lines = l->lineno;
+    ctx->offset = ctx->byte_base + (off_t) ngx_bulk_nd_bytes(ctx->nd);
 
     if (l->lineno <= ctx->skip) {
         /* loaded by an earlier run of this $import input */

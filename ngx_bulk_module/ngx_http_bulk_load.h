@@ -53,6 +53,8 @@ typedef struct {
     void                         *data;     /* of done and commit */
     uint64_t                      skip;     /* lines committed before: read
                                                again, not loaded */
+    off_t                         offset;   /* where they end in a plain
+                                               source: asked with Range */
 } ngx_http_bulk_load_input_t;
 
 
@@ -74,6 +76,9 @@ typedef struct {
     ngx_uint_t                    batches;  /* committed */
     uint64_t                      lines;    /* source lines taken so far,
                                                skipped ones included */
+    off_t                         offset;   /* the source's bytes up to the
+                                               end of the last line taken */
+    ngx_uint_t                    gzip;     /* the source is gzip */
     u_char                       *err;      /* why it failed, or NULL */
 } ngx_http_bulk_load_progress_t;
 

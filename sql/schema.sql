@@ -3003,6 +3003,8 @@ CREATE TABLE IF NOT EXISTS "bulkimportinput" (
   owner text,
   lease timestamptz,
   lines bigint not null default 0,
+  pos bigint not null default 0,
+  gzip boolean not null default false,
   total bigint not null default 0,
   errors bigint not null default 0,
   bytes bigint not null default 0,

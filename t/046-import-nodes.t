@@ -109,11 +109,23 @@ BulkTest::sql(q{DELETE FROM bulkimportstatus});
 --- timeout: 300
 --- perl_test
 my $N = 400;            # lines per source, about 40 KB
-my $hold = 16 * 1024;   # the first four send 16 KB and wait: batches of 4k
+# the first four hold in the middle (batches of 4k are committed before),
+# each with a bad line (line 10): gzip ones (0, 2) are read again and their
+# committed lines skipped, plain ones (1, 3) are asked for the rest with
+# Range; the last four run once the first are done
+my %body;
 for my $i (0 .. 7) {
-    push @::Sources, BulkTest::source_start($ENV{TEST_NGINX_SOURCE_PORT} + $i,
-        body => main::pats($N, $i), life => 280,
-        $i < 4 ? (hold_after => $hold) : ());
+    my $body = main::pats($N, $i);
+    my %o = (life => 280);
+    if ($i < 4) {
+        $body =~ s/^(?:.*\n){9}\K.*\n/{"resourceType":"Patient","active":true}\n/;
+        $body = BulkTest::gzip_data($body) if $i % 2 == 0;
+        %o = (%o, hold_after => $i % 2 ? 16 * 1024 : int(length($body) / 2),
+              log => main::html("s$i.log"), $i % 2 ? (range => 1) : ());
+        unlink $o{log};
+    }
+    $body{$i} = $body;
+    push @::Sources, BulkTest::source_start($ENV{TEST_NGINX_SOURCE_PORT} + $i, body => $body, %o);
 }
 $::Node2 = BulkTest::nginx_start(port => $ENV{TEST_NGINX_NODE2_PORT});
 ok($::Node2->{pid}, "the second node runs");
@@ -137,9 +149,14 @@ is(BulkTest::sql_one(q{SELECT count(*) FROM bulkimportinput WHERE job = 'shared'
 ok(main::wait_until(sub { BulkTest::sql_one(q{SELECT count(*) FROM bulkimportinput
                                               WHERE job = 'shared' AND status = 'active' AND lines > 0}) == 4 }),
    "each running input committed batches");
-# the same status from both nodes
-my ($s1, $j1) = main::status('shared');
-my ($s2, $j2) = main::status('shared', port => $::Node2->{port});
+# the same status from both nodes, once the lines sent so far are staged
+# (node 1 answers the same before and after node 2's answer)
+my ($s1, $j1, $s2, $j2);
+ok(main::wait_until(sub {
+    ($s1, $j1) = main::status('shared');
+    ($s2, $j2) = main::status('shared', port => $::Node2->{port});
+    my (undef, $j3) = main::status('shared');
+    $j1 && $j3 && BulkTest::json_canon($j1) eq BulkTest::json_canon($j3) }), "the status settles");
 is($s1->{status}, 200, "node 1 answers");
 is($s2->{status}, 200, "node 2 answers");
 is(BulkTest::json_canon($j2), BulkTest::json_canon($j1), "the same status from both nodes");
@@ -154,6 +171,8 @@ my @victims = @{ BulkTest::db()->selectcol_arrayref(q{SELECT n FROM bulkimportin
     WHERE job = 'shared' AND owner = ? ORDER BY n}, undef, $owner2) };
 is(scalar @victims, 2, "two of them (@victims)");
 my %committed = map { $_ => BulkTest::sql_one(q{SELECT lines FROM bulkimportinput WHERE job = 'shared' AND n = ?}, $_) } @victims;
+my %pos = map { $_ => BulkTest::sql_one(q{SELECT pos FROM bulkimportinput WHERE job = 'shared' AND n = ?}, $_) } @victims;
+is(join(',', map { $_ % 2 } @victims), '0,1', "one gzip source and one plain among them");
 ok((grep { $committed{$_} > 0 && $committed{$_} < $N } @victims) == 2,
    "each had committed part of its source (" . join(',', map { $committed{$_} } @victims) . " lines)");
 BulkTest::nginx_stop($::Node2, 'KILL');
@@ -161,16 +180,26 @@ BulkTest::nginx_stop($::Node2, 'KILL');
 BulkTest::source_release($_) for @::Sources[0 .. 3];
 $j = main::wait_done('shared');
 is($j->{status}, 'finished', "the job finished on node 1");
-is(join(',', map { "$_->{status}:$_->{total}" } @{ $j->{inputs} }),
-   join(',', map { "finished:$N" } 0 .. 7), "every input finished with all its lines, none twice");
-is(BulkTest::sql_one(q{SELECT count(*) FROM patient}), 8 * $N, "every row is in the table");
-is(BulkTest::sql_one(q{SELECT sum(total) FROM bulkimportinput WHERE job = 'shared'}), 8 * $N,
+is(join(',', map { "$_->{status}:$_->{total}:$_->{errors}" } @{ $j->{inputs} }),
+   join(',', (map { "finished:" . ($N - 1) . ":1" } 0 .. 3), (map { "finished:$N:0" } 4 .. 7)),
+   "every input finished with all its lines and its bad line, none twice");
+is(join(',', map { join '/', map { "$_->{line}:$_->{diagnostics}" } @{ $_->{issues} // [] } } @{ $j->{inputs} }[0 .. 3]),
+   join(',', ('10:the resource has no "id"') x 4), "the bad line's issue, once");
+is(BulkTest::sql_one(q{SELECT count(*) FROM patient}), 8 * $N - 4, "every row is in the table");
+is(BulkTest::sql_one(q{SELECT sum(total) FROM bulkimportinput WHERE job = 'shared'}), 8 * $N - 4,
    "the totals sum to the rows");
 my $log = bulk_error_log();
-for my $n (@victims) {
-    like($log, qr/input $n \(Patient\) from "[^"]*" claimed, $committed{$n} lines committed before/,
-         "input $n resumed on node 1 after its $committed{$n} committed lines");
-}
+my ($gz, $plain) = @victims;
+like($log, qr/input $gz \(Patient\) from "[^"]*" claimed, $committed{$gz} lines committed before\n/,
+     "gzip input $gz resumed on node 1 after its $committed{$gz} committed lines, read again");
+like($log, qr/input $plain \(Patient\) from "[^"]*" claimed, $committed{$plain} lines committed before, asking for the rest \(Range\)/,
+     "plain input $plain resumed on node 1 after its $committed{$plain} committed lines, with Range");
+is(BulkTest::slurp(main::html("s$plain.log")), "range=-\nrange=bytes=$pos{$plain}-\n",
+   "its source was asked for bytes $pos{$plain}- (where line $committed{$plain} ends)");
+is(substr($body{$plain}, 0, $pos{$plain}) =~ tr/\n//, $committed{$plain},
+   "that is the end of the last committed line");
+is(BulkTest::slurp(main::html("s$gz.log")), "range=-\nrange=-\n", "the gzip source was read again whole");
+is($j->{inputs}[$plain]{bytes}, length($body{$plain}), "its bytes count the whole source");
 is(BulkTest::sql_one(q{SELECT count(*) FROM patient WHERE status = 'updated'}), 0,
    "no committed line was loaded again (no row was updated)");
 ok($j->{time}{end}, "end time");

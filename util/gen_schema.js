@@ -81,6 +81,8 @@ out += '-- $import with bulk_import_lease (nodes sharing one database): the job\
   '  owner text,\n' +
   '  lease timestamptz,\n' +
   '  lines bigint not null default 0,\n' +
+  '  pos bigint not null default 0,\n' +
+  '  gzip boolean not null default false,\n' +
   '  total bigint not null default 0,\n' +
   '  errors bigint not null default 0,\n' +
   '  bytes bigint not null default 0,\n' +

@@ -273,7 +273,9 @@ sub proxy_start {
 # gets that far) tell the test (source_held) and wait for its
 # source_release() before sending the rest, rate => bytes per second,
 # life => seconds before it exits (default 60); chunks => [pieces]: a
-# chunked body, one chunk per piece, each followed by a pause.
+# chunked body, one chunk per piece, each followed by a pause; range => 1:
+# "Range: bytes=N-" is answered 206 from byte N (416 past the end); log =>
+# a file that gets "range=<the Range asked, or ->" per request.
 # hold_after is how a test keeps a load or an import in the middle of its
 # source for as long as it needs, on a loaded machine or under valgrind
 # alike: no guess at how long a transfer takes.
@@ -322,11 +324,32 @@ sub source_start {
         }
         my $body = $o{body} // '';
         my $len = $o{length} // length $body;
-        syswrite($c, "HTTP/1.1 200 OK\r\nContent-Length: $len\r\n"
-                     . "Content-Type: application/x-ndjson\r\n"
-                     . "Connection: close\r\n\r\n");
+        my $from = $o{range} && $req =~ /^Range:\s*bytes=(\d+)-\s*$/mi ? $1 : undef;
+        if ($o{log} && open my $lf, '>>', $o{log}) {
+            print $lf 'range=' . ($req =~ /^Range:\s*(\S+)/mi ? $1 : '-') . "\n";
+            close $lf;
+        }
+        if (defined $from && $from >= length $body) {
+            syswrite($c, "HTTP/1.1 416 Range Not Satisfiable\r\n"
+                         . "Content-Range: bytes */" . length($body) . "\r\n"
+                         . "Content-Length: 0\r\nConnection: close\r\n\r\n");
+            close $c;
+            next;
+        }
+        if (defined $from) {
+            syswrite($c, "HTTP/1.1 206 Partial Content\r\nContent-Length: "
+                         . ($len - $from) . "\r\nContent-Range: bytes $from-"
+                         . ($len - 1) . "/$len\r\n"
+                         . "Content-Type: application/x-ndjson\r\n"
+                         . "Connection: close\r\n\r\n");
+        } else {
+            syswrite($c, "HTTP/1.1 200 OK\r\nContent-Length: $len\r\n"
+                         . "Content-Type: application/x-ndjson\r\n"
+                         . ($o{range} ? "Accept-Ranges: bytes\r\n" : '')
+                         . "Connection: close\r\n\r\n");
+        }
         my $limit = $o{cut_after} // $o{stall_after} // length $body;
-        my $off = 0;
+        my $off = $from // 0;
         my $step = $o{rate} ? int($o{rate} / 10) || 1 : 65536;
         while ($off < $limit) {
             my $n = $limit - $off < $step ? $limit - $off : $step;
@@ -369,6 +392,13 @@ sub gzip_data {
     my $z;
     IO::Compress::Gzip::gzip(\$data => \$z) or die "gzip failed";
     return $z;
+}
+
+sub slurp {
+    my ($path) = @_;
+    open my $fh, '<:raw', $path or return undef;
+    local $/;
+    return scalar <$fh>;
 }
 
 sub write_file {
