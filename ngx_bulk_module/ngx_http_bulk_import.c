@@ -263,8 +263,6 @@ static void ngx_http_bulk_import_done(ngx_event_t *ev);
 static void ngx_http_bulk_import_free(ngx_http_bulk_import_job_t *job);
 static ngx_int_t ngx_http_bulk_import_percent(
     ngx_http_bulk_import_rec_t *rec);
-static ngx_int_t ngx_http_bulk_import_table(ngx_http_request_t *r,
-    ngx_str_t *id);
 static void ngx_http_bulk_import_table_ready(ngx_http_bulk_pg_waiter_t *w,
     ngx_int_t rc);
 static void ngx_http_bulk_import_table_result(ngx_http_bulk_pg_conn_t *pc);
@@ -2239,7 +2237,7 @@ ngx_http_bulk_import_percent(ngx_http_bulk_import_rec_t *rec)
 
 /* not in the zone: an older job (or one from before a restart) */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_bulk_import_table(ngx_http_request_t *r, ngx_str_t *id)
 {
     ngx_pool_cleanup_t             *cln;

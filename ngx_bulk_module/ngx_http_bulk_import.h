@@ -22,6 +22,9 @@ void ngx_http_bulk_import_exit_process(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_bulk_import_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_bulk_import_status_handler(ngx_http_request_t *r);
 
+/* GET or DELETE of a job only table bulkimportstatus has: NGX_DONE */
+ngx_int_t ngx_http_bulk_import_table(ngx_http_request_t *r, ngx_str_t *id);
+
 /* a fake main request with a location's configuration (fd -1) */
 ngx_http_request_t *ngx_http_bulk_import_fake(ngx_pool_t *pool,
     ngx_log_t *log, void **main_conf, void **srv_conf, void **loc_conf);

@@ -328,6 +328,8 @@ ngx_http_bulk_nodes_tick(ngx_event_t *ev)
     w = ev->data;
 
     if (w->busy) {
+        /* the round trip is late: the timer only keeps an exiting worker */
+        ngx_add_timer(&w->tick, w->lease / 3);
         return;
     }
 
@@ -381,11 +383,13 @@ ngx_http_bulk_nodes_tick(ngx_event_t *ev)
     w->busy = 1;
     w->ticks++;
 
-    /* a tick is on its way: no timer until it is done */
+    /*
+     * while the round trip is on its way the timer stays, not cancelable
+     * while inputs run: a worker that exits waits for their last writes
+     */
 
-    if (w->tick.timer_set) {
-        ngx_del_timer(&w->tick);
-    }
+    w->tick.cancelable = (w->running == 0);
+    ngx_add_timer(&w->tick, w->lease / 3);
 
     ngx_http_bulk_nodes_query(&w->q, w->conf->pool, w->log,
                               ngx_http_bulk_nodes_tick_sql,
@@ -681,6 +685,13 @@ ngx_http_bulk_nodes_claimed(PGresult *res, int row)
     ngx_queue_insert_tail(&w->inputs, &in->queue);
     w->running++;
 
+    if (ngx_exiting) {
+        /* claimed as nginx began to exit: back to waiting */
+        in->end = ngx_http_bulk_nodes_end_released;
+        ngx_http_bulk_nodes_input_end(in);
+        return;
+    }
+
     if (ngx_strcmp(PQgetvalue(res, row, 8), "active") != 0) {
         /* the lease of a cancelled job's input expired: it is settled */
         in->end = ngx_http_bulk_nodes_end_failed;
@@ -871,6 +882,14 @@ ngx_http_bulk_nodes_input_end(ngx_http_bulk_nodes_input_t *in)
     }
 
     in->state = ngx_http_bulk_nodes_ending;
+
+    /* the tick keeps an exiting worker until this write is done */
+
+    w->tick.cancelable = 0;
+
+    if (!w->tick.timer_set) {
+        ngx_add_timer(&w->tick, w->lease / 3);
+    }
 
     ngx_http_bulk_nodes_query(&in->q, w->conf->pool, w->log,
                               ngx_http_bulk_nodes_end_sql,
@@ -1416,8 +1435,8 @@ ngx_http_bulk_nodes_status_done(ngx_http_bulk_nodes_query_t *q, ngx_int_t rc)
         break;
 
     case NGX_DECLINED:
-        rc = ngx_http_bulk_send_error(r, NGX_HTTP_NOT_FOUND, "not-found",
-                                      "unknown import \"%V\"", &rq->id);
+        /* a job from before bulk_import_lease: its resource, if any */
+        rc = ngx_http_bulk_import_table(r, &rq->id);
         goto done;
 
     default:

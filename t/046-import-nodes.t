@@ -19,6 +19,9 @@ workers(1);
 $ENV{TEST_NGINX_SRC} = "http://127.0.0.1:$ENV{TEST_NGINX_SERVER_PORT}/src";
 # the second node: the port next to the suite's
 $ENV{TEST_NGINX_NODE2_PORT} = $ENV{TEST_NGINX_SERVER_PORT} + 1;
+# short, so that a killed node's inputs are resumed soon; long enough that
+# a busy machine (or valgrind) does not take inputs from a live node
+$ENV{TEST_NGINX_LEASE} = (3 * BulkTest::slack()) . 's';
 # eight held sources
 $ENV{TEST_NGINX_SOURCE_PORT} = $ENV{TEST_NGINX_SERVER_PORT} + 40;
 
@@ -34,7 +37,7 @@ CONF
 add_block_preprocessor(sub {
     my $block = shift;
     $block->set_value(config => $Config) unless defined $block->config;
-    $block->set_value(http_config => "    bulk_import_lease 2s;\n")
+    $block->set_value(http_config => "    bulk_import_lease $ENV{TEST_NGINX_LEASE};\n")
         unless defined $block->http_config;
     $block->set_value(no_error_log => "[alert]\n[crit]\n[emerg]")
         unless defined $block->no_error_log;
@@ -273,5 +276,79 @@ BulkTest::source_release($_) for @::Sources;
 ok(main::wait_until(sub { (BulkTest::sql_one(q{SELECT resource->>'status' FROM bulkimportstatus
                                                WHERE id = 'cancel-me'}) // '') eq 'cancelled' }),
    "the status resource is saved");
-like(node2_log(), qr/bulk import "cancel-me": cancelled/, "node 2 saw the cancel at its tick");
+# at its tick, at the commit of a batch, or (a tick later than the lease on
+# a busy machine) settled by the DELETE and dropped at its next tick
+like(node2_log(), qr/bulk import "cancel-me": input \d+ over after \d+ batches/,
+     "node 2 stopped its inputs");
 BulkTest::nginx_stop($::Node2, 'QUIT');
+
+
+
+=== TEST 3: with leases, a job only bulkimportstatus knows (from before) is still answered
+--- init
+BulkTest::sql(q{DELETE FROM bulkimportstatus WHERE id = 'before'});
+BulkTest::sql(q{INSERT INTO bulkimportstatus (id, txid, resource_type, status, resource)
+  VALUES ('before', 1, 'BulkImportStatus', 'created',
+          '{"status":"finished","type":"aidbox","update":false,"inputs":[]}')});
+--- perl_test
+my ($s, $j) = main::status('before');
+is($s->{status}, 200, "GET 200");
+is("$j->{id} $j->{status}", 'before finished', "from bulkimportstatus");
+($s) = main::status('before', method => 'DELETE');
+is($s->{status}, 409, "DELETE 409: not active");
+($s, $j) = main::status('nowhere');
+is($s->{status}, 404, "an unknown id: 404");
+like($s->{body}, qr/unknown import \\"nowhere\\"/, "says so");
+
+
+
+=== TEST 4: worker_shutdown_timeout: a node that quits hands its inputs back at once
+--- main_config
+    worker_shutdown_timeout 60s;
+--- config
+    bulk_pg "$TEST_NGINX_PG_CONNINFO";
+    bulk_source_allow 127.0.0.1;
+    bulk_import_batch 4k;
+    bulk_import_concurrency 1;
+    include $TEST_NGINX_REPO/conf/bulk_api.conf;
+--- init
+BulkTest::reset_type('Patient');
+--- timeout: 300
+--- perl_test
+BulkTest::proxy_stop($_) for @::Sources;
+@::Sources = ();
+my $N = 400;
+for my $i (0 .. 1) {
+    push @::Sources, BulkTest::source_start($ENV{TEST_NGINX_SOURCE_PORT} + $i,
+        body => main::pats($N, "h$i"), life => 280, hold_after => 16000);
+}
+$::Node2 = BulkTest::nginx_start(port => $ENV{TEST_NGINX_NODE2_PORT});
+my $in = join ',', map { qq|{"resourceType":"Patient","url":"http://127.0.0.1:| . ($ENV{TEST_NGINX_SOURCE_PORT} + $_) . qq|/h$_.ndjson"}| } 0 .. 1;
+my $r = main::post('/$import', qq|{"id":"handback","inputs":[$in]}|, port => $::Node2->{port});
+is($r->{status}, 202, "202 Accepted");
+ok(BulkTest::source_held($::Sources[$_], 120 * BulkTest::slack()), "source $_ holds") for 0 .. 1;
+ok(main::wait_until(sub { BulkTest::sql_one(q{SELECT count(*) FROM bulkimportinput
+                                              WHERE job = 'handback' AND lines > 0}) == 2 }),
+   "one input on each node, batches committed");
+my ($w2) = BulkTest::nginx_workers($::Node2);
+my $n2 = BulkTest::sql_one(q{SELECT n FROM bulkimportinput WHERE job = 'handback' AND owner LIKE ?}, "%/$w2/%");
+ok(defined $n2, "node 2 runs input $n2");
+my $committed = BulkTest::sql_one(q{SELECT lines FROM bulkimportinput WHERE job = 'handback' AND n = ?}, $n2);
+kill 'QUIT', $::Node2->{pid};
+# node 1 still runs its own input (held): the input comes back without its
+# lease expiring
+ok(main::wait_until(sub { BulkTest::sql_one(q{SELECT count(*) FROM bulkimportinput
+    WHERE job = 'handback' AND n = ? AND status = 'waiting' AND owner IS NULL}, $n2) == 1 }),
+   "node 2's input is waiting again, with no owner");
+is(BulkTest::sql_one(q{SELECT lines FROM bulkimportinput WHERE job = 'handback' AND n = ?}, $n2),
+   $committed, "its committed lines are kept");
+BulkTest::nginx_stop($::Node2, 'QUIT');
+like(main::node2_log(), qr/bulk import "handback": input $n2 over after \d+ batches: interrupted by nginx shutdown/,
+     "node 2 says why");
+BulkTest::source_release($_) for @::Sources;
+my $j = main::wait_done('handback');
+is($j->{status}, 'finished', "node 1 finished the job");
+is(join(',', map { "$_->{status}:$_->{total}" } @{ $j->{inputs} }), "finished:$N,finished:$N", "exact totals");
+is(BulkTest::sql_one(q{SELECT count(*) FROM patient}), 2 * $N, "all rows");
+like(bulk_error_log(), qr/input $n2 \(Patient\) from "[^"]*" claimed, $committed lines committed before/,
+     "resumed on node 1 after its committed lines");
