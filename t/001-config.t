@@ -216,3 +216,15 @@ qr/\[emerg\].*invalid resource type "PATIENT", the FHIR type is "Patient"/
 --- must_die
 --- error_log eval
 qr/\[emerg\].*invalid resource type "9lives", a type name is \[A-Z\]\[A-Za-z0-9\]\{0,63\}/
+
+
+
+=== TEST 21: bulk_import_lease below 300ms is refused (a tick is a third of it)
+--- http_config
+    bulk_import_lease 100ms;
+--- config
+    bulk_pg "$TEST_NGINX_PG_CONNINFO";
+    include $TEST_NGINX_REPO/conf/bulk_api.conf;
+--- must_die
+--- error_log eval
+qr/\[emerg\].*"bulk_import_lease" must be at least 300ms/
