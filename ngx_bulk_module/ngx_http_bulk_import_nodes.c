@@ -646,6 +646,7 @@ ngx_http_bulk_nodes_claimed(PGresult *res, int row)
     }
 
     in->pool = pool;
+    in->last.length = -1;       /* until a load says */
 
 #define ngx_http_bulk_nodes_str(s, col)                                      \
     (s)->len = PQgetlength(res, row, col);                                   \
@@ -818,8 +819,8 @@ ngx_http_bulk_nodes_commit(ngx_http_bulk_load_t *load, void *data,
                         pr.length, w->lease);
 
         if (ilit) {
-            /* a load keeps its first issues: those of this run replace
-               the ones an earlier attempt of the same run wrote */
+            /* the issues of earlier runs stay, then this run's first
+               ones, all rewritten at each batch */
             p = ngx_sprintf(p, ", issues = (SELECT coalesce(jsonb_agg(e"
                             " ORDER BY k), '[]') FROM jsonb_array_elements("
                             "issues) WITH ORDINALITY x(e, k) WHERE k <= %ui)"
@@ -939,13 +940,19 @@ ngx_http_bulk_nodes_end_sql(ngx_http_bulk_nodes_query_t *q, PGconn *pg)
         return sql;
     }
 
-    status = (in->end == ngx_http_bulk_nodes_end_finished) ? "finished"
-                                                           : "failed";
+    /* a load that ended before it saw a cancel has loaded it all */
+
+    if (in->end == ngx_http_bulk_nodes_end_finished) {
+        status = "'finished'";
+        err = "''";
+
+    } else {
+        status = "CASE WHEN j.status = 'cancelled' THEN 'cancelled'"
+                 " ELSE 'failed' END";
+    }
 
     ngx_sprintf(sql, "SELECT 1 FROM bulkimportjob WHERE id = %s FOR UPDATE;"
-                "UPDATE bulkimportinput i SET"
-                " status = CASE WHEN j.status = 'cancelled' THEN 'cancelled'"
-                " ELSE '%s' END,"
+                "UPDATE bulkimportinput i SET status = %s,"
                 " error = CASE WHEN j.status = 'cancelled' THEN '' ELSE %s END,"
                 " bytes = CASE WHEN %O > 0 THEN %O ELSE i.bytes END,"
                 " length = CASE WHEN %O >= 0 THEN %O ELSE i.length END,"

@@ -352,3 +352,55 @@ is(join(',', map { "$_->{status}:$_->{total}" } @{ $j->{inputs} }), "finished:$N
 is(BulkTest::sql_one(q{SELECT count(*) FROM patient}), 2 * $N, "all rows");
 like(bulk_error_log(), qr/input $n2 \(Patient\) from "[^"]*" claimed, $committed lines committed before/,
      "resumed on node 1 after its committed lines");
+
+
+
+=== TEST 5: DELETE while the node running an input is dead: the input is settled cancelled once its lease expires
+--- config
+    bulk_pg "$TEST_NGINX_PG_CONNINFO";
+    bulk_source_allow 127.0.0.1;
+    bulk_import_batch 4k;
+    bulk_import_concurrency 1;
+    include $TEST_NGINX_REPO/conf/bulk_api.conf;
+--- init
+BulkTest::reset_type('Patient');
+--- timeout: 300
+--- perl_test
+BulkTest::proxy_stop($_) for @::Sources;
+@::Sources = ();
+my $N = 400;
+for my $i (0 .. 1) {
+    push @::Sources, BulkTest::source_start($ENV{TEST_NGINX_SOURCE_PORT} + $i,
+        body => main::pats($N, "d$i"), life => 280, hold_after => 16000);
+}
+my $src = sub { qq|{"resourceType":"Patient","url":"http://127.0.0.1:| . ($ENV{TEST_NGINX_SOURCE_PORT} + $_[0]) . qq|/d$_[0].ndjson"}| };
+# node 1 alone takes job A (its one input keeps it at its concurrency)
+my $r = main::post('/$import', qq|{"id":"busy","inputs":[| . $src->(0) . qq|]}|);
+is($r->{status}, 202, "job A on node 1");
+ok(BulkTest::source_held($::Sources[0], 120 * BulkTest::slack()), "node 1 runs it");
+$::Node2 = BulkTest::nginx_start(port => $ENV{TEST_NGINX_NODE2_PORT});
+$r = main::post('/$import', qq|{"id":"orphan","inputs":[| . $src->(1) . qq|]}|, port => $::Node2->{port});
+is($r->{status}, 202, "job B on node 2");
+ok(BulkTest::source_held($::Sources[1], 120 * BulkTest::slack()), "node 2 runs it");
+my ($w2) = BulkTest::nginx_workers($::Node2);
+is(BulkTest::sql_one(q{SELECT count(*) FROM bulkimportinput WHERE job = 'orphan' AND owner LIKE ?}, "%/$w2/%"),
+   1, "node 2 owns B's input");
+BulkTest::nginx_stop($::Node2, 'KILL');
+my ($s, $j) = main::status('orphan', method => 'DELETE');
+is($s->{status}, 202, "DELETE on node 1: 202");
+is($j->{status}, 'cancelled', "cancelled");
+is($j->{inputs}[0]{status}, 'active', "its input still under the dead node's lease");
+# node 1 gets room when A ends, then claims B's input when its lease expired
+BulkTest::source_release($_) for @::Sources;
+$j = main::wait_done('busy');
+is($j->{status}, 'finished', "A finished");
+ok(main::wait_until(sub { (undef, $j) = main::status('orphan'); $j && $j->{inputs}[0]{status} ne 'active' }),
+   "B's input is settled");
+is($j->{inputs}[0]{status}, 'cancelled', "cancelled");
+ok($j->{time}{end}, "and B ended");
+ok(main::wait_until(sub { (BulkTest::sql_one(q{SELECT resource->>'status' FROM bulkimportstatus
+                                               WHERE id = 'orphan'}) // '') eq 'cancelled' }),
+   "its status resource is saved");
+$r = main::post('/$import', qq|{"id":"orphan","inputs":[| . $src->(0) . qq|]}|);
+is($r->{status}, 202, "its id is free again");
+main::wait_done('orphan');
