@@ -1481,7 +1481,6 @@ ngx_http_bulk_nodes_req(ngx_http_request_t *r, ngx_str_t *id,
     ngx_http_bulk_nodes_job_t *job, ngx_http_bulk_nodes_build_pt build,
     ngx_http_bulk_nodes_done_pt done)
 {
-    u_char                     *p;
     ngx_pool_cleanup_t         *cln;
     ngx_http_bulk_loc_conf_t   *blcf;
     ngx_http_bulk_nodes_req_t  *rq;
@@ -1505,8 +1504,7 @@ ngx_http_bulk_nodes_req(ngx_http_request_t *r, ngx_str_t *id,
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        p = ngx_hex_dump(rq->gen, rnd, sizeof(rnd));
-        (void) p;
+        (void) ngx_hex_dump(rq->gen, rnd, sizeof(rnd));
     }
 
     cln->handler = ngx_http_bulk_nodes_req_cleanup;
