@@ -2424,8 +2424,8 @@ ngx_http_bulk_import_table_cleanup(void *data)
  */
 
 #define NGX_HTTP_BULK_IMPORT_TABLE_SQL                                       \
-    "SELECT status, fhir, \"update\", encoding, start_ms, end_ms, error"     \
-    " FROM bulkimportjob WHERE id = %s;"                                     \
+    "SELECT status, fhir, \"update\", encoding, start_ms, end_ms, error,"    \
+    " id FROM bulkimportjob WHERE id = %s;"                                  \
     "SELECT resource_type, url, status, total, errors, bytes, length,"       \
     " ts_ms, duration, error FROM bulkimportinput WHERE job = %s"            \
     " ORDER BY n;"                                                           \
@@ -2504,6 +2504,8 @@ ngx_http_bulk_import_render_table(ngx_pool_t *pool, PGresult *job,
                                       PQgetlength(job, 0, 5));
     ngx_cpystrn(rec->err, (u_char *) PQgetvalue(job, 0, 6),
                 NGX_HTTP_BULK_IMPORT_ERR_LEN);
+    rec->id_len = ngx_min((size_t) PQgetlength(job, 0, 7), sizeof(rec->id));
+    ngx_memcpy(rec->id, PQgetvalue(job, 0, 7), rec->id_len);
 
     rec->ninputs = n;
 

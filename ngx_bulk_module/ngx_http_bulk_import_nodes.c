@@ -1679,6 +1679,16 @@ ngx_http_bulk_nodes_lit(ngx_pool_t *pool, PGconn *pg, ngx_str_t *s)
     char    *lit, *p;
     size_t   len;
 
+    if (s->len == 0) {
+        /* no libpq call: an empty ngx_str_t may have no data at all */
+        p = ngx_pnalloc(pool, sizeof("''"));
+        if (p) {
+            ngx_memcpy(p, "''", sizeof("''"));
+        }
+
+        return p;
+    }
+
     lit = PQescapeLiteral(pg, (char *) s->data, s->len);
     if (lit == NULL) {
         return NULL;

@@ -137,6 +137,8 @@ my $r = main::post('/$import', qq|{"id":"shared","inputs":[$in]}|);
 is($r->{status}, 202, "202 from node 1");
 my $j = BulkTest::json_decode($r->{body});
 is(scalar @{ $j->{inputs} }, 8, "8 inputs");
+is("$j->{resourceType} $j->{id}", 'BulkImportStatus shared', "the resource and its id");
+ok(!exists $j->{contentEncoding}, "no contentEncoding asked, none shown");
 is($r->{headers}{'content-location'}, '/BulkImportStatus/shared', "Content-Location");
 # each node claims two (bulk_import_concurrency 2, one worker each): the
 # first four inputs, whose sources hold after 16 KB
@@ -164,6 +166,7 @@ is($s1->{status}, 200, "node 1 answers");
 is($s2->{status}, 200, "node 2 answers");
 is(BulkTest::json_canon($j2), BulkTest::json_canon($j1), "the same status from both nodes");
 is($j1->{status}, 'active', "active");
+is($j2->{id}, 'shared', "the id, from either node");
 is(join(',', map { $_->{status} } @{ $j1->{inputs} }),
    'active,active,active,active,waiting,waiting,waiting,waiting', "four active, four waiting");
 # node 2 dies with inputs in the middle of their sources
@@ -242,8 +245,9 @@ for my $i (0 .. 3) {
 }
 $::Node2 = BulkTest::nginx_start(port => $ENV{TEST_NGINX_NODE2_PORT});
 my $in = join ',', map { qq|{"resourceType":"Patient","url":"http://127.0.0.1:| . ($ENV{TEST_NGINX_SOURCE_PORT} + $_) . qq|/c$_.ndjson"}| } 0 .. 3;
-my $r = main::post('/$import', qq|{"id":"cancel-me","inputs":[$in]}|, port => $::Node2->{port});
+my $r = main::post('/$import', qq|{"id":"cancel-me","contentEncoding":"plain","inputs":[$in]}|, port => $::Node2->{port});
 is($r->{status}, 202, "202 from node 2");
+is(BulkTest::json_decode($r->{body})->{contentEncoding}, 'plain', "contentEncoding kept");
 ok(BulkTest::source_held($::Sources[$_], 120 * BulkTest::slack()), "source $_ holds") for 0 .. 3;
 ok(main::wait_until(sub { BulkTest::sql_one(q{SELECT count(DISTINCT owner) FROM bulkimportinput
                                               WHERE job = 'cancel-me' AND status = 'active'}) == 2 }),
