@@ -137,7 +137,8 @@ typedef struct {
 typedef struct {
     ngx_http_request_t            *request;
     ngx_str_t                      id;
-    ngx_http_bulk_nodes_job_t     *job;     /* a kick-off */
+    ngx_http_bulk_nodes_job_t     *job;     /* a kick-off: &copy */
+    ngx_http_bulk_nodes_job_t      copy;
     u_char                         gen[32];
     ngx_http_bulk_nodes_query_t    q;
 } ngx_http_bulk_nodes_req_t;
@@ -1496,10 +1497,23 @@ ngx_http_bulk_nodes_req(ngx_http_request_t *r, ngx_str_t *id,
     }
 
     rq->request = r;
-    rq->id = *id;
-    rq->job = job;
+
+    /*
+     * the statements are built once connected, maybe later: what the
+     * caller's stack holds (the request, a generated id) is copied
+     */
+
+    rq->id.len = id->len;
+    rq->id.data = ngx_pstrdup(r->pool, id);
+    if (rq->id.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     if (job) {
+        rq->copy = *job;
+        rq->copy.id = rq->id;
+        rq->job = &rq->copy;
+
         if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }

@@ -303,6 +303,14 @@ is($s->{status}, 409, "DELETE 409: not active");
 ($s, $j) = main::status('nowhere');
 is($s->{status}, 404, "an unknown id: 404");
 like($s->{body}, qr/unknown import \\"nowhere\\"/, "says so");
+# a generated id (on the kick-off's stack until the job is written)
+my $r = main::post('/$import', qq|{"inputs":[{"resourceType":"Patient","url":"http://127.0.0.1:9/x"}]}|);
+is($r->{status}, 202, "no id: 202");
+my ($id) = ($r->{headers}{'content-location'} // '') =~ m{^/BulkImportStatus/([0-9a-f]{32})$};
+ok($id, "a generated id");
+is(BulkTest::json_decode($r->{body})->{id}, $id, "in the resource");
+$j = main::wait_done($id);
+is("$j->{id} $j->{status}", "$id failed", "its status (nothing listens)");
 
 
 

@@ -438,6 +438,9 @@ sub nginx_start {
     $conf =~ s/\x00HTML\x00/$html/g;
     $conf =~ s/\blisten\s+$Test::Nginx::Socket::ServerPort\b/listen $port/g;
     write_file("$prefix/conf/nginx.conf", $conf);
+    # something else on the port (a node left over) would answer for it
+    die "nginx_start: port $port is in use"
+        if IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port);
     my $pid = fork;
     die "fork: $!" unless defined $pid;
     if (!$pid) {
