@@ -26,6 +26,8 @@ static ngx_int_t ngx_http_bulk_fetch_done(ngx_http_request_t *r, void *data,
     ngx_int_t rc);
 static void ngx_http_bulk_fetch_check_client(ngx_http_request_t *r);
 static ngx_http_bulk_source_t *ngx_http_bulk_fetch_of(ngx_http_request_t *r);
+static ngx_int_t ngx_http_bulk_fetch_content_range(ngx_http_request_t *r,
+    off_t from);
 static ngx_int_t ngx_http_bulk_fetch_check(ngx_conf_t *cf);
 static ngx_http_core_loc_conf_t *ngx_http_bulk_fetch_location(
     ngx_http_core_loc_conf_t *clcf, ngx_str_t *uri);
@@ -608,6 +610,62 @@ ngx_http_bulk_fetch_stop(ngx_http_bulk_source_t *f)
 }
 
 
+/* NGX_OK when a 206 answer's Content-Range starts at "from" */
+
+static ngx_int_t
+ngx_http_bulk_fetch_content_range(ngx_http_request_t *r, off_t from)
+{
+    u_char           *p, *last;
+    off_t             start;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_out.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NGX_ERROR;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].hash == 0
+            || h[i].key.len != sizeof("Content-Range") - 1
+            || ngx_strncasecmp(h[i].key.data, (u_char *) "Content-Range",
+                               sizeof("Content-Range") - 1) != 0)
+        {
+            continue;
+        }
+
+        p = h[i].value.data;
+        last = p + h[i].value.len;
+
+        if (last - p < 7 || ngx_strncasecmp(p, (u_char *) "bytes ", 6) != 0) {
+            return NGX_ERROR;
+        }
+
+        p += 6;
+
+        for (start = 0; p < last && *p >= '0' && *p <= '9'; p++) {
+            if (start > (NGX_MAX_OFF_T_VALUE - 9) / 10) {
+                return NGX_ERROR;
+            }
+
+            start = start * 10 + (*p - '0');
+        }
+
+        return (p < last && *p == '-' && start == from) ? NGX_OK : NGX_ERROR;
+    }
+}
+
+
 static ngx_int_t
 ngx_http_bulk_fetch_header_filter(ngx_http_request_t *r)
 {
@@ -622,14 +680,43 @@ ngx_http_bulk_fetch_header_filter(ngx_http_request_t *r)
     f->status = r->headers_out.status;
     f->length = r->headers_out.content_length_n;
 
-    if (f->status < NGX_HTTP_OK || f->status >= NGX_HTTP_SPECIAL_RESPONSE) {
+    if (f->range && f->status == NGX_HTTP_RANGE_NOT_SATISFIABLE) {
+        /* the lines committed before reached the end of the source */
+        f->ranged = 1;
+        f->length = 0;
+        r->header_only = 1;
+
+    } else if (f->status < NGX_HTTP_OK
+               || f->status >= NGX_HTTP_SPECIAL_RESPONSE)
+    {
         ngx_snprintf(f->err, sizeof(f->err) - 1,
                      "the source answered HTTP %ui%Z", f->status);
         f->failed = 1;
 
         /* the body of an error page is not read */
         r->header_only = 1;
+
+    } else if (f->range && f->status == NGX_HTTP_PARTIAL_CONTENT) {
+        if (ngx_http_bulk_fetch_content_range(r, f->range) != NGX_OK) {
+            ngx_snprintf(f->err, sizeof(f->err) - 1,
+                         "the source answered another range than "
+                         "\"bytes=%O-\"%Z", f->range);
+            f->failed = 1;
+            r->header_only = 1;
+
+        } else {
+            f->ranged = 1;
+        }
+
+    } else if (f->status == NGX_HTTP_PARTIAL_CONTENT) {
+        ngx_snprintf(f->err, sizeof(f->err) - 1,
+                     "the source answered HTTP 206 to a request without "
+                     "Range%Z");
+        f->failed = 1;
+        r->header_only = 1;
     }
+
+    /* a source that ignores Range sends it all (200): read again */
 
     /* nothing of the source's answer goes to the client */
 
@@ -754,6 +841,34 @@ ngx_http_bulk_source_url_variable(ngx_http_request_t *r,
 
     v->data = f->url.data;
     v->len = f->url.len;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+/* $bulk_source_range: "bytes=N-" while a resumed input asks for the rest */
+
+ngx_int_t
+ngx_http_bulk_source_range_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    u_char                 *p;
+    ngx_http_bulk_source_t  *f;
+
+    f = ngx_http_bulk_fetch_of(r);
+
+    if (f == NULL || f->range == 0) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    p = ngx_sprintf(f->range_header, "bytes=%O-", f->range);
+
+    v->data = f->range_header;
+    v->len = p - f->range_header;
     v->valid = 1;
     v->no_cacheable = 1;
     v->not_found = 0;

@@ -18,6 +18,7 @@
 
 
 #include "ngx_http_bulk_import.h"
+#include "ngx_http_bulk_import_nodes.h"
 #include "ngx_http_bulk_body.h"
 #include "ngx_http_bulk_fetch.h"
 #include "ngx_http_bulk_load.h"
@@ -190,12 +191,6 @@ typedef enum {
 /* a kick-off request, checked */
 
 typedef struct {
-    ngx_str_t                     type;
-    ngx_str_t                     url;
-} ngx_http_bulk_import_source_t;
-
-
-typedef struct {
     ngx_str_t                     id;
     ngx_str_t                     encoding;
     ngx_http_bulk_load_opts_t     opts;
@@ -283,8 +278,6 @@ static void ngx_http_bulk_import_stop(ngx_http_bulk_import_job_t *job,
 static void ngx_http_bulk_import_next(ngx_http_bulk_import_job_t *job);
 static ngx_int_t ngx_http_bulk_import_start_input(
     ngx_http_bulk_import_job_t *job, ngx_http_bulk_import_input_t *in);
-static ngx_http_request_t *ngx_http_bulk_import_fake(
-    ngx_http_bulk_import_job_t *job, ngx_pool_t *pool);
 static u_char *ngx_http_bulk_import_log_error(ngx_log_t *log, u_char *buf,
     size_t len);
 static void ngx_http_bulk_import_progress(ngx_http_bulk_import_input_t *in,
@@ -304,7 +297,7 @@ static void ngx_http_bulk_import_done(ngx_event_t *ev);
 static void ngx_http_bulk_import_free(ngx_http_bulk_import_job_t *job);
 static ngx_int_t ngx_http_bulk_import_percent(
     ngx_http_bulk_import_rec_t *rec);
-static ngx_int_t ngx_http_bulk_import_table(ngx_http_request_t *r,
+static ngx_int_t ngx_http_bulk_import_table_lookup(ngx_http_request_t *r,
     ngx_http_bulk_import_lookup_t *lk);
 static u_char *ngx_http_bulk_import_row(ngx_pool_t *pool, ngx_str_t *id,
     char *row, size_t len, size_t *lenp);
@@ -971,6 +964,7 @@ ngx_http_bulk_import_body(ngx_http_request_t *r, yajl_val root)
     ngx_http_bulk_loc_conf_t      *blcf;
     ngx_http_bulk_main_conf_t     *bmcf;
     ngx_http_bulk_import_req_t     req;
+    ngx_http_bulk_nodes_job_t      nj;
     ngx_http_bulk_import_zone_t   *z;
     ngx_http_bulk_import_rec_t    *rec;
     u_char                         idbuf[2 * 16];
@@ -1001,6 +995,18 @@ ngx_http_bulk_import_body(ngx_http_request_t *r, yajl_val root)
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, ngx_errno,
                       "getrandom() failed");
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (bmcf->import_lease) {
+        /* nodes share the job through the tables */
+        nj.id = req.id;
+        nj.encoding = req.encoding;
+        nj.opts = req.opts;
+        nj.fhir = req.fhir;
+        nj.ninputs = req.ninputs;
+        nj.sources = req.sources;
+
+        return ngx_http_bulk_nodes_submit(r, &nj);
     }
 
     rc = ngx_http_bulk_import_record(z, &req, r->pool, &rec, &json, &len);
@@ -1604,7 +1610,8 @@ ngx_http_bulk_import_start_input(ngx_http_bulk_import_job_t *job,
         return NGX_ERROR;
     }
 
-    r = ngx_http_bulk_import_fake(job, pool);
+    r = ngx_http_bulk_import_fake(pool, job->log, job->main_conf,
+                                  job->srv_conf, job->loc_conf);
     if (r == NULL) {
         ngx_destroy_pool(pool);
         return NGX_ERROR;
@@ -1654,8 +1661,9 @@ ngx_http_bulk_import_start_input(ngx_http_bulk_import_job_t *job,
  * ngx_http_finalize_request(): the pool is destroyed when the input is over.
  */
 
-static ngx_http_request_t *
-ngx_http_bulk_import_fake(ngx_http_bulk_import_job_t *job, ngx_pool_t *pool)
+ngx_http_request_t *
+ngx_http_bulk_import_fake(ngx_pool_t *pool, ngx_log_t *job_log,
+    void **main_conf, void **srv_conf, void **loc_conf)
 {
     ngx_log_t                  *log;
     ngx_time_t                 *tp;
@@ -1682,7 +1690,7 @@ ngx_http_bulk_import_fake(ngx_http_bulk_import_job_t *job, ngx_pool_t *pool)
         return NULL;
     }
 
-    *log = *job->log;
+    *log = *job_log;
     log->data = lctx;
     log->handler = ngx_http_bulk_import_log_error;
     log->action = NULL;
@@ -1707,18 +1715,18 @@ ngx_http_bulk_import_fake(ngx_http_bulk_import_job_t *job, ngx_pool_t *pool)
     wev->active = 1;
     wev->ready = 1;
 
-    conf_ctx->main_conf = job->main_conf;
-    conf_ctx->srv_conf = job->srv_conf;
-    conf_ctx->loc_conf = job->loc_conf;
+    conf_ctx->main_conf = main_conf;
+    conf_ctx->srv_conf = srv_conf;
+    conf_ctx->loc_conf = loc_conf;
     hc->conf_ctx = conf_ctx;
 
     r->pool = pool;
     r->signature = NGX_HTTP_MODULE;
     r->connection = c;
     r->http_connection = hc;
-    r->main_conf = job->main_conf;
-    r->srv_conf = job->srv_conf;
-    r->loc_conf = job->loc_conf;
+    r->main_conf = main_conf;
+    r->srv_conf = srv_conf;
+    r->loc_conf = loc_conf;
 
     r->read_event_handler = ngx_http_block_reading;
     r->write_event_handler = ngx_http_request_empty_handler;
@@ -2200,6 +2208,10 @@ ngx_http_bulk_import_status_handler(ngx_http_request_t *r)
     html = (r->method != NGX_HTTP_DELETE)
            && ngx_http_bulk_import_wants_html(r);
 
+    if (bmcf->import_lease) {
+        return ngx_http_bulk_nodes_status(r, &id);
+    }
+
     z = bmcf->import_zone->data;
 
     ngx_shmtx_lock(&z->shpool->mutex);
@@ -2217,7 +2229,7 @@ ngx_http_bulk_import_status_handler(ngx_http_request_t *r)
         lk->id = id;
         lk->html = html;
 
-        return ngx_http_bulk_import_table(r, lk);
+        return ngx_http_bulk_import_table_lookup(r, lk);
     }
 
     active = ngx_http_bulk_import_check_owner(rec)
@@ -2467,7 +2479,7 @@ ngx_http_bulk_import_list_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return ngx_http_bulk_import_table(r, lk);
+    return ngx_http_bulk_import_table_lookup(r, lk);
 }
 
 
@@ -2859,8 +2871,28 @@ ngx_http_bulk_import_bundle(ngx_http_request_t *r,
  * before a restart), or the list's rows the zone does not have
  */
 
+/* GET or DELETE of a job only table bulkimportstatus has: NGX_DONE */
+
+ngx_int_t
+ngx_http_bulk_import_table(ngx_http_request_t *r, ngx_str_t *id)
+{
+    ngx_http_bulk_import_lookup_t  *lk;
+
+    lk = ngx_pcalloc(r->pool, sizeof(ngx_http_bulk_import_lookup_t));
+    if (lk == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    lk->id = *id;
+    lk->html = (r->method != NGX_HTTP_DELETE)
+               && ngx_http_bulk_import_wants_html(r);
+
+    return ngx_http_bulk_import_table_lookup(r, lk);
+}
+
+
 static ngx_int_t
-ngx_http_bulk_import_table(ngx_http_request_t *r,
+ngx_http_bulk_import_table_lookup(ngx_http_request_t *r,
     ngx_http_bulk_import_lookup_t *lk)
 {
     ngx_pool_cleanup_t             *cln;
@@ -3142,4 +3174,189 @@ ngx_http_bulk_import_table_cleanup(void *data)
         ngx_http_bulk_pg_release(lk->pc, 0);
         lk->pc = NULL;
     }
+}
+
+
+/*
+ * Jobs shared through the tables (bulk_import_lease): the statements that
+ * read one, appended to the caller's (the id an escaped literal), and its
+ * status rendered from their results as the zone's records are.
+ */
+
+#define NGX_HTTP_BULK_IMPORT_TABLE_SQL                                       \
+    "SELECT status, fhir, \"update\", encoding, start_ms, end_ms, error,"    \
+    " id FROM bulkimportjob WHERE id = %s;"                                  \
+    "SELECT resource_type, url, status, total, errors, bytes, length,"       \
+    " ts_ms, duration, error FROM bulkimportinput WHERE job = %s"            \
+    " ORDER BY n;"                                                           \
+    "SELECT i.n, x.v->>'line', x.v->>'diagnostics'"                          \
+    " FROM bulkimportinput i,"                                               \
+    " jsonb_array_elements(i.issues) WITH ORDINALITY x(v, k)"                \
+    " WHERE i.job = %s ORDER BY i.n, x.k;"
+
+
+size_t
+ngx_http_bulk_import_table_sql_len(const char *idlit)
+{
+    return sizeof(NGX_HTTP_BULK_IMPORT_TABLE_SQL) + 3 * ngx_strlen(idlit);
+}
+
+
+u_char *
+ngx_http_bulk_import_table_sql(u_char *p, const char *idlit)
+{
+    return ngx_sprintf(p, NGX_HTTP_BULK_IMPORT_TABLE_SQL, idlit, idlit,
+                       idlit);
+}
+
+
+static ngx_uint_t
+ngx_http_bulk_import_status_code(const char *name)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < sizeof(ngx_http_bulk_import_status_names)
+                    / sizeof(ngx_http_bulk_import_status_names[0]); i++)
+    {
+        if (ngx_strcmp(name, ngx_http_bulk_import_status_names[i]) == 0) {
+            return i;
+        }
+    }
+
+    return NGX_HTTP_BULK_IMPORT_FAILED;
+}
+
+
+ngx_int_t
+ngx_http_bulk_import_render_table(ngx_pool_t *pool, PGresult *job,
+    PGresult *inputs, PGresult *issues, u_char **json, size_t *lenp,
+    ngx_int_t *percent)
+{
+    int                                i, n, k;
+    size_t                             size, len;
+    ngx_http_bulk_import_rec_t        *rec;
+    ngx_http_bulk_import_issue_t      *is;
+    ngx_http_bulk_import_input_rec_t  *ir;
+
+    if (PQntuples(job) != 1) {
+        return NGX_DECLINED;
+    }
+
+    n = PQntuples(inputs);
+
+    size = sizeof(ngx_http_bulk_import_rec_t)
+           + ngx_max(n, 1) * sizeof(ngx_http_bulk_import_input_rec_t);
+
+    rec = ngx_pcalloc(pool, size);
+    if (rec == NULL) {
+        return NGX_ERROR;
+    }
+
+    rec->status = ngx_http_bulk_import_status_code(PQgetvalue(job, 0, 0));
+    rec->fhir = (PQgetvalue(job, 0, 1)[0] == 't');
+    rec->update = (PQgetvalue(job, 0, 2)[0] == 't');
+    rec->encoding_len = ngx_min((size_t) PQgetlength(job, 0, 3),
+                                sizeof(rec->encoding));
+    ngx_memcpy(rec->encoding, PQgetvalue(job, 0, 3), rec->encoding_len);
+    rec->start = (ngx_msec_t) ngx_atoof((u_char *) PQgetvalue(job, 0, 4),
+                                        PQgetlength(job, 0, 4));
+    rec->end = (ngx_msec_t) ngx_atoof((u_char *) PQgetvalue(job, 0, 5),
+                                      PQgetlength(job, 0, 5));
+    ngx_cpystrn(rec->err, (u_char *) PQgetvalue(job, 0, 6),
+                NGX_HTTP_BULK_IMPORT_ERR_LEN);
+    rec->id_len = ngx_min((size_t) PQgetlength(job, 0, 7), sizeof(rec->id));
+    ngx_memcpy(rec->id, PQgetvalue(job, 0, 7), rec->id_len);
+
+    rec->ninputs = n;
+
+    for (i = 0; i < n; i++) {
+        ir = &rec->inputs[i];
+
+        ir->type_len = ngx_min((size_t) PQgetlength(inputs, i, 0),
+                               sizeof(ir->type));
+        ngx_memcpy(ir->type, PQgetvalue(inputs, i, 0), ir->type_len);
+
+        ir->url_len = PQgetlength(inputs, i, 1);
+        ir->url = ngx_pnalloc(pool, ir->url_len + 1);
+        if (ir->url == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(ir->url, PQgetvalue(inputs, i, 1), ir->url_len);
+
+        ir->status = ngx_http_bulk_import_status_code(
+                                                PQgetvalue(inputs, i, 2));
+
+#define ngx_http_bulk_import_col(col)                                        \
+        ngx_atoof((u_char *) PQgetvalue(inputs, i, col),                     \
+                  PQgetlength(inputs, i, col))
+
+        ir->total = (uint64_t) ngx_http_bulk_import_col(3);
+        ir->errors = (uint64_t) ngx_http_bulk_import_col(4);
+        ir->bytes = ngx_http_bulk_import_col(5);
+        ir->length = (PQgetvalue(inputs, i, 6)[0] == '-')
+                     ? -1 : ngx_http_bulk_import_col(6);
+        ir->start = (ngx_msec_t) ngx_http_bulk_import_col(7);
+        ir->duration = (ngx_msec_t) ngx_http_bulk_import_col(8);
+
+#undef ngx_http_bulk_import_col
+
+        ngx_cpystrn(ir->err, (u_char *) PQgetvalue(inputs, i, 9),
+                    NGX_HTTP_BULK_IMPORT_ERR_LEN);
+    }
+
+    for (i = 0; i < PQntuples(issues); i++) {
+        k = ngx_atoi((u_char *) PQgetvalue(issues, i, 0),
+                     PQgetlength(issues, i, 0));
+
+        if (k < 0 || k >= n) {
+            continue;
+        }
+
+        ir = &rec->inputs[k];
+
+        if (ir->nissues >= NGX_HTTP_BULK_IMPORT_ISSUES) {
+            continue;
+        }
+
+        is = &ir->issues[ir->nissues++];
+
+        is->line = (uint64_t) ngx_atoof((u_char *) PQgetvalue(issues, i, 1),
+                                        PQgetlength(issues, i, 1));
+        len = ngx_min((size_t) PQgetlength(issues, i, 2),
+                      NGX_HTTP_BULK_IMPORT_ISSUE_LEN);
+        ngx_memcpy(is->text, PQgetvalue(issues, i, 2), len);
+        is->len = len;
+    }
+
+    *percent = (rec->status == NGX_HTTP_BULK_IMPORT_ACTIVE)
+               ? ngx_http_bulk_import_percent(rec) : -1;
+
+    *json = ngx_http_bulk_import_render(pool, rec, 1, lenp);
+
+    return (*json == NULL) ? NGX_ERROR : NGX_OK;
+}
+
+
+/* a status answer, with X-Progress when percent is not -1 */
+
+ngx_int_t
+ngx_http_bulk_import_answer(ngx_http_request_t *r, ngx_uint_t status,
+    u_char *json, size_t len, ngx_int_t percent)
+{
+    ngx_str_t  progress;
+
+    ngx_str_null(&progress);
+
+    if (percent >= 0) {
+        progress.data = ngx_pnalloc(r->pool, NGX_INT_T_LEN + 2);
+        if (progress.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_sprintf(progress.data, "%i%%%Z", percent);
+        progress.len = 1;
+    }
+
+    return ngx_http_bulk_import_send(r, status, json, len, &progress);
 }

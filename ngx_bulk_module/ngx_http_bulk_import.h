@@ -12,6 +12,7 @@
 
 
 #include "ngx_http_bulk_module.h"
+#include <libpq-fe.h>
 
 
 ngx_shm_zone_t *ngx_http_bulk_import_add_zone(ngx_conf_t *cf,
@@ -22,6 +23,27 @@ void ngx_http_bulk_import_exit_process(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_bulk_import_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_bulk_import_status_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_bulk_import_list_handler(ngx_http_request_t *r);
+
+/* GET or DELETE of a job only table bulkimportstatus has: NGX_DONE */
+ngx_int_t ngx_http_bulk_import_table(ngx_http_request_t *r, ngx_str_t *id);
+
+/* a fake main request with a location's configuration (fd -1) */
+ngx_http_request_t *ngx_http_bulk_import_fake(ngx_pool_t *pool,
+    ngx_log_t *log, void **main_conf, void **srv_conf, void **loc_conf);
+
+/*
+ * The status resource of a job from the results of the statements
+ * ngx_http_bulk_import_table_sql() appends (the job, its inputs, their
+ * issues): NGX_OK, NGX_DECLINED when there is no such job, NGX_ERROR.
+ * The same renderer as the zone's; *percent: X-Progress or -1.
+ */
+u_char *ngx_http_bulk_import_table_sql(u_char *p, const char *idlit);
+size_t ngx_http_bulk_import_table_sql_len(const char *idlit);
+ngx_int_t ngx_http_bulk_import_render_table(ngx_pool_t *pool,
+    PGresult *job, PGresult *inputs, PGresult *issues, u_char **json,
+    size_t *len, ngx_int_t *percent);
+ngx_int_t ngx_http_bulk_import_answer(ngx_http_request_t *r,
+    ngx_uint_t status, u_char *json, size_t len, ngx_int_t percent);
 
 
 #endif /* _NGX_HTTP_BULK_IMPORT_H_INCLUDED_ */

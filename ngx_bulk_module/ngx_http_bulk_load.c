@@ -72,6 +72,7 @@ typedef enum {
     ngx_http_bulk_load_copy_full,
     ngx_http_bulk_load_copy_end,
     ngx_http_bulk_load_upsert,
+    ngx_http_bulk_load_record,      /* $import: the progress row */
     ngx_http_bulk_load_commit,
     ngx_http_bulk_load_ending,
     ngx_http_bulk_load_done
@@ -141,7 +142,13 @@ struct ngx_http_bulk_load_s {
     size_t                       staged;
     ngx_uint_t                   batches;   /* committed */
     ngx_http_bulk_load_done_pt   done;      /* $import: the input is over */
-    void                        *data;      /* of done */
+    ngx_http_bulk_load_commit_pt commit;    /* $import: the progress row */
+    void                        *data;      /* of done and commit */
+    uint64_t                     skip;      /* lines loaded before */
+    uint64_t                     lines;     /* lines taken */
+    uint64_t                     line_base; /* lines before a range */
+    off_t                        byte_base; /* where a range starts */
+    off_t                        offset;    /* the end of the last line */
 
     ngx_uint_t                   status;    /* of a failure, 0: success */
     const char                  *code;
@@ -199,6 +206,8 @@ static void ngx_http_bulk_load_upserts(ngx_http_bulk_load_ctx_t *ctx);
 static u_char *ngx_http_bulk_load_document(ngx_http_bulk_load_ctx_t *ctx);
 static ngx_int_t ngx_http_bulk_load_again(ngx_http_bulk_load_ctx_t *ctx,
     PGresult *res);
+static void ngx_http_bulk_load_record_progress(
+    ngx_http_bulk_load_ctx_t *ctx);
 static void ngx_http_bulk_load_committed(ngx_http_bulk_load_ctx_t *ctx);
 static ngx_uint_t ngx_http_bulk_load_total(ngx_http_bulk_load_ctx_t *ctx);
 static void ngx_http_bulk_load_fail(ngx_http_bulk_load_ctx_t *ctx,
@@ -574,7 +583,10 @@ ngx_http_bulk_load_create(ngx_http_request_t *r,
     ctx->source.ops = &ngx_http_bulk_fetch_ops;
     ctx->batch = in->batch;
     ctx->done = in->done;
+    ctx->commit = in->commit;
     ctx->data = in->data;
+    ctx->skip = in->skip;
+    ctx->source.range = in->offset;
 
     if (ngx_http_bulk_load_init(ctx) != NGX_OK) {
         return NULL;
@@ -696,6 +708,19 @@ ngx_http_bulk_load_progress(ngx_http_bulk_load_t *ctx,
     p->received = ctx->source.received;
     p->length = ctx->source.length;
     p->batches = ctx->batches;
+    p->lines = ctx->lines;
+    p->offset = ctx->offset;
+    p->gzip = ctx->nd ? (ngx_uint_t) ngx_bulk_nd_gzip(ctx->nd) : 0;
+
+    if (ctx->byte_base) {
+        /* the source's own counts, not those of its rest */
+        p->received += ctx->byte_base;
+
+        if (p->length >= 0) {
+            p->length += ctx->byte_base;
+        }
+    }
+
     p->err = ctx->status ? ctx->err : NULL;
 }
 
@@ -829,6 +854,7 @@ ngx_http_bulk_load_watch(ngx_event_t *ev)
     case ngx_http_bulk_load_prepare:
     case ngx_http_bulk_load_copy_full:
     case ngx_http_bulk_load_copy_end:
+    case ngx_http_bulk_load_record:
     case ngx_http_bulk_load_commit:
 
         if (ngx_current_msec - ctx->pg_active >= ctx->conf->pg_timeout) {
@@ -867,6 +893,7 @@ ngx_http_bulk_load_process(ngx_http_bulk_load_ctx_t *ctx)
 
     case ngx_http_bulk_load_copy_end:
     case ngx_http_bulk_load_upsert:
+    case ngx_http_bulk_load_record:
     case ngx_http_bulk_load_commit:
         break;
 
@@ -891,6 +918,16 @@ ngx_http_bulk_load_process(ngx_http_bulk_load_ctx_t *ctx)
             ngx_http_bulk_load_upserts(ctx);
             return;
         }
+
+        if (ctx->commit) {
+            /* $import: the input's progress row, in this transaction */
+            ngx_http_bulk_load_record_progress(ctx);
+            return;
+        }
+
+        /* fall through */
+
+    case ngx_http_bulk_load_record:
 
         /*
          * COMMIT goes alone, after the upserts answered: a client that
@@ -1125,6 +1162,13 @@ ngx_http_bulk_load_consume(ngx_http_bulk_source_t *f)
 
     ctx = f->data;
 
+    if (f->ranged && ctx->byte_base == 0) {
+        /* the source sent the rest only: nothing to skip */
+        ctx->byte_base = f->range;
+        ctx->line_base = ctx->skip;
+        ctx->skip = 0;
+    }
+
     for ( ;; ) {
         if (ctx->state != ngx_http_bulk_load_copy) {
             return;
@@ -1261,6 +1305,18 @@ ngx_http_bulk_load_line(ngx_http_bulk_load_ctx_t *ctx, ngx_bulk_nd_line_t *l)
     ngx_int_t           rc;
     ngx_str_t           rt;
     ngx_bulk_fmt_job_t  job;
+
+    /* after a range the lines are numbered on from the skipped ones */
+
+    l->lineno += ctx->line_base;
+
+    ctx->lines = l->lineno;
+    ctx->offset = ctx->byte_base + (off_t) ngx_bulk_nd_bytes(ctx->nd);
+
+    if (l->lineno <= ctx->skip) {
+        /* loaded by an earlier run of this $import input */
+        return NGX_OK;
+    }
 
     ngx_str_null(&rt);
 
@@ -1706,6 +1762,23 @@ ngx_http_bulk_load_results(ngx_http_bulk_load_ctx_t *ctx)
             break;
         }
 
+        if (ctx->state == ngx_http_bulk_load_record
+            && PQresultStatus(res) == PGRES_TUPLES_OK)
+        {
+            if (PQntuples(res) != 1) {
+                PQclear(res);
+                ngx_http_bulk_load_fail(ctx, NGX_HTTP_CONFLICT, "conflict",
+                                        "the input is no longer this "
+                                        "worker's (its lease was taken "
+                                        "over, or the job was cancelled): "
+                                        "its open batch rolled back");
+                return NGX_ERROR;
+            }
+
+            PQclear(res);
+            continue;
+        }
+
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 
             if (ctx->state == ngx_http_bulk_load_upsert
@@ -1806,7 +1879,19 @@ ngx_http_bulk_load_upserts(ngx_http_bulk_load_ctx_t *ctx)
     t = ctx->types.elts;
 
     if (ctx->types.nelts == 0) {
-        /* no good line: nothing to write */
+
+        /*
+         * no good line (bad lines only, or empty, or an $import input
+         * resumed past its end): nothing to write
+         */
+
+        ctx->state = ngx_http_bulk_load_upsert;
+
+        if (ctx->commit) {
+            ngx_http_bulk_load_record_progress(ctx);
+            return;
+        }
+
         ngx_http_bulk_load_send(ctx, "COMMIT", ngx_http_bulk_load_commit);
         return;
     }
@@ -1983,6 +2068,29 @@ ngx_http_bulk_load_again(ngx_http_bulk_load_ctx_t *ctx, PGresult *res)
     }
 
     return NGX_DECLINED;
+}
+
+
+/*
+ * $import with leases: the input's progress row (lines taken, totals),
+ * written in the batch's own transaction, so a batch and the count of what
+ * it loaded commit together or not at all
+ */
+
+static void
+ngx_http_bulk_load_record_progress(ngx_http_bulk_load_ctx_t *ctx)
+{
+    u_char  *sql;
+
+    sql = ctx->commit(ctx, ctx->data, ctx->pc->pg);
+
+    if (sql == NULL) {
+        ngx_http_bulk_load_fail(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                "exception", "out of memory");
+        return;
+    }
+
+    ngx_http_bulk_load_send(ctx, (char *) sql, ngx_http_bulk_load_record);
 }
 
 

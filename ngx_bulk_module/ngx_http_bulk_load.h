@@ -15,12 +15,22 @@
 #include "ngx_http_bulk_module.h"
 #include "ngx_http_bulk_source.h"
 #include <yajl/yajl_tree.h>
+#include <libpq-fe.h>
 
 
 typedef struct ngx_http_bulk_load_s  ngx_http_bulk_load_t;
 
 typedef void (*ngx_http_bulk_load_done_pt)(ngx_http_bulk_load_t *load,
     void *data);
+
+/*
+ * $import with bulk_import_lease: a statement run in each batch's
+ * transaction after its upserts, before COMMIT (the input's progress row);
+ * it must return exactly one row, else the batch rolls back and the load
+ * fails.  NULL: out of memory.
+ */
+typedef u_char *(*ngx_http_bulk_load_commit_pt)(ngx_http_bulk_load_t *load,
+    void *data, PGconn *pg);
 
 
 /* the body options $load and $import share */
@@ -41,7 +51,12 @@ typedef struct {
     ngx_uint_t                    fhir;
     size_t                        batch;    /* commit every batch bytes */
     ngx_http_bulk_load_done_pt    done;     /* the load is over */
-    void                         *data;
+    ngx_http_bulk_load_commit_pt  commit;   /* or NULL */
+    void                         *data;     /* of done and commit */
+    uint64_t                      skip;     /* lines committed before: read
+                                               again, not loaded */
+    off_t                         offset;   /* where they end in a plain
+                                               source: asked with Range */
 } ngx_http_bulk_load_input_t;
 
 
@@ -61,6 +76,11 @@ typedef struct {
     off_t                         received; /* source bytes */
     off_t                         length;   /* Content-Length or -1 */
     ngx_uint_t                    batches;  /* committed */
+    uint64_t                      lines;    /* source lines taken so far,
+                                               skipped ones included */
+    off_t                         offset;   /* the source's bytes up to the
+                                               end of the last line taken */
+    ngx_uint_t                    gzip;     /* the source is gzip */
     u_char                       *err;      /* why it failed, or NULL */
 } ngx_http_bulk_load_progress_t;
 

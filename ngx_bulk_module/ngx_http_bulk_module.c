@@ -22,6 +22,7 @@
 #include "ngx_http_bulk_load.h"
 #include "ngx_http_bulk_import.h"
 #include "ngx_http_bulk_export.h"
+#include "ngx_http_bulk_import_nodes.h"
 #include "ngx_bulk_fhir_schema.h"
 
 
@@ -193,6 +194,13 @@ static ngx_command_t  ngx_http_bulk_commands[] = {
       offsetof(ngx_http_bulk_loc_conf_t, import_batch),
       NULL },
 
+    { ngx_string("bulk_import_lease"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_bulk_main_conf_t, import_lease),
+      NULL },
+
     { ngx_string("bulk_import_concurrency"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_num_slot,
@@ -344,6 +352,10 @@ static ngx_http_variable_t  ngx_http_bulk_vars[] = {
       ngx_http_bulk_source_url_variable, 0,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
+    { ngx_string("bulk_source_range"), NULL,
+      ngx_http_bulk_source_range_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
     { ngx_string("bulk_rows"), NULL, ngx_http_bulk_stats_variable,
       offsetof(ngx_http_bulk_stats_t, rows), NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
@@ -453,6 +465,7 @@ ngx_http_bulk_init_process(ngx_cycle_t *cycle)
 {
     ngx_http_bulk_import_init_process(cycle);
     ngx_http_bulk_export_init_process(cycle);
+    ngx_http_bulk_nodes_init_process(cycle);
 
     return NGX_OK;
 }
@@ -527,6 +540,8 @@ ngx_http_bulk_create_main_conf(ngx_conf_t *cf)
         return NULL;
     }
 
+    bmcf->import_lease = NGX_CONF_UNSET_MSEC;
+
     return bmcf;
 }
 
@@ -538,6 +553,14 @@ ngx_http_bulk_init_main_conf(ngx_conf_t *cf, void *conf)
 
     ngx_str_t  name = ngx_string("bulk_import");
     ngx_str_t  ename = ngx_string("bulk_export");
+
+    ngx_conf_init_msec_value(bmcf->import_lease, 0);
+
+    if (bmcf->import_lease && bmcf->import_lease < 300) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"bulk_import_lease\" must be at least 300ms");
+        return NGX_CONF_ERROR;
+    }
 
     if (bmcf->import_zone == NULL) {
         bmcf->import_zone = ngx_http_bulk_import_add_zone(cf, &name,
@@ -937,8 +960,9 @@ ngx_http_bulk_load(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_bulk_loc_conf_t  *blcf = conf;
 
-    char       *rv;
-    ngx_str_t  *value;
+    char                       *rv;
+    ngx_str_t                  *value;
+    ngx_http_bulk_main_conf_t  *bmcf;
 
     value = cf->args->elts;
 
@@ -971,6 +995,14 @@ ngx_http_bulk_load(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
 
         blcf->load_typed = 1;
+    }
+
+    if (cmd->offset == NGX_HTTP_BULK_OP_IMPORT) {
+        bmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_bulk_module);
+
+        if (bmcf->import_ctx == NULL) {
+            bmcf->import_ctx = cf->ctx;
+        }
     }
 
     return ngx_http_bulk_set_op(cf, blcf, cmd->offset);

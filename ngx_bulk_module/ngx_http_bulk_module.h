@@ -74,6 +74,11 @@ typedef struct {
     ngx_shm_zone_t               *import_zone;
     ngx_shm_zone_t               *export_zone;
     ngx_array_t                   fetchers; /* ngx_http_bulk_fetcher_t */
+    ngx_msec_t                    import_lease;  /* 0: jobs stay local */
+    ngx_http_conf_ctx_t          *import_ctx;    /* the first bulk_import
+                                                    location: inputs other
+                                                    nodes started run with
+                                                    its configuration */
 } ngx_http_bulk_main_conf_t;
 
 

@@ -19,6 +19,7 @@ ngx_http_bulk_source_start(ngx_http_bulk_source_t *s)
     s->received = 0;
     s->failed = 0;
     s->stalled = 0;
+    s->ranged = 0;
     s->err[0] = '\0';
 
     return s->ops->start(s);

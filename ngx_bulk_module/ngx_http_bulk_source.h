@@ -60,6 +60,11 @@ struct ngx_http_bulk_source_s {
     const char                   *code;     /* and its issue code */
     off_t                         length;   /* Content-Length or -1 */
     off_t                         received;
+    off_t                         range;    /* a fetch: ask from this byte
+                                               on (a resumed $import input),
+                                               0: the whole source; a push
+                                               never ranges */
+    u_char                        range_header[NGX_OFF_T_LEN + 8];
     u_char                        err[256];
     unsigned                      failed:1;
     unsigned                      stalled:1;   /* the reader waits for us */
@@ -68,6 +73,9 @@ struct ngx_http_bulk_source_s {
     unsigned                      handed:1;    /* a push: nginx called its
                                                   body handler */
     unsigned                      gzip:1;      /* Content-Encoding: gzip */
+    unsigned                      ranged:1;    /* a fetch: the source answered
+                                                  206 (or 416) from
+                                                  s->range on */
 };
 
 

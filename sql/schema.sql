@@ -2978,4 +2978,44 @@ CREATE TABLE IF NOT EXISTS "bulkimportstatus_history" (
   primary key (id, txid)
 );
 
+-- $import with bulk_import_lease (nodes sharing one database): the job
+-- and its inputs, claimed with SELECT ... FOR UPDATE SKIP LOCKED under a
+-- lease; an input's progress row commits with each of its batches.
+CREATE TABLE IF NOT EXISTS "bulkimportjob" (
+  id text primary key,
+  gen text not null,
+  status text not null,
+  fhir boolean not null,
+  "update" boolean not null,
+  strip_nulls boolean not null,
+  merge text,
+  encoding text not null default '',
+  start_ms bigint not null,
+  end_ms bigint not null default 0,
+  error text not null default ''
+);
+CREATE TABLE IF NOT EXISTS "bulkimportinput" (
+  job text not null,
+  n integer not null,
+  resource_type text not null,
+  url text not null,
+  status text not null default 'waiting',
+  owner text,
+  lease timestamptz,
+  lines bigint not null default 0,
+  pos bigint not null default 0,
+  gzip boolean not null default false,
+  total bigint not null default 0,
+  errors bigint not null default 0,
+  bytes bigint not null default 0,
+  length bigint not null default -1,
+  ts_ms bigint not null default 0,
+  duration bigint not null default 0,
+  issues jsonb not null default '[]',
+  error text not null default '',
+  primary key (job, n)
+);
+CREATE INDEX IF NOT EXISTS "bulkimportinput_open" ON "bulkimportinput" (lease)
+  WHERE status IN ('waiting', 'active');
+
 COMMIT;

@@ -269,3 +269,15 @@ qr/\[emerg\].*invalid number of arguments in "bulk_import_status" directive/
 GET /jobs?_count=1
 --- error_code: 200
 --- response_body_like: ^\{"resourceType":"Bundle","type":"searchset","total":\d+,"link":\[\{"relation":"self","url":"http://[^"]+/jobs\?_count=1"\}\]
+
+
+
+=== TEST 26: bulk_import_lease below 300ms is refused (a tick is a third of it)
+--- http_config
+    bulk_import_lease 100ms;
+--- config
+    bulk_pg "$TEST_NGINX_PG_CONNINFO";
+    include $TEST_NGINX_REPO/conf/bulk_api.conf;
+--- must_die
+--- error_log eval
+qr/\[emerg\].*"bulk_import_lease" must be at least 300ms/

@@ -551,3 +551,21 @@ qq|POST /Patient/\$load\n{"source": "$ENV{TEST_NGINX_SRC}/num.ndjson"}|
 --- error_log: value overflows numeric format
 --- perl_test
 is(BulkTest::sql_one(q{SELECT count(*) FROM patient}), 0, "nothing loaded");
+
+
+
+=== TEST 24: a source of bad lines only (or an empty one): 200 with its errors, nothing to upsert
+--- init
+BulkTest::reset_type('Patient');
+BulkTest::write_file(main::html('bad.ndjson'), qq|{"resourceType":"Patient"}\nnot json\n|);
+BulkTest::write_file(main::html('empty.ndjson'), '');
+--- perl_test
+my $r = bulk_http_request(POST => '/Patient/$load', headers => { 'Content-Type' => 'application/json' },
+                          body => qq|{"source": "$ENV{TEST_NGINX_SRC}/bad.ndjson"}|);
+is($r->{status}, 200, "bad lines only: 200");
+my $j = BulkTest::json_decode($r->{body});
+is($j->{total}, 0, "nothing loaded");
+is($j->{errors}, 2, "two bad lines");
+$r = bulk_http_request(POST => '/$load', headers => { 'Content-Type' => 'application/json' },
+                       body => qq|{"source": "$ENV{TEST_NGINX_SRC}/empty.ndjson"}|);
+is("$r->{status} $r->{body}", "200 {}\n", "an empty source: 200 {}");

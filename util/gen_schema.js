@@ -55,6 +55,46 @@ for (const t of all) {
   out += `CREATE TABLE IF NOT EXISTS "${tbl}" (\n${cols(t, true)});\n`;
   out += `CREATE TABLE IF NOT EXISTS "${tbl}_history" (\n${cols(t, false)});\n\n`;
 }
+// nodes sharing $import jobs (ngx_http_bulk_import_nodes.c)
+out += '-- $import with bulk_import_lease (nodes sharing one database): the job\n' +
+  '-- and its inputs, claimed with SELECT ... FOR UPDATE SKIP LOCKED under a\n' +
+  "-- lease; an input's progress row commits with each of its batches.\n" +
+  'CREATE TABLE IF NOT EXISTS "bulkimportjob" (\n' +
+  '  id text primary key,\n' +
+  '  gen text not null,\n' +
+  '  status text not null,\n' +
+  '  fhir boolean not null,\n' +
+  '  "update" boolean not null,\n' +
+  '  strip_nulls boolean not null,\n' +
+  '  merge text,\n' +
+  "  encoding text not null default '',\n" +
+  '  start_ms bigint not null,\n' +
+  '  end_ms bigint not null default 0,\n' +
+  "  error text not null default ''\n" +
+  ');\n' +
+  'CREATE TABLE IF NOT EXISTS "bulkimportinput" (\n' +
+  '  job text not null,\n' +
+  '  n integer not null,\n' +
+  '  resource_type text not null,\n' +
+  '  url text not null,\n' +
+  "  status text not null default 'waiting',\n" +
+  '  owner text,\n' +
+  '  lease timestamptz,\n' +
+  '  lines bigint not null default 0,\n' +
+  '  pos bigint not null default 0,\n' +
+  '  gzip boolean not null default false,\n' +
+  '  total bigint not null default 0,\n' +
+  '  errors bigint not null default 0,\n' +
+  '  bytes bigint not null default 0,\n' +
+  '  length bigint not null default -1,\n' +
+  '  ts_ms bigint not null default 0,\n' +
+  '  duration bigint not null default 0,\n' +
+  "  issues jsonb not null default '[]',\n" +
+  "  error text not null default '',\n" +
+  '  primary key (job, n)\n' +
+  ');\n' +
+  'CREATE INDEX IF NOT EXISTS "bulkimportinput_open" ON "bulkimportinput" (lease)\n' +
+  "  WHERE status IN ('waiting', 'active');\n" + '\n';
 out += 'COMMIT;\n';
 
 const sqlPath = path.join(__dirname, '..', 'sql', 'schema.sql');

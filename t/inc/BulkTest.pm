@@ -16,7 +16,7 @@ use Exporter 'import';
 
 our @EXPORT = qw(plain_run source_start source_held source_release gzip_data write_file db sql sql_one seed reset_type json_lines json_decode
                  json_canon dechunk backends busy_backends backend_pids wait_backends
-                 proxy_start proxy_stop fill_table);
+                 proxy_start proxy_stop fill_table nginx_start nginx_stop nginx_workers);
 
 my $dbh;
 
@@ -273,7 +273,9 @@ sub proxy_start {
 # gets that far) tell the test (source_held) and wait for its
 # source_release() before sending the rest, rate => bytes per second,
 # life => seconds before it exits (default 60); chunks => [pieces]: a
-# chunked body, one chunk per piece, each followed by a pause.
+# chunked body, one chunk per piece, each followed by a pause; range => 1:
+# "Range: bytes=N-" is answered 206 from byte N (416 past the end); log =>
+# a file that gets "range=<the Range asked, or ->" per request.
 # hold_after is how a test keeps a load or an import in the middle of its
 # source for as long as it needs, on a loaded machine or under valgrind
 # alike: no guess at how long a transfer takes.
@@ -322,11 +324,32 @@ sub source_start {
         }
         my $body = $o{body} // '';
         my $len = $o{length} // length $body;
-        syswrite($c, "HTTP/1.1 200 OK\r\nContent-Length: $len\r\n"
-                     . "Content-Type: application/x-ndjson\r\n"
-                     . "Connection: close\r\n\r\n");
+        my $from = $o{range} && $req =~ /^Range:\s*bytes=(\d+)-\s*$/mi ? $1 : undef;
+        if ($o{log} && open my $lf, '>>', $o{log}) {
+            print $lf 'range=' . ($req =~ /^Range:\s*(\S+)/mi ? $1 : '-') . "\n";
+            close $lf;
+        }
+        if (defined $from && $from >= length $body) {
+            syswrite($c, "HTTP/1.1 416 Range Not Satisfiable\r\n"
+                         . "Content-Range: bytes */" . length($body) . "\r\n"
+                         . "Content-Length: 0\r\nConnection: close\r\n\r\n");
+            close $c;
+            next;
+        }
+        if (defined $from) {
+            syswrite($c, "HTTP/1.1 206 Partial Content\r\nContent-Length: "
+                         . ($len - $from) . "\r\nContent-Range: bytes $from-"
+                         . ($len - 1) . "/$len\r\n"
+                         . "Content-Type: application/x-ndjson\r\n"
+                         . "Connection: close\r\n\r\n");
+        } else {
+            syswrite($c, "HTTP/1.1 200 OK\r\nContent-Length: $len\r\n"
+                         . "Content-Type: application/x-ndjson\r\n"
+                         . ($o{range} ? "Accept-Ranges: bytes\r\n" : '')
+                         . "Connection: close\r\n\r\n");
+        }
         my $limit = $o{cut_after} // $o{stall_after} // length $body;
-        my $off = 0;
+        my $off = $from // 0;
         my $step = $o{rate} ? int($o{rate} / 10) || 1 : 65536;
         while ($off < $limit) {
             my $n = $limit - $off < $step ? $limit - $off : $step;
@@ -371,6 +394,13 @@ sub gzip_data {
     return $z;
 }
 
+sub slurp {
+    my ($path) = @_;
+    open my $fh, '<:raw', $path or return undef;
+    local $/;
+    return scalar <$fh>;
+}
+
 sub write_file {
     my ($path, $data) = @_;
     open my $fh, '>:raw', $path or die "$path: $!";
@@ -384,6 +414,84 @@ sub proxy_stop {
     kill 'KILL', $pid;
     waitpid $pid, 0;
     close delete $SourceTold{$pid} if $SourceTold{$pid};
+}
+
+# A second nginx node next to the runner's: the runner's generated
+# nginx.conf with its own prefix (logs, pid, temp paths) and port.  Returns
+# { pid => master pid, prefix => dir, port => port }.  Stop it with
+# nginx_stop (also from an END block: a test that dies must not leave it).
+sub nginx_start {
+    my (%o) = @_;
+    no warnings 'once';
+    my $root = $Test::Nginx::Socket::ServRoot;
+    my $prefix = $o{prefix} // "$root-2";
+    my $port = $o{port} or die "nginx_start: no port";
+    require File::Path;
+    File::Path::rmtree($prefix);
+    File::Path::mkpath(["$prefix/conf", "$prefix/logs"]);
+    open my $in, '<', $Test::Nginx::Socket::ConfFile or die "conf: $!";
+    my $conf = do { local $/; <$in> };
+    close $in;
+    my $html = $Test::Nginx::Socket::HtmlDir;
+    $conf =~ s/\Q$html\E/\x00HTML\x00/g;
+    $conf =~ s/\Q$root\E/$prefix/g;
+    $conf =~ s/\x00HTML\x00/$html/g;
+    $conf =~ s/\blisten\s+$Test::Nginx::Socket::ServerPort\b/listen $port/g;
+    write_file("$prefix/conf/nginx.conf", $conf);
+    # something else on the port (a node left over) would answer for it
+    die "nginx_start: port $port is in use"
+        if IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port);
+    my $pid = fork;
+    die "fork: $!" unless defined $pid;
+    if (!$pid) {
+        $dbh->{InactiveDestroy} = 1 if $dbh;
+        open STDERR, '>>', "$prefix/logs/stderr.log";
+        exec($Test::Nginx::Socket::NginxBinary, '-p', "$prefix/",
+             '-c', "$prefix/conf/nginx.conf") or POSIX::_exit(127);
+    }
+    my $t0 = time;
+    until (IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port)) {
+        die "the second nginx did not start: " . `cat $prefix/logs/error.log`
+            if time - $t0 > 30 * slack() || waitpid($pid, POSIX::WNOHANG()) == $pid;
+        sleep 0.05;
+    }
+    return { pid => $pid, prefix => $prefix, port => $port };
+}
+
+# the worker pids of an nginx started by nginx_start
+sub nginx_workers {
+    my ($n) = @_;
+    my @kids;
+    opendir my $dh, '/proc' or return ();
+    for my $p (grep { /^\d+$/ } readdir $dh) {
+        open my $fh, '<', "/proc/$p/stat" or next;
+        my $stat = <$fh> // '';
+        push @kids, $p + 0 if $stat =~ /\)\s+\S+\s+(\d+)/ && $1 == $n->{pid};
+    }
+    return @kids;
+}
+
+# signal: QUIT (graceful, waited for) or KILL (master and workers at once)
+sub nginx_stop {
+    my ($n, $sig) = @_;
+    return unless $n && $n->{pid};
+    $sig //= 'QUIT';
+    my @w = nginx_workers($n);
+    if ($sig eq 'KILL') {
+        kill 'KILL', $n->{pid}, @w;
+    } else {
+        kill $sig, $n->{pid};
+    }
+    my $t0 = time;
+    while (waitpid($n->{pid}, POSIX::WNOHANG()) != $n->{pid}) {
+        if (time - $t0 > 30 * slack()) {
+            kill 'KILL', $n->{pid}, nginx_workers($n);
+        }
+        sleep 0.05;
+    }
+    # the workers of a killed master are gone with it or reparented
+    kill 'KILL', @w if $sig eq 'KILL';
+    $n->{pid} = 0;
 }
 
 1;
