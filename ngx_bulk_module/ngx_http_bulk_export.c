@@ -2453,8 +2453,11 @@ ngx_http_bulk_export_status_handler(ngx_http_request_t *r)
     p = (u_char *) (copy + 1);
 
     copy->files = (ngx_http_bulk_export_file_t *) p;
-    p = ngx_cpymem(p, rec->files,
-                   rec->nfiles * sizeof(ngx_http_bulk_export_file_t));
+
+    if (rec->nfiles) {
+        p = ngx_cpymem(p, rec->files,
+                       rec->nfiles * sizeof(ngx_http_bulk_export_file_t));
+    }
 
     copy->request.data = p;
     p = ngx_cpymem(p, rec->request.data, rec->request.len);
