@@ -65,19 +65,31 @@ static char *ngx_http_bulk_load(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_bulk_import_status(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-static char *ngx_http_bulk_import_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+static char *ngx_http_bulk_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_bulk_export(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_bulk_export_file(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-static char *ngx_http_bulk_export_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_bulk_set_op(ngx_conf_t *cf,
     ngx_http_bulk_loc_conf_t *blcf, ngx_uint_t op);
 static char *ngx_http_bulk_format(ngx_conf_t *cf,
     ngx_http_bulk_loc_conf_t *blcf, ngx_str_t *value);
 static char *ngx_http_bulk_type(ngx_conf_t *cf, ngx_str_t *type);
+
+
+/* bulk_import_zone, bulk_export_zone: what adds the zone */
+
+typedef struct {
+    ngx_shm_zone_t  *(*add)(ngx_conf_t *cf, ngx_str_t *name, size_t size);
+} ngx_http_bulk_zone_post_t;
+
+
+static ngx_http_bulk_zone_post_t  ngx_http_bulk_import_zone_post =
+    { ngx_http_bulk_import_add_zone };
+
+static ngx_http_bulk_zone_post_t  ngx_http_bulk_export_zone_post =
+    { ngx_http_bulk_export_add_zone };
 
 
 static ngx_command_t  ngx_http_bulk_commands[] = {
@@ -182,10 +194,10 @@ static ngx_command_t  ngx_http_bulk_commands[] = {
 
     { ngx_string("bulk_import_zone"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
-      ngx_http_bulk_import_zone,
+      ngx_http_bulk_zone,
       NGX_HTTP_MAIN_CONF_OFFSET,
-      0,
-      NULL },
+      offsetof(ngx_http_bulk_main_conf_t, import_zone),
+      &ngx_http_bulk_import_zone_post },
 
     { ngx_string("bulk_import_batch"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -238,10 +250,10 @@ static ngx_command_t  ngx_http_bulk_commands[] = {
 
     { ngx_string("bulk_export_zone"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
-      ngx_http_bulk_export_zone,
+      ngx_http_bulk_zone,
       NGX_HTTP_MAIN_CONF_OFFSET,
-      0,
-      NULL },
+      offsetof(ngx_http_bulk_main_conf_t, export_zone),
+      &ngx_http_bulk_export_zone_post },
 
     { ngx_string("bulk_export_max"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -848,14 +860,17 @@ ngx_http_bulk_pg_pool(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 
 static char *
-ngx_http_bulk_import_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+ngx_http_bulk_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_http_bulk_main_conf_t  *bmcf = conf;
+    ngx_http_bulk_zone_post_t  *post = cmd->post;
 
-    ssize_t     size;
-    ngx_str_t  *value;
+    ssize_t           size;
+    ngx_str_t        *value;
+    ngx_shm_zone_t  **zone;
 
-    if (bmcf->import_zone) {
+    zone = (ngx_shm_zone_t **) ((char *) conf + cmd->offset);
+
+    if (*zone) {
         return "is duplicate";
     }
 
@@ -870,8 +885,8 @@ ngx_http_bulk_import_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    bmcf->import_zone = ngx_http_bulk_import_add_zone(cf, &value[1], size);
-    if (bmcf->import_zone == NULL) {
+    *zone = post->add(cf, &value[1], size);
+    if (*zone == NULL) {
         return NGX_CONF_ERROR;
     }
 
@@ -1129,37 +1144,6 @@ ngx_http_bulk_export_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     return NGX_CONF_OK;
 }
 
-
-static char *
-ngx_http_bulk_export_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_bulk_main_conf_t  *bmcf = conf;
-
-    ssize_t     size;
-    ngx_str_t  *value;
-
-    if (bmcf->export_zone) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-
-    size = ngx_parse_size(&value[2]);
-
-    if (size == NGX_ERROR || size < (ssize_t) (8 * ngx_pagesize)) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid zone size \"%V\" (at least %uz)",
-                           &value[2], 8 * ngx_pagesize);
-        return NGX_CONF_ERROR;
-    }
-
-    bmcf->export_zone = ngx_http_bulk_export_add_zone(cf, &value[1], size);
-    if (bmcf->export_zone == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    return NGX_CONF_OK;
-}
 
 
 static char *
