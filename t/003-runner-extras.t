@@ -58,7 +58,7 @@ ok($rss > 0 && $peak >= $rss, "rss helpers ($rss KB, peak $peak KB)");
 === TEST 2: a truncated chunked response from upstream is detected
 --- init
 use IO::Socket::INET;
-$ENV{TEST_NGINX_FAKE_PORT} = $ENV{TEST_NGINX_SERVER_PORT} + 1;
+$ENV{TEST_NGINX_FAKE_PORT} = BulkTest::free_ports(1);
 my $l = IO::Socket::INET->new(LocalAddr => '127.0.0.1', Listen => 5,
     LocalPort => $ENV{TEST_NGINX_FAKE_PORT}, ReuseAddr => 1) or die "listen: $!";
 my $pid = fork;
@@ -87,3 +87,23 @@ is($r->{status}, 200, "truncated: status");
 ok($r->{chunked} && !$r->{complete}, "truncated: chunked body reported incomplete");
 is($r->{body}, "hello", "truncated: partial body");
 waitpid($::FakePid, 0);
+
+
+
+=== TEST 3: free_ports skips a port another service listens on, and ports already handed out
+--- perl_test
+my $base = $ENV{TEST_NGINX_SERVER_PORT};
+my ($p) = BulkTest::free_ports(60);
+ok($p >= $base + 60, "a port at or above the offset ($p)");
+# a service on every address holds the next one (as on a machine where
+# something listens on 0.0.0.0:2024)
+my $busy = IO::Socket::INET->new(LocalAddr => '0.0.0.0', LocalPort => $p + 1,
+                                  Listen => 1, ReuseAddr => 1) or die "listen: $!";
+my @q = BulkTest::free_ports(60, 2);
+ok(!grep({ $_ == $p } @q), "not the port handed out before (@q)");
+ok(!grep({ $_ == $p + 1 } @q), "not the port in use");
+ok($q[0] > $p + 1, "a later one");
+isnt($q[1], $q[0], "two different ports");
+ok(IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $_, Listen => 1, ReuseAddr => 1),
+   "port $_ can be bound") for @q;
+close $busy;

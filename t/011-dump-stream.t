@@ -12,7 +12,7 @@ plan skip_all => $BulkTest::NeedsProjectRunner
     unless BulkTest::project_runner();
 plan 'no_plan';
 
-$ENV{TEST_NGINX_PROXY_PORT} = $ENV{TEST_NGINX_SERVER_PORT} + 11;
+$ENV{TEST_NGINX_PROXY_PORT} = BulkTest::free_ports(11);
 
 add_block_preprocessor(sub {
     my $block = shift;

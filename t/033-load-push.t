@@ -24,8 +24,8 @@ plan 'no_plan';
 workers(1);
 
 # ports clear of the offsets the other files take (+1 to +15)
-$ENV{TEST_NGINX_H2C_PORT} = $ENV{TEST_NGINX_SERVER_PORT} + 31;
-$ENV{TEST_NGINX_PROXY_PORT} = $ENV{TEST_NGINX_SERVER_PORT} + 33;
+$ENV{TEST_NGINX_H2C_PORT} = BulkTest::free_ports(31);
+$ENV{TEST_NGINX_PROXY_PORT} = BulkTest::free_ports(33);
 $ENV{TEST_NGINX_PROXY_CONNINFO} = "hostaddr=127.0.0.1 port=$ENV{TEST_NGINX_PROXY_PORT} "
     . "user=postgres dbname=bulk connect_timeout=5";
 

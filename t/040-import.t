@@ -15,7 +15,7 @@ plan 'no_plan';
 workers(2);
 
 $ENV{TEST_NGINX_SRC} = "http://127.0.0.1:$ENV{TEST_NGINX_SERVER_PORT}/src";
-$ENV{TEST_NGINX_SOURCE_PORT} = $ENV{TEST_NGINX_SERVER_PORT} + 12;
+$ENV{TEST_NGINX_SOURCE_PORT} = BulkTest::free_ports(12);
 
 our $Config = <<'CONF';
     bulk_pg "$TEST_NGINX_PG_CONNINFO";

@@ -16,8 +16,9 @@ plan 'no_plan';
 workers(2);
 
 $ENV{TEST_NGINX_SRC} = "http://127.0.0.1:$ENV{TEST_NGINX_SERVER_PORT}/src";
-$ENV{TEST_NGINX_SOURCE_PORT} = $ENV{TEST_NGINX_SERVER_PORT} + 12;
-$ENV{TEST_NGINX_ALT_PORT} = $ENV{TEST_NGINX_SERVER_PORT} + 13;
+$ENV{TEST_NGINX_SOURCE_PORT} = BulkTest::free_ports(12);
+$ENV{TEST_NGINX_ALT_PORT} = BulkTest::free_ports(13);
+$ENV{TEST_NGINX_SOURCE2_PORT} = BulkTest::free_ports(22);
 
 our $Config = <<'CONF';
     bulk_pg "$TEST_NGINX_PG_CONNINFO";
@@ -292,11 +293,11 @@ BulkTest::proxy_stop($::src);
 # two such sources: the sum overflows, the progress is unknown
 $::src = BulkTest::source_start($ENV{TEST_NGINX_SOURCE_PORT}, body => main::pats(2000),
                                 length => '9000000000000000000', stall_after => 200, life => 60);
-my $src2 = BulkTest::source_start($ENV{TEST_NGINX_SOURCE_PORT} + 10, body => main::pats(2000),
+my $src2 = BulkTest::source_start($ENV{TEST_NGINX_SOURCE2_PORT}, body => main::pats(2000),
                                   length => '9000000000000000000', stall_after => 200, life => 60);
 $r = main::post('/$import', qq|{"id":"huge2","inputs":[
   {"resourceType":"Patient","url":"http://127.0.0.1:$ENV{TEST_NGINX_SOURCE_PORT}/a.ndjson"},
-  {"resourceType":"Patient","url":"http://127.0.0.1:| . ($ENV{TEST_NGINX_SOURCE_PORT} + 10) . qq|/b.ndjson"}]}|);
+  {"resourceType":"Patient","url":"http://127.0.0.1:| . $ENV{TEST_NGINX_SOURCE2_PORT} . qq|/b.ndjson"}]}|);
 is($r->{status}, 202, "202 Accepted");
 $j = main::wait_status('huge2', sub { ($_[0]{inputs}[0]{length} // 0) > 0 && ($_[0]{inputs}[1]{length} // 0) > 0 });
 ($s) = main::status('huge2');

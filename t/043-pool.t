@@ -22,7 +22,7 @@ plan 'no_plan';
 workers(1);
 
 $ENV{TEST_NGINX_SRC} = "http://127.0.0.1:$ENV{TEST_NGINX_SERVER_PORT}/src";
-$ENV{TEST_NGINX_PROXY_PORT} = $ENV{TEST_NGINX_SERVER_PORT} + 14;
+$ENV{TEST_NGINX_PROXY_PORT} = BulkTest::free_ports(14);
 $ENV{TEST_NGINX_PROXY_CONNINFO} = "hostaddr=127.0.0.1 port=$ENV{TEST_NGINX_PROXY_PORT} "
     . "user=postgres dbname=bulk connect_timeout=5";
 

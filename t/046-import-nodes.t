@@ -18,12 +18,12 @@ workers(1);
 
 $ENV{TEST_NGINX_SRC} = "http://127.0.0.1:$ENV{TEST_NGINX_SERVER_PORT}/src";
 # the second node: the port next to the suite's
-$ENV{TEST_NGINX_NODE2_PORT} = $ENV{TEST_NGINX_SERVER_PORT} + 1;
+$ENV{TEST_NGINX_NODE2_PORT} = BulkTest::free_ports(1);
 # short, so that a killed node's inputs are resumed soon; long enough that
 # a busy machine (or valgrind) does not take inputs from a live node
 $ENV{TEST_NGINX_LEASE} = (3 * BulkTest::slack()) . 's';
 # eight held sources
-$ENV{TEST_NGINX_SOURCE_PORT} = $ENV{TEST_NGINX_SERVER_PORT} + 40;
+our @SrcPort = BulkTest::free_ports(40, 8);
 
 our $Config = <<'CONF';
     bulk_pg "$TEST_NGINX_PG_CONNINFO";
@@ -128,11 +128,11 @@ for my $i (0 .. 7) {
         unlink $o{log};
     }
     $body{$i} = $body;
-    push @::Sources, BulkTest::source_start($ENV{TEST_NGINX_SOURCE_PORT} + $i, body => $body, %o);
+    push @::Sources, BulkTest::source_start($::SrcPort[$i], body => $body, %o);
 }
 $::Node2 = BulkTest::nginx_start(port => $ENV{TEST_NGINX_NODE2_PORT});
 ok($::Node2->{pid}, "the second node runs");
-my $in = join ',', map { qq|{"resourceType":"Patient","url":"http://127.0.0.1:| . ($ENV{TEST_NGINX_SOURCE_PORT} + $_) . qq|/s$_.ndjson"}| } 0 .. 7;
+my $in = join ',', map { qq|{"resourceType":"Patient","url":"http://127.0.0.1:| . $::SrcPort[$_] . qq|/s$_.ndjson"}| } 0 .. 7;
 my $r = main::post('/$import', qq|{"id":"shared","inputs":[$in]}|);
 is($r->{status}, 202, "202 from node 1");
 my $j = BulkTest::json_decode($r->{body});
@@ -240,11 +240,11 @@ BulkTest::proxy_stop($_) for @::Sources;
 @::Sources = ();
 my $N = 400;
 for my $i (0 .. 3) {
-    push @::Sources, BulkTest::source_start($ENV{TEST_NGINX_SOURCE_PORT} + $i,
+    push @::Sources, BulkTest::source_start($::SrcPort[$i],
         body => main::pats($N, "c$i"), life => 280, hold_after => 16000);
 }
 $::Node2 = BulkTest::nginx_start(port => $ENV{TEST_NGINX_NODE2_PORT});
-my $in = join ',', map { qq|{"resourceType":"Patient","url":"http://127.0.0.1:| . ($ENV{TEST_NGINX_SOURCE_PORT} + $_) . qq|/c$_.ndjson"}| } 0 .. 3;
+my $in = join ',', map { qq|{"resourceType":"Patient","url":"http://127.0.0.1:| . $::SrcPort[$_] . qq|/c$_.ndjson"}| } 0 .. 3;
 my $r = main::post('/$import', qq|{"id":"cancel-me","contentEncoding":"plain","inputs":[$in]}|, port => $::Node2->{port});
 is($r->{status}, 202, "202 from node 2");
 is(BulkTest::json_decode($r->{body})->{contentEncoding}, 'plain', "contentEncoding kept");
@@ -331,11 +331,11 @@ BulkTest::proxy_stop($_) for @::Sources;
 @::Sources = ();
 my $N = 400;
 for my $i (0 .. 1) {
-    push @::Sources, BulkTest::source_start($ENV{TEST_NGINX_SOURCE_PORT} + $i,
+    push @::Sources, BulkTest::source_start($::SrcPort[$i],
         body => main::pats($N, "h$i"), life => 280, hold_after => 16000);
 }
 $::Node2 = BulkTest::nginx_start(port => $ENV{TEST_NGINX_NODE2_PORT});
-my $in = join ',', map { qq|{"resourceType":"Patient","url":"http://127.0.0.1:| . ($ENV{TEST_NGINX_SOURCE_PORT} + $_) . qq|/h$_.ndjson"}| } 0 .. 1;
+my $in = join ',', map { qq|{"resourceType":"Patient","url":"http://127.0.0.1:| . $::SrcPort[$_] . qq|/h$_.ndjson"}| } 0 .. 1;
 my $r = main::post('/$import', qq|{"id":"handback","inputs":[$in]}|, port => $::Node2->{port});
 is($r->{status}, 202, "202 Accepted");
 ok(BulkTest::source_held($::Sources[$_], 120 * BulkTest::slack()), "source $_ holds") for 0 .. 1;
@@ -382,10 +382,10 @@ BulkTest::proxy_stop($_) for @::Sources;
 @::Sources = ();
 my $N = 400;
 for my $i (0 .. 1) {
-    push @::Sources, BulkTest::source_start($ENV{TEST_NGINX_SOURCE_PORT} + $i,
+    push @::Sources, BulkTest::source_start($::SrcPort[$i],
         body => main::pats($N, "d$i"), life => 280, hold_after => 16000);
 }
-my $src = sub { qq|{"resourceType":"Patient","url":"http://127.0.0.1:| . ($ENV{TEST_NGINX_SOURCE_PORT} + $_[0]) . qq|/d$_[0].ndjson"}| };
+my $src = sub { qq|{"resourceType":"Patient","url":"http://127.0.0.1:| . $::SrcPort[$_[0]] . qq|/d$_[0].ndjson"}| };
 # node 1 alone takes job A (its one input keeps it at its concurrency)
 my $r = main::post('/$import', qq|{"id":"busy","inputs":[| . $src->(0) . qq|]}|);
 is($r->{status}, 202, "job A on node 1");

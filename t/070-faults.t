@@ -15,8 +15,8 @@ plan skip_all => $BulkTest::NeedsProjectRunner
     unless BulkTest::project_runner();
 plan 'no_plan';
 
-$ENV{TEST_NGINX_PROXY_PORT} = $ENV{TEST_NGINX_SERVER_PORT} + 11;
-$ENV{TEST_NGINX_SOURCE_PORT} = $ENV{TEST_NGINX_SERVER_PORT} + 12;
+$ENV{TEST_NGINX_PROXY_PORT} = BulkTest::free_ports(11);
+$ENV{TEST_NGINX_SOURCE_PORT} = BulkTest::free_ports(12);
 $ENV{TEST_NGINX_SRC} = "http://127.0.0.1:$ENV{TEST_NGINX_SERVER_PORT}/src";
 $ENV{TEST_NGINX_PROXY_CONNINFO} = "hostaddr=127.0.0.1 port=$ENV{TEST_NGINX_PROXY_PORT} "
     . "user=postgres dbname=bulk connect_timeout=2";

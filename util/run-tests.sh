@@ -11,7 +11,42 @@ cd "$REPO"
 # must reach it, and a checkout may sit under a 0700 home
 STATE=$(util/state.sh create) || exit 1
 export BULK_PGDIR=${BULK_PGDIR:-$STATE/pg-test}
-export BULK_PGPORT=${BULK_PGPORT:-54330}
+
+# free_port FROM STEP OFFSET...: the first of FROM, FROM+STEP, ... where
+# every port+OFFSET can be bound on 127.0.0.1 and nothing answers on it
+# (another service may hold a default port on this machine)
+free_port() {
+    perl -MIO::Socket::INET -e '
+        my ($p, $step, @off) = @ARGV;
+        PORT: for (; $p + $off[-1] < 65536; $p += $step) {
+            for my $o (@off) {
+                my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1",
+                    LocalPort => $p + $o, Listen => 1, ReuseAddr => 1)
+                    or next PORT;
+                close $s;
+                next PORT if IO::Socket::INET->new(PeerAddr => "127.0.0.1",
+                                                   PeerPort => $p + $o);
+            }
+            print $p;
+            exit 0;
+        }
+        exit 1;' "$@"
+}
+
+# defaults unless something else holds them: PostgreSQL on 54330 (and a
+# standby on +3), the suite's nginx on 1984 (its files' own servers find
+# free ports above it, t/inc/BulkTest.pm free_ports)
+if [ -z "${BULK_PGPORT:-}" ]; then
+    BULK_PGPORT=54330
+    if ! util/pg.sh status >/dev/null 2>&1; then
+        BULK_PGPORT=$(free_port 54330 10 0 3) || BULK_PGPORT=54330
+    fi
+fi
+export BULK_PGPORT
+if [ -z "${TEST_NGINX_PORT:-}${TEST_NGINX_SERVER_PORT:-}" ]; then
+    TEST_NGINX_PORT=$(free_port 1984 200 0) || TEST_NGINX_PORT=1984
+    export TEST_NGINX_PORT
+fi
 
 util/pg.sh start >/dev/null || { echo "cannot start PostgreSQL" >&2; exit 1; }
 trap 'util/pg.sh stop >/dev/null 2>&1 || true' EXIT

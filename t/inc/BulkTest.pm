@@ -16,7 +16,8 @@ use Exporter 'import';
 
 our @EXPORT = qw(plain_run source_start source_held source_release gzip_data write_file db sql sql_one seed reset_type json_lines json_decode
                  json_canon dechunk backends busy_backends backend_pids wait_backends
-                 proxy_start proxy_stop fill_table nginx_start nginx_stop nginx_workers);
+                 proxy_start proxy_stop fill_table nginx_start nginx_stop nginx_workers
+                 free_ports);
 
 my $dbh;
 
@@ -262,6 +263,39 @@ sub proxy_start {
             $forwarded += $n;
         }
     }
+}
+
+# Ports for a test's own servers (sources, proxies, a second nginx): the
+# first $n at or above the suite's port + $offset that nothing listens on,
+# that can be bound on 127.0.0.1, and that this process has not handed out
+# yet.  A fixed offset alone fails on a machine where some other service
+# holds one of those ports.
+my %PortTaken;
+
+sub port_free {
+    my ($port) = @_;
+    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port,
+                                  Listen => 1, ReuseAddr => 1)
+        or return 0;
+    close $s;
+    # a listener on another address (0.0.0.0 of another namespace) answers
+    return !IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port);
+}
+
+sub free_ports {
+    my ($offset, $n) = @_;
+    $n //= 1;
+    my $base = $ENV{TEST_NGINX_SERVER_PORT} || $ENV{TEST_NGINX_PORT} || 1984;
+    $PortTaken{$base} = 1;
+    my @p;
+    for (my $port = $base + $offset; @p < $n; $port++) {
+        die "free_ports: no free port above " . ($base + $offset) . "\n"
+            if $port > 65535;
+        next if $PortTaken{$port} || !port_free($port);
+        $PortTaken{$port} = 1;
+        push @p, $port;
+    }
+    return wantarray ? @p : $p[0];
 }
 
 # An HTTP source in a child process on 127.0.0.1:$port (one connection at
