@@ -28,6 +28,8 @@ static void ngx_http_bulk_fetch_check_client(ngx_http_request_t *r);
 static ngx_http_bulk_source_t *ngx_http_bulk_fetch_of(ngx_http_request_t *r);
 static ngx_int_t ngx_http_bulk_fetch_content_range(ngx_http_request_t *r,
     off_t from);
+static ngx_int_t ngx_http_bulk_fetch_validator(ngx_http_request_t *r,
+    ngx_http_bulk_source_t *f);
 static ngx_int_t ngx_http_bulk_fetch_check(ngx_conf_t *cf);
 static ngx_http_core_loc_conf_t *ngx_http_bulk_fetch_location(
     ngx_http_core_loc_conf_t *clcf, ngx_str_t *uri);
@@ -666,6 +668,52 @@ ngx_http_bulk_fetch_content_range(ngx_http_request_t *r, off_t from)
 }
 
 
+/*
+ * The answer's validator, as If-Range takes it: a strong ETag, else
+ * Last-Modified; a weak ETag is kept to compare, never sent.  Longer than
+ * NGX_HTTP_BULK_VALIDATOR_MAX: none.
+ */
+
+#define NGX_HTTP_BULK_VALIDATOR_MAX  256
+
+static ngx_int_t
+ngx_http_bulk_fetch_validator(ngx_http_request_t *r, ngx_http_bulk_source_t *f)
+{
+    ngx_str_t         *v;
+    ngx_table_elt_t   *etag, *lm;
+
+    etag = r->headers_out.etag;
+    lm = r->headers_out.last_modified;
+    v = NULL;
+
+    if (etag && etag->hash && etag->value.len > 2
+        && etag->value.data[0] == '"')
+    {
+        v = &etag->value;
+
+    } else if (lm && lm->hash && lm->value.len) {
+        v = &lm->value;
+
+    } else if (etag && etag->hash && etag->value.len) {
+        v = &etag->value;
+    }
+
+    if (v == NULL || v->len > NGX_HTTP_BULK_VALIDATOR_MAX) {
+        ngx_str_null(&f->validator);
+        return NGX_OK;
+    }
+
+    f->validator.data = ngx_pstrdup(f->request->pool, v);
+    if (f->validator.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    f->validator.len = v->len;
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_bulk_fetch_header_filter(ngx_http_request_t *r)
 {
@@ -679,6 +727,10 @@ ngx_http_bulk_fetch_header_filter(ngx_http_request_t *r)
 
     f->status = r->headers_out.status;
     f->length = r->headers_out.content_length_n;
+
+    if (ngx_http_bulk_fetch_validator(r, f) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     if (f->range && f->status == NGX_HTTP_RANGE_NOT_SATISFIABLE) {
         /* the lines committed before reached the end of the source */
@@ -713,6 +765,34 @@ ngx_http_bulk_fetch_header_filter(ngx_http_request_t *r)
                      "the source answered HTTP 206 to a request without "
                      "Range%Z");
         f->failed = 1;
+        r->header_only = 1;
+    }
+
+    /*
+     * a resumed input skips the lines an earlier run committed: only if
+     * the source is the one they were read from (its ETag or its
+     * Last-Modified the same), else they would be lines of another file
+     */
+
+    if (!f->failed
+        && f->if_range.len
+        && f->status != NGX_HTTP_RANGE_NOT_SATISFIABLE
+        && (f->validator.len != f->if_range.len
+            || ngx_strncmp(f->validator.data, f->if_range.data,
+                           f->if_range.len) != 0))
+    {
+        ngx_snprintf(f->err, sizeof(f->err) - 1,
+                     "the source changed since the lines committed before "
+                     "were read (it was %*s, it is %*s): not resumed%Z",
+                     ngx_min(f->if_range.len, (size_t) 80),
+                     f->if_range.data,
+                     f->validator.len ? ngx_min(f->validator.len,
+                                                (size_t) 80)
+                                      : sizeof("without a validator") - 1,
+                     f->validator.len ? f->validator.data
+                                      : (u_char *) "without a validator");
+        f->failed = 1;
+        f->ranged = 0;
         r->header_only = 1;
     }
 
@@ -841,6 +921,38 @@ ngx_http_bulk_source_url_variable(ngx_http_request_t *r,
 
     v->data = f->url.data;
     v->len = f->url.len;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+/*
+ * $bulk_source_if_range: with $bulk_source_range, the validator the input's
+ * first run saw (a strong ETag or a Last-Modified date): a source that
+ * changed since answers 200 with all of it, which the header filter
+ * refuses
+ */
+
+ngx_int_t
+ngx_http_bulk_source_if_range_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_bulk_source_t  *f;
+
+    f = ngx_http_bulk_fetch_of(r);
+
+    if (f == NULL || f->range == 0 || f->if_range.len == 0
+        || f->if_range.data[0] == 'W')
+    {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->data = f->if_range.data;
+    v->len = f->if_range.len;
     v->valid = 1;
     v->no_cacheable = 1;
     v->not_found = 0;

@@ -27,6 +27,8 @@ char *ngx_http_bulk_source_allow(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 ngx_int_t ngx_http_bulk_source_url_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+ngx_int_t ngx_http_bulk_source_if_range_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
 ngx_int_t ngx_http_bulk_source_range_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 

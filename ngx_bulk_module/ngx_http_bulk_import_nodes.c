@@ -95,6 +95,8 @@ typedef struct {
 
     uint64_t                       lines;   /* committed before this run */
     off_t                          pos;     /* where they end, if plain */
+    ngx_str_t                      validator; /* of the source they came
+                                               from (ETag, Last-Modified) */
     uint64_t                       total;
     uint64_t                       errors;
     ngx_uint_t                     nissues; /* in the row */
@@ -505,7 +507,8 @@ ngx_http_bulk_nodes_tick_sql(ngx_http_bulk_nodes_query_t *q, PGconn *pg)
                         " i.lines, i.total, i.errors,"
                         " jsonb_array_length(i.issues), j.status, j.fhir,"
                         " j.\"update\", j.strip_nulls, j.merge,"
-                        " CASE WHEN i.gzip THEN 0 ELSE i.pos END;",
+                        " CASE WHEN i.gzip THEN 0 ELSE i.pos END,"
+                        " i.validator;",
                         owner, w->lease, ngx_http_bulk_nodes_now(), owner,
                         w->claim);
     }
@@ -681,6 +684,8 @@ ngx_http_bulk_nodes_claimed(PGresult *res, int row)
         ngx_http_bulk_nodes_str(&in->opts.merge, 12);
     }
 
+    ngx_http_bulk_nodes_str(&in->validator, 14);
+
 #undef ngx_http_bulk_nodes_str
 #undef ngx_http_bulk_nodes_num
 
@@ -717,6 +722,11 @@ ngx_http_bulk_nodes_claimed(PGresult *res, int row)
     li.skip = in->lines;
     li.offset = in->lines ? in->pos : 0;
 
+    if (in->lines) {
+        /* the lines skipped must be those of the same source */
+        li.validator = in->validator;
+    }
+
     in->load = r ? ngx_http_bulk_load_create(r, &li) : NULL;
 
     if (in->load == NULL) {
@@ -751,7 +761,7 @@ ngx_http_bulk_nodes_commit(ngx_http_bulk_load_t *load, void *data,
     ngx_http_bulk_nodes_input_t *in = data;
 
     u_char                        *sql, *p, *issues, *q;
-    char                          *job, *owner, *ilit;
+    char                          *job, *owner, *ilit, *vlit;
     size_t                         len;
     ngx_uint_t                     i, n;
     ngx_http_bulk_nodes_worker_t  *w;
@@ -763,8 +773,9 @@ ngx_http_bulk_nodes_commit(ngx_http_bulk_load_t *load, void *data,
 
     job = ngx_http_bulk_nodes_lit(in->pool, pg, &in->job);
     owner = ngx_http_bulk_nodes_lit(in->pool, pg, &w->owner);
+    vlit = ngx_http_bulk_nodes_lit(in->pool, pg, &pr.validator);
 
-    if (job == NULL || owner == NULL) {
+    if (job == NULL || owner == NULL || vlit == NULL) {
         return NULL;
     }
 
@@ -804,17 +815,18 @@ ngx_http_bulk_nodes_commit(ngx_http_bulk_load_t *load, void *data,
         }
     }
 
-    len = 1024 + 2 * ngx_strlen(job) + ngx_strlen(owner)
+    len = 1024 + 2 * ngx_strlen(job) + ngx_strlen(owner) + ngx_strlen(vlit)
           + (ilit ? ngx_strlen(ilit) : 0);
 
     sql = ngx_pnalloc(in->pool, len);
 
     if (sql) {
         p = ngx_sprintf(sql, "UPDATE bulkimportinput SET lines = %uL,"
-                        " pos = %O, gzip = %s,"
+                        " pos = %O, gzip = %s, validator = %s,"
                         " total = %uL, errors = %uL, bytes = %O,"
                         " length = %O, lease = now() + '%M ms'::interval",
                         pr.lines, pr.offset, pr.gzip ? "true" : "false",
+                        vlit,
                         in->total + pr.total,
                         in->errors + (uint64_t) pr.errors, pr.received,
                         pr.length, w->lease);

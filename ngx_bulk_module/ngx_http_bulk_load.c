@@ -587,6 +587,7 @@ ngx_http_bulk_load_create(ngx_http_request_t *r,
     ctx->data = in->data;
     ctx->skip = in->skip;
     ctx->source.range = in->offset;
+    ctx->source.if_range = in->validator;
 
     if (ngx_http_bulk_load_init(ctx) != NGX_OK) {
         return NULL;
@@ -711,6 +712,7 @@ ngx_http_bulk_load_progress(ngx_http_bulk_load_t *ctx,
     p->lines = ctx->lines;
     p->offset = ctx->offset;
     p->gzip = ctx->nd ? (ngx_uint_t) ngx_bulk_nd_gzip(ctx->nd) : 0;
+    p->validator = ctx->source.validator;
 
     if (ctx->byte_base) {
         /* the source's own counts, not those of its rest */

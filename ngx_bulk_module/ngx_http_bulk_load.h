@@ -57,6 +57,9 @@ typedef struct {
                                                again, not loaded */
     off_t                         offset;   /* where they end in a plain
                                                source: asked with Range */
+    ngx_str_t                     validator; /* the source's when they
+                                               were read (ETag or
+                                               Last-Modified), or empty */
 } ngx_http_bulk_load_input_t;
 
 
@@ -81,6 +84,8 @@ typedef struct {
     off_t                         offset;   /* the source's bytes up to the
                                                end of the last line taken */
     ngx_uint_t                    gzip;     /* the source is gzip */
+    ngx_str_t                     validator; /* the source's ETag or
+                                               Last-Modified, or empty */
     u_char                       *err;      /* why it failed, or NULL */
 } ngx_http_bulk_load_progress_t;
 

@@ -368,6 +368,10 @@ static ngx_http_variable_t  ngx_http_bulk_vars[] = {
       ngx_http_bulk_source_range_variable, 0,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
+    { ngx_string("bulk_source_if_range"), NULL,
+      ngx_http_bulk_source_if_range_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
     { ngx_string("bulk_rows"), NULL, ngx_http_bulk_stats_variable,
       offsetof(ngx_http_bulk_stats_t, rows), NGX_HTTP_VAR_NOCACHEABLE, 0 },
 

@@ -65,6 +65,15 @@ struct ngx_http_bulk_source_s {
                                                0: the whole source; a push
                                                never ranges */
     u_char                        range_header[NGX_OFF_T_LEN + 8];
+    ngx_str_t                     validator; /* a fetch: the answer's
+                                               strong ETag, else its
+                                               Last-Modified, else its weak
+                                               ETag; empty: none */
+    ngx_str_t                     if_range; /* a fetch of a resumed input:
+                                               the validator its first run
+                                               saw; sent as If-Range (unless
+                                               weak), the answer's must be
+                                               the same */
     u_char                        err[256];
     unsigned                      failed:1;
     unsigned                      stalled:1;   /* the reader waits for us */

@@ -3005,6 +3005,7 @@ CREATE TABLE IF NOT EXISTS "bulkimportinput" (
   lines bigint not null default 0,
   pos bigint not null default 0,
   gzip boolean not null default false,
+  validator text not null default '',
   total bigint not null default 0,
   errors bigint not null default 0,
   bytes bigint not null default 0,
@@ -3015,6 +3016,9 @@ CREATE TABLE IF NOT EXISTS "bulkimportinput" (
   error text not null default '',
   primary key (job, n)
 );
+-- databases made by an earlier schema.sql
+ALTER TABLE "bulkimportinput"
+  ADD COLUMN IF NOT EXISTS validator text not null default '';
 CREATE INDEX IF NOT EXISTS "bulkimportinput_open" ON "bulkimportinput" (lease)
   WHERE status IN ('waiting', 'active');
 

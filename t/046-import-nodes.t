@@ -416,3 +416,97 @@ ok(main::wait_until(sub { (BulkTest::sql_one(q{SELECT resource->>'status' FROM b
 $r = main::post('/$import', qq|{"id":"orphan","inputs":[| . $src->(0) . qq|]}|);
 is($r->{status}, 202, "its id is free again");
 main::wait_done('orphan');
+
+
+
+=== TEST 6: a resumed input asks with If-Range: the same source goes on from its committed lines, a replaced one fails its input with nothing of the new file loaded
+--- main_config
+    worker_shutdown_timeout 60s;
+--- config
+    bulk_pg "$TEST_NGINX_PG_CONNINFO";
+    bulk_source_allow 127.0.0.1;
+    bulk_import_batch 4k;
+    bulk_import_concurrency 3;
+    include $TEST_NGINX_REPO/conf/bulk_api.conf;
+--- init
+BulkTest::reset_type('Patient');
+--- timeout: 300
+--- perl_test
+BulkTest::proxy_stop($_) for @::Sources;
+@::Sources = ();
+my $N = 400;
+my $src = sub { qq|{"resourceType":"Patient","url":"http://127.0.0.1:$::SrcPort[$_[0]]/$_[1]"}| };
+# node 1 is kept at its concurrency by job A (three held inputs)
+for my $i (0 .. 2) {
+    push @::Sources, BulkTest::source_start($::SrcPort[$i], body => main::pats($N, "a$i"),
+                                            life => 280, hold_after => 16000);
+}
+my $r = main::post('/$import', qq|{"id":"busy3","inputs":[| . join(',', map { $src->($_, "a$_.ndjson") } 0 .. 2) . ']}');
+is($r->{status}, 202, "job A on node 1");
+ok(BulkTest::source_held($::Sources[$_], 120 * BulkTest::slack()), "node 1 runs A's input $_") for 0 .. 2;
+# job B on node 2, each source held after batches were committed:
+# input 0 plain with an ETag, the same when asked again;
+# input 1 plain with an ETag, replaced by another file before it resumes;
+# input 2 gzip with a Last-Modified, replaced too (read again, no Range)
+my $old_lm = 'Tue, 01 Sep 2026 10:00:00 GMT';
+my $new_lm = 'Wed, 02 Sep 2026 10:00:00 GMT';
+my $b0 = main::pats($N, "b0");
+my $g2 = BulkTest::gzip_data(main::pats($N, "b2"));
+unlink main::html("b$_.log") for 0 .. 2;
+push @::Sources,
+    BulkTest::source_start($::SrcPort[3], body => $b0, etag => '"b0-v1"', range => 1,
+                           hold_after => 16 * 1024, log => main::html("b0.log"), life => 280),
+    BulkTest::source_start($::SrcPort[4], body => main::pats($N, "b1"), etag => '"b1-v1"',
+                           range => 1, hold_after => 16 * 1024, log => main::html("b1.log"), life => 280,
+                           changed => { body => main::pats($N, "x1"), etag => '"b1-v2"' }),
+    BulkTest::source_start($::SrcPort[5], body => $g2, last_modified => $old_lm,
+                           hold_after => int(length($g2) / 2), log => main::html("b2.log"), life => 280,
+                           changed => { body => BulkTest::gzip_data(main::pats($N, "x2")),
+                                        last_modified => $new_lm });
+$::Node2 = BulkTest::nginx_start(port => $ENV{TEST_NGINX_NODE2_PORT});
+$r = main::post('/$import', qq|{"id":"replaced","inputs":[| . $src->(3, 'b0.ndjson') . ','
+                . $src->(4, 'b1.ndjson') . ',' . $src->(5, 'b2.ndjson.gz') . ']}',
+                port => $::Node2->{port});
+is($r->{status}, 202, "job B on node 2");
+ok(BulkTest::source_held($::Sources[$_], 120 * BulkTest::slack()), "node 2 runs B's input " . ($_ - 3)) for 3 .. 5;
+ok(main::wait_until(sub { BulkTest::sql_one(q{SELECT count(*) FROM bulkimportinput
+                                              WHERE job = 'replaced' AND lines > 0}) == 3 }),
+   "each of B's inputs committed batches");
+my %row;
+for my $n (0 .. 2) {
+    $row{$n} = BulkTest::db()->selectrow_hashref(q{SELECT lines, pos, validator FROM bulkimportinput
+                                                   WHERE job = 'replaced' AND n = ?}, undef, $n);
+}
+is(join(' ', map { $row{$_}{validator} } 0 .. 2), qq{"b0-v1" "b1-v1" $old_lm},
+   "each input's row keeps its source's validator (strong ETag, else Last-Modified)");
+# node 2 quits: its inputs come back at once, with their committed lines
+kill 'QUIT', $::Node2->{pid};
+ok(main::wait_until(sub { BulkTest::sql_one(q{SELECT count(*) FROM bulkimportinput
+    WHERE job = 'replaced' AND status = 'waiting' AND owner IS NULL}) == 3 }),
+   "B's inputs are waiting again");
+BulkTest::nginx_stop($::Node2, 'QUIT');
+BulkTest::source_release($_) for @::Sources;
+my $j = main::wait_done('busy3');
+is($j->{status}, 'finished', "A finished on node 1");
+$j = main::wait_done('replaced');
+is($j->{status}, 'failed', "B failed: two of its sources were replaced");
+is(join(',', map { $_->{status} } @{ $j->{inputs} }), 'finished,failed,failed',
+   "the unchanged source's input finished, the replaced ones failed");
+is($j->{inputs}[0]{total}, $N, "the unchanged source: every line once");
+is(BulkTest::slurp(main::html("b0.log")),
+   "range=-\nrange=bytes=$row{0}{pos}- if-range=\"b0-v1\"\n",
+   "it was asked for the rest with Range and If-Range");
+like($j->{inputs}[1]{error} // '', qr/the source changed since the lines committed before were read \(it was "b1-v1", it is "b1-v2"\): not resumed/,
+     "the replaced plain source: why");
+is(BulkTest::slurp(main::html("b1.log")),
+   "range=-\nrange=bytes=$row{1}{pos}- if-range=\"b1-v1\"\n",
+   "it was asked with If-Range too (and answered 200 with the new file)");
+like($j->{inputs}[2]{error} // '', qr/\(it was \Q$old_lm\E, it is \Q$new_lm\E\)/,
+     "the replaced gzip source: why");
+is(BulkTest::slurp(main::html("b2.log")), "range=-\nrange=-\n", "the gzip source was read again whole");
+is($j->{inputs}[$_]{total}, $row{$_}{lines}, "input $_ counts its committed lines only ($row{$_}{lines})")
+    for 1 .. 2;
+is(BulkTest::sql_one(q{SELECT count(*) FROM patient WHERE id LIKE 'px%'}), 0,
+   "no line of a replaced file was loaded");
+is(BulkTest::sql_one(q{SELECT count(*) FROM patient}), 3 * $N + $N + $row{1}{lines} + $row{2}{lines},
+   "A's rows, B's unchanged source whole, the committed lines of the others");

@@ -83,6 +83,7 @@ out += '-- $import with bulk_import_lease (nodes sharing one database): the job\
   '  lines bigint not null default 0,\n' +
   '  pos bigint not null default 0,\n' +
   '  gzip boolean not null default false,\n' +
+  "  validator text not null default '',\n" +
   '  total bigint not null default 0,\n' +
   '  errors bigint not null default 0,\n' +
   '  bytes bigint not null default 0,\n' +
@@ -93,6 +94,9 @@ out += '-- $import with bulk_import_lease (nodes sharing one database): the job\
   "  error text not null default '',\n" +
   '  primary key (job, n)\n' +
   ');\n' +
+  '-- databases made by an earlier schema.sql\n' +
+  'ALTER TABLE "bulkimportinput"\n' +
+  "  ADD COLUMN IF NOT EXISTS validator text not null default '';\n" +
   'CREATE INDEX IF NOT EXISTS "bulkimportinput_open" ON "bulkimportinput" (lease)\n' +
   "  WHERE status IN ('waiting', 'active');\n" + '\n';
 out += 'COMMIT;\n';

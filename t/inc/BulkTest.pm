@@ -308,8 +308,12 @@ sub free_ports {
 # source_release() before sending the rest, rate => bytes per second,
 # life => seconds before it exits (default 60); chunks => [pieces]: a
 # chunked body, one chunk per piece, each followed by a pause; range => 1:
-# "Range: bytes=N-" is answered 206 from byte N (416 past the end); log =>
-# a file that gets "range=<the Range asked, or ->" per request.
+# "Range: bytes=N-" is answered 206 from byte N (416 past the end), unless
+# an If-Range differs from the validator; etag => '"v1"', last_modified =>
+# a date: sent as ETag, Last-Modified; changed => { body => ..., etag =>
+# ... }: what every connection after the first gets (the file replaced);
+# log => a file that gets "range=<the Range asked, or ->" per request,
+# followed by " if-range=<validator>" when one was sent.
 # hold_after is how a test keeps a load or an import in the middle of its
 # source for as long as it needs, on a loaded machine or under valgrind
 # alike: no guess at how long a transfer takes.
@@ -338,6 +342,7 @@ sub source_start {
     $SIG{PIPE} = 'IGNORE';      # nginx went away: the next connection
     alarm($o{life} || 60);
     my $hold = $o{hold_after};
+    my $conns = 0;
     while (my $c = $l->accept) {
         my $req = '';
         while ($req !~ /\r\n\r\n/) {
@@ -356,11 +361,19 @@ sub source_start {
             close $c;
             next;
         }
-        my $body = $o{body} // '';
-        my $len = $o{length} // length $body;
+        # the file was replaced after the first connection
+        my %v = ($conns++ && $o{changed}) ? (%o, length => undef, %{ $o{changed} }) : %o;
+        my $body = $v{body} // '';
+        my $len = $v{length} // length $body;
         my $from = $o{range} && $req =~ /^Range:\s*bytes=(\d+)-\s*$/mi ? $1 : undef;
+        # If-Range: the range only if the validator is the current one
+        my $ifr = $req =~ /^If-Range:\s*(.*?)\s*$/mi ? $1 : undef;
+        undef $from if defined $ifr && $ifr ne ($v{etag} // $v{last_modified} // '');
+        my $vh = (defined $v{etag} ? "ETag: $v{etag}\r\n" : '')
+               . (defined $v{last_modified} ? "Last-Modified: $v{last_modified}\r\n" : '');
         if ($o{log} && open my $lf, '>>', $o{log}) {
-            print $lf 'range=' . ($req =~ /^Range:\s*(\S+)/mi ? $1 : '-') . "\n";
+            print $lf 'range=' . ($req =~ /^Range:\s*(\S+)/mi ? $1 : '-')
+                      . (defined $ifr ? " if-range=$ifr" : '') . "\n";
             close $lf;
         }
         if (defined $from && $from >= length $body) {
@@ -373,11 +386,11 @@ sub source_start {
         if (defined $from) {
             syswrite($c, "HTTP/1.1 206 Partial Content\r\nContent-Length: "
                          . ($len - $from) . "\r\nContent-Range: bytes $from-"
-                         . ($len - 1) . "/$len\r\n"
+                         . ($len - 1) . "/$len\r\n" . $vh
                          . "Content-Type: application/x-ndjson\r\n"
                          . "Connection: close\r\n\r\n");
         } else {
-            syswrite($c, "HTTP/1.1 200 OK\r\nContent-Length: $len\r\n"
+            syswrite($c, "HTTP/1.1 200 OK\r\nContent-Length: $len\r\n" . $vh
                          . "Content-Type: application/x-ndjson\r\n"
                          . ($o{range} ? "Accept-Ranges: bytes\r\n" : '')
                          . "Connection: close\r\n\r\n");
