@@ -761,6 +761,7 @@ ngx_http_bulk_nodes_commit(ngx_http_bulk_load_t *load, void *data,
     ngx_http_bulk_nodes_input_t *in = data;
 
     u_char                        *sql, *p, *issues, *q;
+    ngx_pool_t                    *pool;
     char                          *job, *owner, *ilit, *vlit;
     size_t                         len;
     ngx_uint_t                     i, n;
@@ -771,9 +772,13 @@ ngx_http_bulk_nodes_commit(ngx_http_bulk_load_t *load, void *data,
 
     ngx_http_bulk_load_progress(load, &pr);
 
-    job = ngx_http_bulk_nodes_lit(in->pool, pg, &in->job);
-    owner = ngx_http_bulk_nodes_lit(in->pool, pg, &w->owner);
-    vlit = ngx_http_bulk_nodes_lit(in->pool, pg, &pr.validator);
+    /* sent at once, freed with the next batch: the input's own pool would
+       grow with every batch of a long source */
+    pool = ngx_http_bulk_load_scratch(load);
+
+    job = ngx_http_bulk_nodes_lit(pool, pg, &in->job);
+    owner = ngx_http_bulk_nodes_lit(pool, pg, &w->owner);
+    vlit = ngx_http_bulk_nodes_lit(pool, pg, &pr.validator);
 
     if (job == NULL || owner == NULL || vlit == NULL) {
         return NULL;
@@ -789,7 +794,7 @@ ngx_http_bulk_nodes_commit(ngx_http_bulk_load_t *load, void *data,
     {
         n = ngx_min(pr.nissues, NGX_HTTP_BULK_NODES_ISSUES - in->nissues);
 
-        issues = ngx_pnalloc(in->pool,
+        issues = ngx_pnalloc(pool,
                              2 + n * (64 + 6 * NGX_HTTP_BULK_NODES_ISSUE_LEN));
         if (issues == NULL) {
             return NULL;
@@ -818,7 +823,7 @@ ngx_http_bulk_nodes_commit(ngx_http_bulk_load_t *load, void *data,
     len = 1024 + 2 * ngx_strlen(job) + ngx_strlen(owner) + ngx_strlen(vlit)
           + (ilit ? ngx_strlen(ilit) : 0);
 
-    sql = ngx_pnalloc(in->pool, len);
+    sql = ngx_pnalloc(pool, len);
 
     if (sql) {
         p = ngx_sprintf(sql, "UPDATE bulkimportinput SET lines = %uL,"

@@ -128,6 +128,10 @@ struct ngx_http_bulk_load_s {
     ngx_bulk_fmt_t              *fmt;
 
     int64_t                      txid;
+    ngx_pool_t                  *scratch;   /* a batch's SQL and its table
+                                               names: reset at each batch,
+                                               so that a long $import input
+                                               does not grow its pool */
     ngx_array_t                  tables;    /* ngx_str_t, lower case */
     ngx_array_t                  types;     /* ngx_http_bulk_load_type_t */
     ngx_uint_t                   errors;
@@ -622,11 +626,20 @@ ngx_http_bulk_load_init(ngx_http_bulk_load_ctx_t *ctx)
 
     ctx->fmt = ngx_http_bulk_fmt();
     ctx->nd = ngx_bulk_nd_create(ctx->conf->line_max);
+    ctx->scratch = ngx_create_pool(NGX_DEFAULT_POOL_SIZE, r->connection->log);
 
     cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL || ctx->fmt == NULL || ctx->nd == NULL) {
+    if (cln == NULL || ctx->fmt == NULL || ctx->nd == NULL
+        || ctx->scratch == NULL)
+    {
         ngx_bulk_nd_destroy(ctx->nd);
         ctx->nd = NULL;
+
+        if (ctx->scratch) {
+            ngx_destroy_pool(ctx->scratch);
+            ctx->scratch = NULL;
+        }
+
         return NGX_ERROR;
     }
 
@@ -727,6 +740,15 @@ ngx_http_bulk_load_progress(ngx_http_bulk_load_t *ctx,
 }
 
 
+/* a pool for what a commit callback sends: reset at the next batch */
+
+ngx_pool_t *
+ngx_http_bulk_load_scratch(ngx_http_bulk_load_t *ctx)
+{
+    return ctx->scratch;
+}
+
+
 /* the source of the load of r (a push reading its body), or NULL */
 
 ngx_http_bulk_source_t *
@@ -793,6 +815,9 @@ ngx_http_bulk_load_begin(ngx_http_bulk_load_ctx_t *ctx)
         ngx_http_bulk_load_lost(ctx, "database unavailable");
         return;
     }
+
+    /* what the last batch allocated was sent with it */
+    ngx_reset_pool(ctx->scratch);
 
     ctx->state = ngx_http_bulk_load_prepare;
     ctx->again = 0;
@@ -1047,7 +1072,7 @@ ngx_http_bulk_load_tables(ngx_http_bulk_load_ctx_t *ctx, PGresult *res)
 
     ctx->tables.nelts = 0;
 
-    p = ngx_pstrdup(ctx->request->pool, &(ngx_str_t) {
+    p = ngx_pstrdup(ctx->scratch, &(ngx_str_t) {
                         PQgetlength(res, 0, 1),
                         (u_char *) PQgetvalue(res, 0, 1) });
     if (p == NULL) {
@@ -1912,7 +1937,7 @@ ngx_http_bulk_load_upserts(ngx_http_bulk_load_ctx_t *ctx)
         len += 1024 + 4 * t[i].name.len;
     }
 
-    sql = ngx_pnalloc(ctx->request->pool, len);
+    sql = ngx_pnalloc(ctx->scratch, len);
     if (sql == NULL) {
         ngx_http_bulk_load_fail(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
                                 "exception", "out of memory");
@@ -2008,7 +2033,7 @@ ngx_http_bulk_load_document(ngx_http_bulk_load_ctx_t *ctx)
         }
     }
 
-    expr = ngx_pnalloc(ctx->request->pool,
+    expr = ngx_pnalloc(ctx->scratch,
                        sizeof("(jsonb_strip_nulls(doc) || ::jsonb)")
                        + (lit ? ngx_strlen(lit) : 0));
     if (expr == NULL) {
@@ -2356,4 +2381,9 @@ ngx_http_bulk_load_cleanup(void *data)
 
     ngx_bulk_nd_destroy(ctx->nd);
     ctx->nd = NULL;
+
+    if (ctx->scratch) {
+        ngx_destroy_pool(ctx->scratch);
+        ctx->scratch = NULL;
+    }
 }

@@ -103,6 +103,7 @@ void ngx_http_bulk_load_abort(ngx_http_bulk_load_t *load,
     const char *reason);
 void ngx_http_bulk_load_progress(ngx_http_bulk_load_t *load,
     ngx_http_bulk_load_progress_t *p);
+ngx_pool_t *ngx_http_bulk_load_scratch(ngx_http_bulk_load_t *load);
 ngx_http_bulk_source_t *ngx_http_bulk_load_source(ngx_http_request_t *r);
 
 

@@ -510,3 +510,40 @@ is(BulkTest::sql_one(q{SELECT count(*) FROM patient WHERE id LIKE 'px%'}), 0,
    "no line of a replaced file was loaded");
 is(BulkTest::sql_one(q{SELECT count(*) FROM patient}), 3 * $N + $N + $row{1}{lines} + $row{2}{lines},
    "A's rows, B's unchanged source whole, the committed lines of the others");
+
+
+
+=== TEST 7: thousands of batches of one input: the worker's memory does not grow with them
+--- config
+    bulk_pg "$TEST_NGINX_PG_CONNINFO";
+    bulk_source_allow 127.0.0.1;
+    bulk_import_batch 512;
+    include $TEST_NGINX_REPO/conf/bulk_api.conf;
+    location /src/ { alias $TEST_NGINX_HTML_DIR/; }
+--- init
+BulkTest::reset_type('Patient');
+BulkTest::write_file("$ENV{TEST_NGINX_HTML_DIR}/many.ndjson", main::pats(8000, "m"));
+BulkTest::write_file("$ENV{TEST_NGINX_HTML_DIR}/few.ndjson", main::pats(100, "m"));
+--- timeout: 300
+--- perl_test
+my ($w) = bulk_worker_pids();
+# a first job of a few batches: the worker's pools and libpq's buffers at
+# their size
+my $r = main::post('/$import', qq|{"id":"warm","inputs":[{"resourceType":"Patient","url":"$ENV{TEST_NGINX_SRC}/few.ndjson"}]}|);
+is($r->{status}, 202, "202 Accepted");
+my $j = main::wait_done('warm');
+is($j->{status}, 'finished', "finished");
+my $peak0 = bulk_peak_rss_kb($w);
+$r = main::post('/$import', qq|{"id":"many","inputs":[{"resourceType":"Patient","url":"$ENV{TEST_NGINX_SRC}/many.ndjson"}]}|);
+$j = main::wait_done('many');
+is("$j->{status} $j->{inputs}[0]{total}", 'finished 8000', "every line");
+my $batches = BulkTest::sql_one(q{SELECT max(txid) FROM patient}) - BulkTest::sql_one(q{SELECT min(txid) FROM patient});
+ok($batches > 1000, "in $batches batches");
+my $peak1 = bulk_peak_rss_kb($w);
+SKIP: {
+    skip("RSS under a sanitizer or valgrind", 1) unless BulkTest::plain_run();
+    # before: each batch kept its table list and its statements (about
+    # 8 KB) in the input's pool until the input ended
+    ok($peak1 - $peak0 < 3072, "the worker's peak RSS grew by " . ($peak1 - $peak0)
+       . " KB over the second job's batches");
+}
