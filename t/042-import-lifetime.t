@@ -323,3 +323,43 @@ is($j->{status}, 'failed', "the job fails");
 like($j->{inputs}[0]{error}, qr/127\.0\.0\.1 is loopback, refused \(see bulk_source_allow\)/, "input 0 says why");
 like($j->{inputs}[1]{error}, qr/169\.254\.169\.254 is link-local/, "input 1 says why");
 unlike(bulk_error_log(), qr/http init upstream/, "nothing was fetched");
+
+
+
+=== TEST 7: a job on this node only, thousands of batches: the worker's memory does not grow with them
+--- config
+    bulk_pg "$TEST_NGINX_PG_CONNINFO";
+    bulk_source_allow 127.0.0.1;
+    bulk_import_batch 512;
+    include $TEST_NGINX_REPO/conf/bulk_api.conf;
+    location /src/ { alias $TEST_NGINX_HTML_DIR/; }
+--- init
+BulkTest::reset_type('Patient');
+BulkTest::write_file(main::html('many.ndjson'), main::pats(12000, 'm'));
+BulkTest::write_file(main::html('few.ndjson'), main::pats(100, 'm'));
+--- timeout: 300
+--- perl_test
+# the few batches of a first job bring every worker's pools and libpq's
+# buffers to their size (either worker may run the next)
+for my $k (1 .. 4) {
+    my $r = main::post('/$import', qq|{"id":"warm$k","inputs":[{"resourceType":"Patient","url":"$ENV{TEST_NGINX_SRC}/few.ndjson"}]}|);
+    is($r->{status}, 202, "warm-up $k: 202");
+    my $j = main::wait_status("warm$k", sub { $_[0]{status} ne 'active' }, 120 * BulkTest::slack());
+    is($j->{status}, 'finished', "warm-up $k finished");
+}
+my %peak0 = map { $_ => bulk_peak_rss_kb($_) } bulk_worker_pids();
+my $r = main::post('/$import', qq|{"id":"many","inputs":[{"resourceType":"Patient","url":"$ENV{TEST_NGINX_SRC}/many.ndjson"}]}|);
+is($r->{status}, 202, "202 Accepted");
+my $j = main::wait_status('many', sub { $_[0]{status} ne 'active' }, 240 * BulkTest::slack());
+is("$j->{status} $j->{inputs}[0]{total}", 'finished 12000', "every line");
+my $batches = BulkTest::sql_one(q{SELECT max(txid) - min(txid) FROM patient});
+ok($batches > 1000, "in $batches batches");
+my $grew = 0;
+for my $w (keys %peak0) {
+    my $d = bulk_peak_rss_kb($w) - $peak0{$w};
+    $grew = $d if $d > $grew;
+}
+SKIP: {
+    skip("RSS under a sanitizer or valgrind", 1) unless BulkTest::plain_run();
+    ok($grew < 3072, "the worker's peak RSS grew by $grew KB over the job's batches");
+}
