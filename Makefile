@@ -18,8 +18,12 @@ NGINX    ?= /usr/sbin/nginx
 BUILD    ?= build
 MODULE   := $(BUILD)/ngx_http_bulk_module.so
 
+# nginx's configure and Makefiles take no blank in a path: a checkout whose
+# path has one is built through a symlink to it (util/state.sh src)
+SRCDIR   := $(shell util/state.sh src)
+
 # Debian's hardening flags as in nginx's own build, plus strict warnings
-CC_OPT   := -g -O2 -ffile-prefix-map=$(CURDIR)=. -fstack-protector-strong \
+CC_OPT   := -g -O2 -ffile-prefix-map=$(SRCDIR)=. -fstack-protector-strong \
             -Wformat -Werror=format-security -fPIC -Wdate-time \
             -D_FORTIFY_SOURCE=2 -Wall -Wextra -Werror
 LD_OPT   := -Wl,-z,relro -Wl,-z,now -fPIC
@@ -41,7 +45,7 @@ $(BUILD)/nginx/objs/Makefile: config $(NGX_SRC)/conf_flags
 	done
 	cd $(BUILD)/nginx && . $(NGX_SRC)/conf_flags \
 	    && ./configure "$${NGX_CONF_FLAGS[@]}" --with-cc-opt="$(CC_OPT)" \
-	       --with-ld-opt="$(LD_OPT)" --add-dynamic-module=$(CURDIR) \
+	       --with-ld-opt="$(LD_OPT)" --add-dynamic-module=$(SRCDIR) \
 	       > configure.log 2>&1 \
 	    || { tail -30 configure.log; exit 1; }
 

@@ -15,6 +15,8 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+# nginx takes no blank in a path: a symlink to such a checkout instead
+REPO=$("$REPO/util/state.sh" src) || exit 1
 NGX_SRC=${NGX_SRC:-/usr/share/nginx/src}
 NGX_VER=1.22.1
 ASAN=$REPO/build/asan

@@ -5,6 +5,8 @@
 set -uo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+# nginx takes no blank in a path: a symlink to such a checkout instead
+REPO=$("$REPO/util/state.sh" src) || exit 1
 cd "$REPO"
 
 # the cluster lives outside the checkout (util/state.sh): user postgres
@@ -55,6 +57,11 @@ eval "$(util/pg.sh env)"
 export TEST_NGINX_BINARY=${TEST_NGINX_BINARY:-/usr/sbin/nginx}
 export TEST_NGINX_LOAD_MODULES=${TEST_NGINX_LOAD_MODULES:-$REPO/build/ngx_http_bulk_module.so}
 export TEST_NGINX_REPO=$REPO
+# the runners put t/servroot at the physical path of the test files: where
+# that has a blank, under the symlink instead
+if [ "$REPO" != "$(pwd -P)" ] && [ -z "${TEST_NGINX_SERVROOT:-}" ]; then
+    export TEST_NGINX_SERVROOT=$REPO/t/servroot
+fi
 export TEST_NGINX_PG_CONNINFO=$BULK_PG_CONNINFO
 export TEST_NGINX_PG_HOST=$PGHOST
 export TEST_NGINX_PG_PORT=$PGPORT

@@ -10,6 +10,8 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+# nginx takes no blank in a path: a symlink to such a checkout instead
+REPO=$("$REPO/util/state.sh" src) || exit 1
 cd "$REPO"
 
 NGINX=${NGINX:-/usr/sbin/nginx}

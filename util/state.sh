@@ -11,9 +11,14 @@
 #       pg-test/   make test's cluster
 #       pg-bench/  pg-soak/  bench/  soak/
 #       run/       make run's nginx: conf, logs, temp paths, sample files
+#       src        a symlink to a checkout whose path nginx cannot take
 #
 # Usage: util/state.sh path     print it
 #        util/state.sh create   create it if missing (mode 0755), print it
+#        util/state.sh src      the checkout's path as nginx's configure and
+#                               configuration files can take it: the
+#                               checkout's own, or when that holds a blank,
+#                               a quote, ';' or the like, the symlink src
 #        util/state.sh clean    stop what runs from it, remove it (make clean)
 # Env: BULK_STATE_DIR sets another directory.
 set -euo pipefail
@@ -28,7 +33,8 @@ state_path() {
         return
     fi
     local name hash
-    name=$(basename "$REPO" | tr -c 'A-Za-z0-9._\n-' '_')
+    # short: PostgreSQL's socket path below it has at most 107 bytes
+    name=$(basename "$REPO" | tr -c 'A-Za-z0-9._\n-' '_' | cut -c1-32)
     hash=$(printf '%s' "$REPO" | sha256sum | cut -c1-8)
     echo "/var/tmp/ngx_bulk-$name-$hash"
 }
@@ -79,9 +85,21 @@ cmd_clean() {
     echo "removed $dir"
 }
 
+cmd_src() {
+    local dir
+    if [[ $REPO =~ ^[A-Za-z0-9._/+@%,=:-]+$ ]]; then
+        echo "$REPO"
+        return
+    fi
+    dir=$(cmd_create)
+    ln -sfn "$REPO" "$dir/src"
+    echo "$dir/src"
+}
+
 case "${1:-}" in
     path) state_path ;;
     create) cmd_create ;;
+    src) cmd_src ;;
     clean) cmd_clean ;;
-    *) echo "usage: $0 path|create|clean" >&2; exit 2 ;;
+    *) echo "usage: $0 path|create|src|clean" >&2; exit 2 ;;
 esac
