@@ -301,7 +301,6 @@ static ngx_int_t ngx_http_bulk_import_table_lookup(ngx_http_request_t *r,
     ngx_http_bulk_import_lookup_t *lk);
 static u_char *ngx_http_bulk_import_row(ngx_pool_t *pool, ngx_str_t *id,
     char *row, size_t len, size_t *lenp);
-static ngx_uint_t ngx_http_bulk_import_wants_html(ngx_http_request_t *r);
 static ngx_int_t ngx_http_bulk_import_send_html(ngx_http_request_t *r,
     ngx_bulk_view_job_t *jobs, ngx_uint_t n, int64_t total);
 static void ngx_http_bulk_import_view_free(void *data);
@@ -2288,7 +2287,7 @@ ngx_http_bulk_import_status_handler(ngx_http_request_t *r)
  * HTML (ngx_bulk_view_accept_html())
  */
 
-static ngx_uint_t
+ngx_uint_t
 ngx_http_bulk_import_wants_html(ngx_http_request_t *r)
 {
     ngx_str_t         v;
@@ -2386,6 +2385,20 @@ ngx_http_bulk_import_send_html(ngx_http_request_t *r,
     b->memory = 1;
 
     return ngx_http_bulk_send_whole(r, NGX_HTTP_OK, b, &html);
+}
+
+
+/* one job's page, of its JSON */
+
+ngx_int_t
+ngx_http_bulk_import_view(ngx_http_request_t *r, u_char *json, size_t len)
+{
+    ngx_bulk_view_job_t  view;
+
+    view.json = json;
+    view.len = len;
+
+    return ngx_http_bulk_import_send_html(r, &view, 1, -1);
 }
 
 

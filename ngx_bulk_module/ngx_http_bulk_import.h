@@ -44,6 +44,11 @@ ngx_int_t ngx_http_bulk_import_render_table(ngx_pool_t *pool,
     size_t *len, ngx_int_t *percent);
 ngx_int_t ngx_http_bulk_import_answer(ngx_http_request_t *r,
     ngx_uint_t status, u_char *json, size_t len, ngx_int_t percent);
+/* _format or Accept asks for the HTML view */
+ngx_uint_t ngx_http_bulk_import_wants_html(ngx_http_request_t *r);
+/* the HTML view of one job, of its status resource */
+ngx_int_t ngx_http_bulk_import_view(ngx_http_request_t *r, u_char *json,
+    size_t len);
 
 
 #endif /* _NGX_HTTP_BULK_IMPORT_H_INCLUDED_ */

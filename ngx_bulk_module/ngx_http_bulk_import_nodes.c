@@ -1484,6 +1484,11 @@ ngx_http_bulk_nodes_status_done(ngx_http_bulk_nodes_query_t *q, ngx_int_t rc)
         goto done;
     }
 
+    if (ngx_http_bulk_import_wants_html(r)) {
+        rc = ngx_http_bulk_import_view(r, json, len);
+        goto done;
+    }
+
     rc = ngx_http_bulk_import_answer(r, NGX_HTTP_OK, json, len, percent);
 
 done:

@@ -341,3 +341,55 @@ for my $path ('/BulkImportStatus', '/BulkImportStatus/live') {
     like($r->{body}, qr/<dd>2,005<\/dd>/, "$path: the job's rows");
 }
 BulkTest::proxy_stop($::src);
+
+
+
+=== TEST 6: with bulk_import_lease, one shared job's page: HTML from the tables, refreshing while active
+--- http_config
+    bulk_import_lease 3s;
+--- init
+BulkTest::reset_type('Patient');
+BulkTest::sql(q{DELETE FROM bulkimportinput});
+BulkTest::sql(q{DELETE FROM bulkimportjob});
+BulkTest::sql(q{DELETE FROM bulkimportstatus});
+BulkTest::write_file(main::html('small.ndjson'), main::pats(5, 's'));
+$::src = BulkTest::source_start($ENV{TEST_NGINX_SOURCE_PORT}, body => main::pats(2000),
+                                hold_after => length(main::pats(500)), life => 180);
+--- timeout: 180
+--- perl_test
+my $len = length(main::pats(2000));
+my $hold = length(main::pats(500));
+my $r = main::post_import(qq|{"id":"shared-live","inputs":[
+  {"resourceType":"Patient","url":"http://127.0.0.1:$ENV{TEST_NGINX_SOURCE_PORT}/held.ndjson"},
+  {"resourceType":"Patient","url":"$ENV{TEST_NGINX_SRC}/small.ndjson"}]}|);
+is($r->{status}, 202, "kick-off: 202");
+ok(BulkTest::source_held($::src, 60 * BulkTest::slack()), "the source holds in the middle");
+is(BulkTest::sql_one(q{SELECT count(*) FROM bulkimportjob WHERE id = 'shared-live'}), 1,
+   "a shared job: in bulkimportjob");
+# a worker's tick writes the input's bytes to its row: wait for it
+my ($j, $t0) = (undef, time);
+while (time - $t0 < 60 * BulkTest::slack()) {
+    (undef, $j) = main::json_of('/BulkImportStatus/shared-live');
+    last if ($j->{inputs}[0]{bytes} // 0) == $hold && ($j->{inputs}[1]{status} // '') eq 'finished';
+    sleep 0.1;
+}
+is($j->{inputs}[0]{bytes}, $hold, "the held input's bytes");
+$r = main::get('/BulkImportStatus/shared-live', Accept => 'text/html');
+is($r->{status}, 200, "the page: 200");
+is($r->{headers}{'content-type'}, 'text/html; charset=utf-8', "HTML, not JSON");
+like($r->{headers}{'content-security-policy'} // '', qr/default-src 'none'/, "the page's CSP");
+like($r->{body}, qr/<meta http-equiv="refresh" content="2">/, "refreshes while active");
+like($r->{body}, qr/<progress class="input" value="$hold" max="$len">/, "the held input: bytes of length");
+like($r->{body}, qr/<progress class="input" value="\d+" max="\d+">100%</, "the small input full");
+is(main::count_of(qr/<progress class="input"/, $r->{body}), 2, "a bar per input");
+like($r->{body}, qr/shared-live/, "the job's id");
+$r = main::get('/BulkImportStatus/shared-live?_format=json', Accept => 'text/html');
+like($r->{headers}{'content-type'}, qr{json}, "_format=json: JSON");
+BulkTest::source_release($::src);
+$j = main::wait_done('shared-live');
+is($j->{status}, 'finished', "finished");
+$r = main::get('/BulkImportStatus/shared-live', Accept => 'text/html');
+unlike($r->{body}, qr/http-equiv="refresh"/, "no refresh once over");
+like($r->{body}, qr/<progress class="input" value="$len" max="$len">100%</, "full");
+like($r->{body}, qr/<dd>2,005<\/dd>/, "the job's rows");
+BulkTest::proxy_stop($::src);
