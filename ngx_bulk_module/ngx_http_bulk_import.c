@@ -36,7 +36,6 @@
 #define NGX_HTTP_BULK_IMPORT_HEARTBEAT   1000
 #define NGX_HTTP_BULK_IMPORT_COUNT       50     /* GET /BulkImportStatus */
 #define NGX_HTTP_BULK_IMPORT_COUNT_MAX   1000
-#define NGX_HTTP_BULK_IMPORT_TS_LEN      24     /* an instant, ms, UTC */
 
 #define NGX_HTTP_BULK_IMPORT_WAITING     0
 #define NGX_HTTP_BULK_IMPORT_ACTIVE      1
@@ -214,15 +213,6 @@ typedef struct {
     " ELSE resource END)::text"
 
 
-/* a job of the list: its id and start (the sort keys) and its JSON */
-
-typedef struct {
-    ngx_str_t                     id;
-    ngx_str_t                     start;    /* as in the JSON, "": none */
-    ngx_str_t                     json;     /* as GET answers it */
-} ngx_http_bulk_import_entry_t;
-
-
 /*
  * GET/DELETE of a status the zone does not have, and the list: asked of
  * the table
@@ -316,7 +306,6 @@ static ngx_int_t ngx_http_bulk_import_list_answer(
 static ngx_int_t ngx_http_bulk_import_bundle(ngx_http_request_t *r,
     ngx_http_bulk_import_entry_t **entries, ngx_uint_t n, uint64_t total,
     ngx_uint_t count);
-static u_char *ngx_http_bulk_import_iso(u_char *p, ngx_msec_t ms);
 static void ngx_http_bulk_import_table_ready(ngx_http_bulk_pg_waiter_t *w,
     ngx_int_t rc);
 static void ngx_http_bulk_import_table_result(ngx_http_bulk_pg_conn_t *pc);
@@ -1271,7 +1260,7 @@ failed:
 
 /* "2026-11-27T22:10:08.123Z" (NGX_HTTP_BULK_IMPORT_TS_LEN bytes) */
 
-static u_char *
+u_char *
 ngx_http_bulk_import_iso(u_char *p, ngx_msec_t ms)
 {
     ngx_tm_t  tm;
@@ -2461,6 +2450,7 @@ ngx_int_t
 ngx_http_bulk_import_list_handler(ngx_http_request_t *r)
 {
     ngx_int_t                       rc;
+    ngx_http_bulk_main_conf_t      *bmcf;
     ngx_http_bulk_import_lookup_t  *lk;
 
     if (ngx_http_bulk_add_header(r, "Vary", "Accept") != NGX_OK) {
@@ -2488,9 +2478,44 @@ ngx_http_bulk_import_list_handler(ngx_http_request_t *r)
 
     lk->html = ngx_http_bulk_import_wants_html(r);
 
+    bmcf = ngx_http_get_module_main_conf(r, ngx_http_bulk_module);
+
+    if (bmcf->import_lease) {
+        /* every job is in the tables: the running ones first */
+        return ngx_http_bulk_nodes_list(r, lk->count, lk->html);
+    }
+
     if (ngx_http_bulk_import_list_zone(r, lk) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    return ngx_http_bulk_import_table_lookup(r, lk);
+}
+
+
+/*
+ * The list with bulk_import_lease: first (entries, newest first) are the
+ * newest of the nfirst jobs that are still running, ids an array literal
+ * of the ids of all those; the table's part leaves them out
+ */
+
+ngx_int_t
+ngx_http_bulk_import_list_tables(ngx_http_request_t *r, ngx_array_t *first,
+    ngx_uint_t nfirst, ngx_str_t *ids, ngx_uint_t count, ngx_uint_t html)
+{
+    ngx_http_bulk_import_lookup_t  *lk;
+
+    lk = ngx_pcalloc(r->pool, sizeof(ngx_http_bulk_import_lookup_t));
+    if (lk == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    lk->list = 1;
+    lk->count = count;
+    lk->html = html;
+    lk->zone = *first;
+    lk->nzone = nfirst;
+    lk->ids = *ids;
 
     return ngx_http_bulk_import_table_lookup(r, lk);
 }

@@ -44,6 +44,23 @@ ngx_int_t ngx_http_bulk_import_render_table(ngx_pool_t *pool,
     size_t *len, ngx_int_t *percent);
 ngx_int_t ngx_http_bulk_import_answer(ngx_http_request_t *r,
     ngx_uint_t status, u_char *json, size_t len, ngx_int_t percent);
+/* a job of the list: its id and start (the sort keys) and its JSON */
+typedef struct {
+    ngx_str_t                     id;
+    ngx_str_t                     start;    /* as in the JSON, "": none */
+    ngx_str_t                     json;     /* as GET answers it */
+} ngx_http_bulk_import_entry_t;
+
+#define NGX_HTTP_BULK_IMPORT_TS_LEN  24     /* an instant, ms, UTC */
+
+/* "2026-11-27T22:10:08.123Z": NGX_HTTP_BULK_IMPORT_TS_LEN bytes */
+u_char *ngx_http_bulk_import_iso(u_char *p, ngx_msec_t ms);
+
+/* the list, after its part that the tables of shared jobs gave */
+ngx_int_t ngx_http_bulk_import_list_tables(ngx_http_request_t *r,
+    ngx_array_t *first, ngx_uint_t nfirst, ngx_str_t *ids, ngx_uint_t count,
+    ngx_uint_t html);
+
 /* _format or Accept asks for the HTML view */
 ngx_uint_t ngx_http_bulk_import_wants_html(ngx_http_request_t *r);
 /* the HTML view of one job, of its status resource */

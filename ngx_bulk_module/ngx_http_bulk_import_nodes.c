@@ -134,6 +134,27 @@ typedef struct {
 } ngx_http_bulk_nodes_worker_t;
 
 
+/*
+ * GET /BulkImportStatus: the ids of the running jobs (newest first), then
+ * each of the first count of them rendered as GET answers it, one round
+ * trip each; the table's part follows (ngx_http_bulk_import_list_tables)
+ */
+
+typedef struct {
+    ngx_http_request_t            *request;
+    ngx_uint_t                     count;
+    ngx_uint_t                     html;
+    ngx_str_t                     *ids;     /* the running jobs' */
+    ngx_msec_t                    *starts;
+    ngx_uint_t                     nids;
+    ngx_uint_t                     next;    /* the next to render */
+    ngx_str_t                      lit;     /* ids, an array literal */
+    ngx_array_t                    entries; /* ngx_http_bulk_import_entry_t */
+    ngx_http_bulk_pg_pool_t       *pool;
+    ngx_http_bulk_nodes_query_t    q;
+} ngx_http_bulk_nodes_list_t;
+
+
 /* GET, DELETE and the kick-off: a request waiting for the tables */
 
 typedef struct {
@@ -195,6 +216,16 @@ static ngx_int_t ngx_http_bulk_nodes_req(ngx_http_request_t *r,
     ngx_str_t *id, ngx_http_bulk_nodes_job_t *job,
     ngx_http_bulk_nodes_build_pt build, ngx_http_bulk_nodes_done_pt done);
 static void ngx_http_bulk_nodes_req_cleanup(void *data);
+static u_char *ngx_http_bulk_nodes_list_sql(ngx_http_bulk_nodes_query_t *q,
+    PGconn *pg);
+static void ngx_http_bulk_nodes_listed(ngx_http_bulk_nodes_query_t *q,
+    ngx_int_t rc);
+static u_char *ngx_http_bulk_nodes_list_job_sql(
+    ngx_http_bulk_nodes_query_t *q, PGconn *pg);
+static void ngx_http_bulk_nodes_list_job(ngx_http_bulk_nodes_query_t *q,
+    ngx_int_t rc);
+static void ngx_http_bulk_nodes_list_next(ngx_http_bulk_nodes_list_t *ls);
+static void ngx_http_bulk_nodes_list_cleanup(void *data);
 
 
 static ngx_http_bulk_nodes_worker_t  *ngx_http_bulk_nodes_worker;
@@ -1561,6 +1592,281 @@ ngx_http_bulk_nodes_req_cleanup(void *data)
     ngx_http_bulk_nodes_req_t  *rq = data;
 
     ngx_http_bulk_nodes_query_cancel(&rq->q);
+}
+
+
+ngx_int_t
+ngx_http_bulk_nodes_list(ngx_http_request_t *r, ngx_uint_t count,
+    ngx_uint_t html)
+{
+    ngx_pool_cleanup_t          *cln;
+    ngx_http_bulk_loc_conf_t    *blcf;
+    ngx_http_bulk_nodes_list_t  *ls;
+
+    blcf = ngx_http_get_module_loc_conf(r, ngx_http_bulk_module);
+
+    ls = ngx_pcalloc(r->pool, sizeof(ngx_http_bulk_nodes_list_t));
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+
+    if (ls == NULL || cln == NULL
+        || ngx_array_init(&ls->entries, r->pool, count ? count : 1,
+                          sizeof(ngx_http_bulk_import_entry_t))
+           != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ls->request = r;
+    ls->count = count;
+    ls->html = html;
+    ls->pool = blcf->pool;
+
+    cln->handler = ngx_http_bulk_nodes_list_cleanup;
+    cln->data = ls;
+
+    r->main->count++;
+
+    ngx_http_bulk_nodes_query(&ls->q, ls->pool, r->connection->log,
+                              ngx_http_bulk_nodes_list_sql,
+                              ngx_http_bulk_nodes_listed, ls);
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_bulk_nodes_list_cleanup(void *data)
+{
+    ngx_http_bulk_nodes_list_t  *ls = data;
+
+    ngx_http_bulk_nodes_query_cancel(&ls->q);
+}
+
+
+static u_char *
+ngx_http_bulk_nodes_list_sql(ngx_http_bulk_nodes_query_t *q, PGconn *pg)
+{
+    static char  sql[] =
+        "SELECT id, start_ms FROM bulkimportjob WHERE end_ms = 0"
+        " ORDER BY start_ms DESC, id COLLATE \"C\" DESC";
+
+    return (u_char *) sql;
+}
+
+
+/* the running jobs' ids: each of the first count is rendered in turn */
+
+static void
+ngx_http_bulk_nodes_listed(ngx_http_bulk_nodes_query_t *q, ngx_int_t rc)
+{
+    ngx_http_bulk_nodes_list_t *ls = q->data;
+
+    int                  i, n;
+    u_char              *p, *v;
+    size_t               size, len, k;
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    r = ls->request;
+    c = r->connection;
+
+    if (rc != NGX_OK || q->nres != 1) {
+        rc = ngx_http_bulk_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                      "transient", "database unavailable: %s",
+                                      q->err);
+        goto failed;
+    }
+
+    n = PQntuples(q->res[0]);
+    size = sizeof("{}");
+
+    for (i = 0; i < n; i++) {
+        size += 2 * PQgetlength(q->res[0], i, 0) + sizeof("\"\",");
+    }
+
+    ls->ids = ngx_palloc(r->pool, (n ? n : 1) * sizeof(ngx_str_t));
+    ls->starts = ngx_palloc(r->pool, (n ? n : 1) * sizeof(ngx_msec_t));
+    ls->lit.data = ngx_pnalloc(r->pool, size);
+
+    if (ls->ids == NULL || ls->starts == NULL || ls->lit.data == NULL) {
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        goto failed;
+    }
+
+    /* every id, each quoted and escaped as an array element */
+
+    p = ngx_cpymem(ls->lit.data, "{", 1);
+
+    for (i = 0; i < n; i++) {
+        v = (u_char *) PQgetvalue(q->res[0], i, 0);
+        len = PQgetlength(q->res[0], i, 0);
+
+        ls->ids[i].data = ngx_pnalloc(r->pool, len ? len : 1);
+        if (ls->ids[i].data == NULL) {
+            rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+            goto failed;
+        }
+
+        ngx_memcpy(ls->ids[i].data, v, len);
+        ls->ids[i].len = len;
+        ls->starts[i] = (ngx_msec_t) ngx_atoof(
+                            (u_char *) PQgetvalue(q->res[0], i, 1),
+                            PQgetlength(q->res[0], i, 1));
+
+        if (i) {
+            *p++ = ',';
+        }
+
+        *p++ = '"';
+
+        for (k = 0; k < len; k++) {
+            if (v[k] == '"' || v[k] == '\\') {
+                *p++ = '\\';
+            }
+
+            *p++ = v[k];
+        }
+
+        *p++ = '"';
+    }
+
+    *p++ = '}';
+    ls->lit.len = p - ls->lit.data;
+    ls->nids = n;
+
+    ngx_http_bulk_nodes_query_clear(q);
+
+    ngx_http_bulk_nodes_list_next(ls);
+    return;
+
+failed:
+
+    ngx_http_bulk_nodes_query_clear(q);
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
+}
+
+
+/* the next running job to render, or the table's part */
+
+static void
+ngx_http_bulk_nodes_list_next(ngx_http_bulk_nodes_list_t *ls)
+{
+    ngx_int_t            rc;
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    r = ls->request;
+    c = r->connection;
+
+    if (ls->next < ls->nids && ls->next < ls->count) {
+        ngx_http_bulk_nodes_query(&ls->q, ls->pool, c->log,
+                                  ngx_http_bulk_nodes_list_job_sql,
+                                  ngx_http_bulk_nodes_list_job, ls);
+        return;
+    }
+
+    rc = ngx_http_bulk_import_list_tables(r, &ls->entries, ls->nids,
+                                          &ls->lit, ls->count, ls->html);
+
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
+}
+
+
+static u_char *
+ngx_http_bulk_nodes_list_job_sql(ngx_http_bulk_nodes_query_t *q, PGconn *pg)
+{
+    ngx_http_bulk_nodes_list_t *ls = q->data;
+
+    u_char  *sql, *p;
+    char    *id;
+
+    id = ngx_http_bulk_nodes_lit(ls->request->pool, pg, &ls->ids[ls->next]);
+    if (id == NULL) {
+        return NULL;
+    }
+
+    sql = ngx_pnalloc(ls->request->pool,
+                      ngx_http_bulk_import_table_sql_len(id) + 1);
+    if (sql == NULL) {
+        return NULL;
+    }
+
+    p = ngx_http_bulk_import_table_sql(sql, id);
+    *p = '\0';
+
+    return sql;
+}
+
+
+static void
+ngx_http_bulk_nodes_list_job(ngx_http_bulk_nodes_query_t *q, ngx_int_t rc)
+{
+    ngx_http_bulk_nodes_list_t *ls = q->data;
+
+    u_char                        *json;
+    size_t                         len;
+    ngx_int_t                      percent;
+    ngx_connection_t              *c;
+    ngx_http_request_t            *r;
+    ngx_http_bulk_import_entry_t  *e;
+
+    r = ls->request;
+    c = r->connection;
+
+    if (rc != NGX_OK || q->nres != 3) {
+        rc = ngx_http_bulk_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                      "transient", "database unavailable: %s",
+                                      q->err);
+        goto failed;
+    }
+
+    switch (ngx_http_bulk_import_render_table(r->pool, q->res[0], q->res[1],
+                                              q->res[2], &json, &len,
+                                              &percent))
+    {
+    case NGX_OK:
+        e = ngx_array_push(&ls->entries);
+        if (e == NULL) {
+            rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+            goto failed;
+        }
+
+        e->id = ls->ids[ls->next];
+        e->json.data = json;
+        e->json.len = len;
+        e->start.data = ngx_pnalloc(r->pool, NGX_HTTP_BULK_IMPORT_TS_LEN);
+        if (e->start.data == NULL) {
+            rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+            goto failed;
+        }
+
+        e->start.len = ngx_http_bulk_import_iso(e->start.data,
+                                                ls->starts[ls->next])
+                       - e->start.data;
+        break;
+
+    case NGX_DECLINED:
+        /* removed since: not listed */
+        break;
+
+    default:
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        goto failed;
+    }
+
+    ngx_http_bulk_nodes_query_clear(q);
+
+    ls->next++;
+    ngx_http_bulk_nodes_list_next(ls);
+    return;
+
+failed:
+
+    ngx_http_bulk_nodes_query_clear(q);
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
 }
 
 

@@ -39,6 +39,9 @@ void ngx_http_bulk_nodes_init_process(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_bulk_nodes_submit(ngx_http_request_t *r,
     ngx_http_bulk_nodes_job_t *job);
 ngx_int_t ngx_http_bulk_nodes_status(ngx_http_request_t *r, ngx_str_t *id);
+/* GET /BulkImportStatus: the running shared jobs, then the table's */
+ngx_int_t ngx_http_bulk_nodes_list(ngx_http_request_t *r, ngx_uint_t count,
+    ngx_uint_t html);
 
 
 #endif /* _NGX_HTTP_BULK_IMPORT_NODES_H_INCLUDED_ */

@@ -385,6 +385,26 @@ is(main::count_of(qr/<progress class="input"/, $r->{body}), 2, "a bar per input"
 like($r->{body}, qr/shared-live/, "the job's id");
 $r = main::get('/BulkImportStatus/shared-live?_format=json', Accept => 'text/html');
 like($r->{headers}{'content-type'}, qr{json}, "_format=json: JSON");
+# the list: the running shared job first (from the tables, as its GET),
+# then an older job of table bulkimportstatus
+main::old_row('older', main::old_job('older', '2020-01-02T03:04:05.000Z', 'finished'));
+my ($lr, $list) = main::json_of('/BulkImportStatus');
+is($lr->{status}, 200, "the list: 200");
+is_deeply(main::ids($list), ['shared-live', 'older'], "the running shared job, then the older one");
+is($list->{total}, 2, "total");
+my (undef, $one) = main::json_of('/BulkImportStatus/shared-live');
+is(BulkTest::json_canon($list->{entry}[0]{resource}), BulkTest::json_canon($one),
+   "its entry is what its GET answers");
+($lr, $list) = main::json_of('/BulkImportStatus?_count=1');
+is_deeply(main::ids($list), ['shared-live'], "_count=1: the newest");
+is($list->{total}, 2, "total still counts both");
+($lr, $list) = main::json_of('/BulkImportStatus?_count=0');
+is_deeply(main::ids($list), [], "_count=0: none");
+is($list->{total}, 2, "and the total");
+$r = main::get('/BulkImportStatus', Accept => 'text/html');
+like($r->{body}, qr/<meta http-equiv="refresh" content="2">/, "the list page refreshes while it runs");
+like($r->{body}, qr/<progress class="input" value="$hold" max="$len">/, "the list shows its held input");
+is(main::count_of(qr/<progress class="input"/, $r->{body}), 3, "a bar per input of both jobs");
 BulkTest::source_release($::src);
 $j = main::wait_done('shared-live');
 is($j->{status}, 'finished', "finished");
@@ -392,4 +412,10 @@ $r = main::get('/BulkImportStatus/shared-live', Accept => 'text/html');
 unlike($r->{body}, qr/http-equiv="refresh"/, "no refresh once over");
 like($r->{body}, qr/<progress class="input" value="$len" max="$len">100%</, "full");
 like($r->{body}, qr/<dd>2,005<\/dd>/, "the job's rows");
+ok(main::saved('shared-live', 'finished'), "its status resource is saved");
+($lr, $list) = main::json_of('/BulkImportStatus');
+is_deeply(main::ids($list), ['shared-live', 'older'], "once over: listed once, from the table");
+is($list->{total}, 2, "total");
+is(BulkTest::json_canon($list->{entry}[0]{resource}), BulkTest::json_canon($j),
+   "its entry is what its GET answers");
 BulkTest::proxy_stop($::src);
