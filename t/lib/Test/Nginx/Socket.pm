@@ -224,6 +224,8 @@ sub bulk_worker_pids () {
 
 sub _proc_status_kb {
     my ($pid, $field) = @_;
+    # no worker yet (its pid file not written, as under valgrind): no value
+    return undef unless defined $pid && $pid =~ /^\d+$/;
     my $s = _slurp("/proc/$pid/status");
     return $s =~ /^\Q$field\E:\s+(\d+)\s*kB/m ? $1 + 0 : undef;
 }
