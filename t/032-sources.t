@@ -8,7 +8,10 @@ use lib "$FindBin::Bin/inc";
 use Test::Nginx::Socket 'no_plan';
 use BulkTest;
 
-$ENV{TEST_NGINX_SRC_PORT} = $ENV{TEST_NGINX_SERVER_PORT};
+# both runners: the real Test::Nginx sets neither variable before the tests
+# run (its configurations take $TEST_NGINX_* from the environment only)
+$ENV{TEST_NGINX_SRC_PORT} = server_port();
+$ENV{TEST_NGINX_HTML_DIR} //= html_dir();
 
 our $Config = <<'CONF';
     bulk_pg "$TEST_NGINX_PG_CONNINFO";
