@@ -59,6 +59,8 @@ static int ngx_bulk_nd_window(ngx_bulk_nd_t *nd, ngx_bulk_nd_line_t *l);
 static int ngx_bulk_nd_sniff(ngx_bulk_nd_t *nd);
 static int ngx_bulk_nd_inflate_more(ngx_bulk_nd_t *nd);
 static int ngx_bulk_nd_fail(ngx_bulk_nd_t *nd, const char *msg);
+static int ngx_bulk_nd_bom(ngx_bulk_nd_t *nd, const unsigned char *data,
+    size_t n);
 
 
 ngx_bulk_nd_t *
@@ -182,6 +184,20 @@ ngx_bulk_nd_append(ngx_bulk_nd_t *nd, const unsigned char *p, size_t n)
 }
 
 
+/*
+ * 1 when the first line starts with a UTF-8 byte order mark, which some
+ * Windows tools write: RFC 8259 lets a parser ignore it, and JSON has no
+ * use for it
+ */
+
+static int
+ngx_bulk_nd_bom(ngx_bulk_nd_t *nd, const unsigned char *data, size_t n)
+{
+    return nd->lineno == 1 && n >= 3
+           && data[0] == 0xef && data[1] == 0xbb && data[2] == 0xbf;
+}
+
+
 /* 1: a line in l; 0: the bytes up to end are used up */
 
 static int
@@ -226,6 +242,11 @@ ngx_bulk_nd_scan(ngx_bulk_nd_t *nd, const unsigned char **p,
 
         if (data && n && data[n - 1] == '\r') {
             n--;
+        }
+
+        if (data && ngx_bulk_nd_bom(nd, data, n)) {
+            data += 3;
+            n -= 3;
         }
 
         if (data == NULL || n > nd->line_max) {
@@ -531,11 +552,17 @@ ngx_bulk_nd_end(ngx_bulk_nd_t *nd, ngx_bulk_nd_line_t *l)
         n--;
     }
 
+    l->data = nd->line;
+
+    if (ngx_bulk_nd_bom(nd, nd->line, n)) {
+        l->data += 3;
+        n -= 3;
+    }
+
     if (n == 0) {
         return 0;
     }
 
-    l->data = nd->line;
     l->len = n;
     l->lineno = nd->lineno;
     l->too_long = 0;

@@ -11,6 +11,7 @@
  * - gzip is recognised by its magic bytes at the start, and again after
  *   the end of each member (multi-member files); anything else is plain;
  * - "\n" and "\r\n" end lines; blank lines are skipped but counted;
+ * - a UTF-8 byte order mark before the first line is dropped;
  * - a line longer than line_max is returned with too_long set and no data;
  * - the last line needs no newline: ngx_bulk_nd_end() returns it.
  */

@@ -192,6 +192,24 @@ like(bulk_error_log(), qr/bulk load from the request body started/, "logged at i
 
 
 
+=== TEST 1b: a file written by a Windows tool: a byte order mark, CRLF line ends, no final newline, plain and gzip
+--- init
+BulkTest::reset_type('Patient');
+--- perl_test
+my $win = "\xef\xbb\xbf" . qq|{"resourceType":"Patient","id":"w1"}\r\n|
+        . qq|{"resourceType":"Patient","id":"w2"}\r\n\r\n{"resourceType":"Patient","id":"w3"}|;
+my $r = main::push_load('/fhir/Patient/$load', $win, 'application/fhir+ndjson');
+is("$r->{status} $r->{body}", qq|200 {"total":3}\n|, "every line, the first one too");
+$r = main::push_load('/fhir/Patient/$load', BulkTest::gzip_data($win), 'application/fhir+ndjson');
+is("$r->{status} $r->{body}", qq|200 {"total":3}\n|, "gzip: the same");
+is(BulkTest::sql_one(q{SELECT string_agg(id, ',' ORDER BY id) FROM patient}), 'w1,w2,w3', "the ids");
+# a mark anywhere else is not white space in JSON: that line is an error
+$r = main::push_load('/fhir/Patient/$load', qq|{"resourceType":"Patient","id":"w4"}\n\xef\xbb\xbf{"resourceType":"Patient","id":"w5"}\n|,
+                     'application/fhir+ndjson');
+like($r->{body}, qr/"total":1.*"line":2/, "on line 2 it is an error, on its line only");
+
+
+
 === TEST 2: gzip by its magic bytes, and by Content-Encoding: gzip
 --- init
 BulkTest::reset_type('Patient');

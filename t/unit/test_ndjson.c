@@ -189,6 +189,20 @@ main(void)
     expect("final newline", (const unsigned char *) "x\ny\n", 4, 100,
            "1:x|2:y|");
 
+    expect("a byte order mark before the first line is dropped",
+           (const unsigned char *) "\xef\xbb\xbf{\"a\":1}\r\n"
+                                   "\xef\xbb\xbf{\"b\":2}\n", 23, 100,
+           "1:{\"a\":1}|2:\xef\xbb\xbf{\"b\":2}|");
+
+    expect("a byte order mark alone on the first line is a blank line",
+           (const unsigned char *) "\xef\xbb\xbf\nx", 5, 100, "2:x|");
+
+    expect("a byte order mark and one line without a newline",
+           (const unsigned char *) "\xef\xbb\xbfxy", 5, 100, "1:xy|");
+
+    expect("a byte order mark alone", (const unsigned char *) "\xef\xbb\xbf",
+           3, 100, "");
+
     expect("empty source", (const unsigned char *) "", 0, 100, "");
 
     expect("one byte", (const unsigned char *) "\x1f", 1, 100, "1:\x1f|");

@@ -198,6 +198,9 @@ sub _port_open {
 # /proc helpers
 
 sub bulk_nginx_pid () {
+    # the process we started: its pid file comes after its listening
+    # sockets, so a test may run before the file is there
+    return $NginxPid if $NginxPid && kill 0, $NginxPid;
     my $pid = _slurp($PidFile);
     $pid =~ s/\s+//g;
     return $pid =~ /^\d+$/ ? $pid + 0 : undef;
@@ -219,7 +222,17 @@ sub _children_of {
 
 sub bulk_worker_pids () {
     my $master = bulk_nginx_pid() or return ();
-    return _children_of($master);
+    return ($master) unless $MasterProcessEnabled eq 'on';
+    # the workers are forked after the port opens (slowly under valgrind):
+    # wait for them
+    my $deadline = Time::HiRes::time() + ($UseValgrind ? 60 : 10);
+    my @kids;
+    while (1) {
+        @kids = _children_of($master);
+        last if @kids >= $Workers || Time::HiRes::time() > $deadline;
+        Time::HiRes::sleep(0.02);
+    }
+    return @kids;
 }
 
 sub _proc_status_kb {
