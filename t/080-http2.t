@@ -16,10 +16,9 @@ plan skip_all => 'needs the openssl and curl commands'
     if system('openssl version >/dev/null 2>&1 && curl --version >/dev/null 2>&1');
 plan 'no_plan';
 
-my $base = $ENV{TEST_NGINX_SERVER_PORT};
-$ENV{TEST_NGINX_H2_PORT} = $base + 1;      # TLS + h2 front
-$ENV{TEST_NGINX_SRC_PORT} = $base + 2;     # source, cert from the test CA
-$ENV{TEST_NGINX_BADSRC_PORT} = $base + 3;  # source, cert from another CA
+$ENV{TEST_NGINX_H2_PORT} = BulkTest::free_ports(1);      # TLS + h2 front
+$ENV{TEST_NGINX_SRC_PORT} = BulkTest::free_ports(2);     # source, test CA
+$ENV{TEST_NGINX_BADSRC_PORT} = BulkTest::free_ports(3);  # another CA
 
 # certificates: a self-signed one for the front, a CA with a leaf for the
 # source, and a second CA with its own leaf

@@ -14,7 +14,7 @@ plan 'no_plan';
 
 our $Repo = $ENV{TEST_NGINX_REPO};
 our $Port = $ENV{TEST_NGINX_SERVER_PORT};
-our $ExPort = $Port + 1;                 # the example's server
+our $ExPort = BulkTest::free_ports(1);   # the example's server
 our $Dir = File::Temp::tempdir('bulk-examples-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 
 sub slurp { open my $fh, '<', $_[0] or die "$_[0]: $!"; local $/; <$fh> }
