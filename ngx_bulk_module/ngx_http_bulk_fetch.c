@@ -671,7 +671,8 @@ ngx_http_bulk_fetch_content_range(ngx_http_request_t *r, off_t from)
 /*
  * The answer's validator, as If-Range takes it: a strong ETag, else
  * Last-Modified; a weak ETag is kept to compare, never sent.  Longer than
- * NGX_HTTP_BULK_VALIDATOR_MAX: none.
+ * NGX_HTTP_BULK_VALIDATOR_MAX, or with a byte that is not printable
+ * ASCII: none.
  */
 
 #define NGX_HTTP_BULK_VALIDATOR_MAX  256
@@ -679,6 +680,7 @@ ngx_http_bulk_fetch_content_range(ngx_http_request_t *r, off_t from)
 static ngx_int_t
 ngx_http_bulk_fetch_validator(ngx_http_request_t *r, ngx_http_bulk_source_t *f)
 {
+    size_t             i;
     ngx_str_t         *v;
     ngx_table_elt_t   *etag, *lm;
 
@@ -701,6 +703,15 @@ ngx_http_bulk_fetch_validator(ngx_http_request_t *r, ngx_http_bulk_source_t *f)
     if (v == NULL || v->len > NGX_HTTP_BULK_VALIDATOR_MAX) {
         ngx_str_null(&f->validator);
         return NGX_OK;
+    }
+
+    /* it goes back out in a header (If-Range): printable ASCII only */
+
+    for (i = 0; i < v->len; i++) {
+        if (v->data[i] < 0x20 || v->data[i] > 0x7e) {
+            ngx_str_null(&f->validator);
+            return NGX_OK;
+        }
     }
 
     f->validator.data = ngx_pstrdup(f->request->pool, v);

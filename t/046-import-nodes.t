@@ -547,3 +547,28 @@ SKIP: {
     ok($peak1 - $peak0 < 3072, "the worker's peak RSS grew by " . ($peak1 - $peak0)
        . " KB over the second job's batches");
 }
+
+
+
+=== TEST 8: a validator that is not printable ASCII is not kept (it would go back out in If-Range)
+--- init
+BulkTest::reset_type('Patient');
+--- timeout: 120
+--- perl_test
+BulkTest::proxy_stop($_) for @::Sources;
+@::Sources = (BulkTest::source_start($::SrcPort[0], body => main::pats(400, 'e'), etag => qq{"caf\xe9"},
+                                     hold_after => 16000, life => 100),
+              BulkTest::source_start($::SrcPort[1], body => main::pats(400, 'f'), etag => qq{"ok-1"},
+                                     hold_after => 16000, life => 100));
+my $r = main::post('/$import', qq|{"id":"odd-etag","inputs":[|
+    . join(',', map { qq|{"resourceType":"Patient","url":"http://127.0.0.1:$::SrcPort[$_]/e.ndjson"}| } 0, 1) . ']}');
+is($r->{status}, 202, "202 Accepted");
+ok(BulkTest::source_held($::Sources[$_], 120 * BulkTest::slack()), "source $_ holds") for 0, 1;
+ok(main::wait_until(sub { BulkTest::sql_one(q{SELECT count(*) FROM bulkimportinput
+                                              WHERE job = 'odd-etag' AND lines > 0}) == 2 }),
+   "batches committed");
+is(BulkTest::sql_one(q{SELECT string_agg(validator, '|' ORDER BY n) FROM bulkimportinput WHERE job = 'odd-etag'}),
+   '|"ok-1"', "the byte 0xE9: no validator; a plain ETag is kept");
+BulkTest::source_release($_) for @::Sources;
+my $j = main::wait_done('odd-etag');
+is(join(',', map { "$_->{status}:$_->{total}" } @{ $j->{inputs} }), 'finished:400,finished:400', "both finish");
