@@ -319,3 +319,87 @@ ngx_bulk_utf8_valid(const unsigned char *p, size_t len)
 
     return 1;
 }
+
+
+/* the length of the strict UTF-8 sequence at p, 0 when there is none */
+
+static size_t
+ngx_bulk_utf8_seq(const unsigned char *p, const unsigned char *end)
+{
+    unsigned char  c, c1;
+
+    c = *p;
+
+    if (c < 0x80) {
+        return 1;
+    }
+
+    if (c >= 0xc2 && c <= 0xdf) {
+        return (end - p >= 2 && (p[1] & 0xc0) == 0x80) ? 2 : 0;
+    }
+
+    if (c >= 0xe0 && c <= 0xef) {
+        if (end - p < 3) {
+            return 0;
+        }
+
+        c1 = p[1];
+
+        return ((c1 & 0xc0) == 0x80 && (p[2] & 0xc0) == 0x80
+                && !(c == 0xe0 && c1 < 0xa0) && !(c == 0xed && c1 > 0x9f))
+               ? 3 : 0;
+    }
+
+    if (c >= 0xf0 && c <= 0xf4) {
+        if (end - p < 4) {
+            return 0;
+        }
+
+        c1 = p[1];
+
+        return ((c1 & 0xc0) == 0x80 && (p[2] & 0xc0) == 0x80
+                && (p[3] & 0xc0) == 0x80
+                && !(c == 0xf0 && c1 < 0x90) && !(c == 0xf4 && c1 > 0x8f))
+               ? 4 : 0;
+    }
+
+    return 0;
+}
+
+
+void
+ngx_bulk_utf8_fix(unsigned char *p, size_t len)
+{
+    size_t                n;
+    const unsigned char  *end;
+
+    end = p + len;
+
+    while (p < end) {
+        n = ngx_bulk_utf8_seq(p, end);
+
+        if (n == 0) {
+            *p++ = '?';
+            continue;
+        }
+
+        p += n;
+    }
+}
+
+
+size_t
+ngx_bulk_utf8_cut(const unsigned char *p, size_t len, size_t max)
+{
+    if (len <= max) {
+        return len;
+    }
+
+    /* p[max] continues a character: that character goes whole */
+
+    while (max > 0 && (p[max] & 0xc0) == 0x80) {
+        max--;
+    }
+
+    return max;
+}

@@ -41,5 +41,12 @@ size_t ngx_bulk_json_escape(unsigned char *out, const unsigned char *s,
 /* 1 when the bytes are strict UTF-8 */
 int ngx_bulk_utf8_valid(const unsigned char *p, size_t len);
 
+/* in place: each byte that starts no strict UTF-8 sequence becomes '?' */
+void ngx_bulk_utf8_fix(unsigned char *p, size_t len);
+
+/* the length of p (strict UTF-8) cut to at most max bytes without
+ * cutting a character */
+size_t ngx_bulk_utf8_cut(const unsigned char *p, size_t len, size_t max);
+
 
 #endif /* _NGX_BULK_JSON_H_INCLUDED_ */

@@ -1830,7 +1830,8 @@ ngx_http_bulk_import_progress(ngx_http_bulk_import_input_t *in,
          i < p.nissues && i < NGX_HTTP_BULK_IMPORT_ISSUES;
          i++)
     {
-        n = ngx_min(p.issues[i].text.len, NGX_HTTP_BULK_IMPORT_ISSUE_LEN);
+        n = ngx_bulk_utf8_cut(p.issues[i].text.data, p.issues[i].text.len,
+                              NGX_HTTP_BULK_IMPORT_ISSUE_LEN);
         ir->issues[i].line = p.issues[i].line;
         ir->issues[i].len = n;
         ngx_memcpy(ir->issues[i].text, p.issues[i].text.data, n);
@@ -3361,8 +3362,9 @@ ngx_http_bulk_import_render_table(ngx_pool_t *pool, PGresult *job,
 
         is->line = (uint64_t) ngx_atoof((u_char *) PQgetvalue(issues, i, 1),
                                         PQgetlength(issues, i, 1));
-        len = ngx_min((size_t) PQgetlength(issues, i, 2),
-                      NGX_HTTP_BULK_IMPORT_ISSUE_LEN);
+        len = ngx_bulk_utf8_cut((u_char *) PQgetvalue(issues, i, 2),
+                                PQgetlength(issues, i, 2),
+                                NGX_HTTP_BULK_IMPORT_ISSUE_LEN);
         ngx_memcpy(is->text, PQgetvalue(issues, i, 2), len);
         is->len = len;
     }

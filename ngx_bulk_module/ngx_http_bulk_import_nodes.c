@@ -838,8 +838,10 @@ ngx_http_bulk_nodes_commit(ngx_http_bulk_load_t *load, void *data,
             q = ngx_sprintf(q, "%s{\"line\":%uL,\"diagnostics\":\"",
                             i ? "," : "", pr.issues[i].line);
             q += ngx_bulk_json_escape(q, pr.issues[i].text.data,
-                                      ngx_min(pr.issues[i].text.len,
-                                              NGX_HTTP_BULK_NODES_ISSUE_LEN));
+                                      ngx_bulk_utf8_cut(
+                                          pr.issues[i].text.data,
+                                          pr.issues[i].text.len,
+                                          NGX_HTTP_BULK_NODES_ISSUE_LEN));
             q = ngx_cpymem(q, "\"}", 2);
         }
 

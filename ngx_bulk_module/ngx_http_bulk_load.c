@@ -1553,6 +1553,11 @@ ngx_http_bulk_load_issue(ngx_http_bulk_load_ctx_t *ctx, ngx_bulk_nd_line_t *l,
     p = ngx_vslprintf(text, text + sizeof(text), fmt, args);
     va_end(args);
 
+    /* a text may quote the document (its type, cut to 64 bytes): the
+       answer, the status resource and jsonb take UTF-8 only */
+
+    ngx_bulk_utf8_fix(text, p - text);
+
     is = ngx_array_push(&ctx->issues);
     if (is == NULL) {
         return NGX_ERROR;

@@ -207,6 +207,13 @@ is(BulkTest::sql_one(q{SELECT string_agg(id, ',' ORDER BY id) FROM patient}), 'w
 $r = main::push_load('/fhir/Patient/$load', qq|{"resourceType":"Patient","id":"w4"}\n\xef\xbb\xbf{"resourceType":"Patient","id":"w5"}\n|,
                      'application/fhir+ndjson');
 like($r->{body}, qr/"total":1.*"line":2/, "on line 2 it is an error, on its line only");
+# an issue quotes the type cut to 64 bytes: never half a character
+$r = main::push_load('/fhir/$load', qq|{"resourceType":"P| . ("\xc3\xa4" x 40) . qq|","id":"w6"}\n|,
+                     'application/fhir+ndjson');
+my $j = eval { BulkTest::json_decode($r->{body}) };
+ok($j, "the answer is JSON in UTF-8") or diag($@);
+like($j->{issues}[0]{diagnostics} // '', qr/^unknown resource type "P(\x{e4}){31}\?"$/,
+     "the cut character replaced");
 
 
 

@@ -257,3 +257,11 @@ fuzz-view: build/fuzz/fuzz_view
 		-artifact_prefix=build/fuzz/artifacts-view/ build/fuzz/corpus-view
 
 .PHONY: fuzz-view
+
+# the UTF-8 helpers of ngx_bulk_json.c
+
+build/unit/test_utf8: t/unit/test_utf8.c ngx_bulk_module/ngx_bulk_json.c \
+		ngx_bulk_module/ngx_bulk_json.h
+	@mkdir -p $(@D)
+	$(UNIT_CC) $(UNIT_CFLAGS) $(FORMAT_INC) -o $@ $< \
+		ngx_bulk_module/ngx_bulk_json.c
