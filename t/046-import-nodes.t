@@ -176,11 +176,7 @@ ok($owner2, "node 2's worker owns inputs ($owner2)");
 my @victims = @{ BulkTest::db()->selectcol_arrayref(q{SELECT n FROM bulkimportinput
     WHERE job = 'shared' AND owner = ? ORDER BY n}, undef, $owner2) };
 is(scalar @victims, 2, "two of them (@victims)");
-my %committed = map { $_ => BulkTest::sql_one(q{SELECT lines FROM bulkimportinput WHERE job = 'shared' AND n = ?}, $_) } @victims;
-my %pos = map { $_ => BulkTest::sql_one(q{SELECT pos FROM bulkimportinput WHERE job = 'shared' AND n = ?}, $_) } @victims;
 is(join(',', map { $_ % 2 } @victims), '0,1', "one gzip source and one plain among them");
-ok((grep { $committed{$_} > 0 && $committed{$_} < $N } @victims) == 2,
-   "each had committed part of its source (" . join(',', map { $committed{$_} } @victims) . " lines)");
 BulkTest::nginx_stop($::Node2, 'KILL');
 # the sources go on: node 1's inputs end, the dead node's connections broke
 BulkTest::source_release($_) for @::Sources[0 .. 3];
@@ -194,16 +190,23 @@ is(join(',', map { join '/', map { "$_->{line}:$_->{diagnostics}" } @{ $_->{issu
 is(BulkTest::sql_one(q{SELECT count(*) FROM patient}), 8 * $N - 4, "every row is in the table");
 is(BulkTest::sql_one(q{SELECT sum(total) FROM bulkimportinput WHERE job = 'shared'}), 8 * $N - 4,
    "the totals sum to the rows");
+# what node 2 had committed, as node 1 found it when it took the inputs
+# over (read then: node 2 may still have committed a batch before it died)
 my $log = bulk_error_log();
 my ($gz, $plain) = @victims;
-like($log, qr/input $gz \(Patient\) from "[^"]*" claimed, $committed{$gz} lines committed before\n/,
-     "gzip input $gz resumed on node 1 after its $committed{$gz} committed lines, read again");
-like($log, qr/input $plain \(Patient\) from "[^"]*" claimed, $committed{$plain} lines committed before, asking for the rest \(Range\)/,
-     "plain input $plain resumed on node 1 after its $committed{$plain} committed lines, with Range");
-is(BulkTest::slurp(main::html("s$plain.log")), "range=-\nrange=bytes=$pos{$plain}-\n",
-   "its source was asked for bytes $pos{$plain}- (where line $committed{$plain} ends)");
-is(substr($body{$plain}, 0, $pos{$plain}) =~ tr/\n//, $committed{$plain},
-   "that is the end of the last committed line");
+my %committed;
+ok($log =~ /input $gz \(Patient\) from "[^"]*" claimed, (\d+) lines committed before\n/,
+   "gzip input $gz resumed on node 1, read again");
+$committed{$gz} = $1;
+ok($log =~ /input $plain \(Patient\) from "[^"]*" claimed, (\d+) lines committed before, asking for the rest \(Range\)/,
+   "plain input $plain resumed on node 1, with Range");
+$committed{$plain} = $1;
+ok((grep { ($committed{$_} // 0) > 0 && $committed{$_} < $N } @victims) == 2,
+   "each had committed part of its source (" . join(',', map { $committed{$_} // '?' } @victims) . " lines)");
+my ($pos) = BulkTest::slurp(main::html("s$plain.log")) =~ /\Arange=-\nrange=bytes=(\d+)-\n\z/;
+ok($pos, "its source was asked for the rest once, from byte " . ($pos // '?'));
+is(substr($body{$plain}, 0, $pos // 0) =~ tr/\n//, $committed{$plain},
+   "that is the end of its last committed line ($committed{$plain})");
 is(BulkTest::slurp(main::html("s$gz.log")), "range=-\nrange=-\n", "the gzip source was read again whole");
 is($j->{inputs}[$plain]{bytes}, length($body{$plain}), "its bytes count the whole source");
 is(BulkTest::sql_one(q{SELECT count(*) FROM patient WHERE status = 'updated'}), 0,
@@ -345,15 +348,16 @@ ok(main::wait_until(sub { BulkTest::sql_one(q{SELECT count(*) FROM bulkimportinp
 my ($w2) = BulkTest::nginx_workers($::Node2);
 my $n2 = BulkTest::sql_one(q{SELECT n FROM bulkimportinput WHERE job = 'handback' AND owner LIKE ?}, "%/$w2/%");
 ok(defined $n2, "node 2 runs input $n2");
-my $committed = BulkTest::sql_one(q{SELECT lines FROM bulkimportinput WHERE job = 'handback' AND n = ?}, $n2);
+my $before = BulkTest::sql_one(q{SELECT lines FROM bulkimportinput WHERE job = 'handback' AND n = ?}, $n2);
 kill 'QUIT', $::Node2->{pid};
 # node 1 still runs its own input (held): the input comes back without its
 # lease expiring
 ok(main::wait_until(sub { BulkTest::sql_one(q{SELECT count(*) FROM bulkimportinput
     WHERE job = 'handback' AND n = ? AND status = 'waiting' AND owner IS NULL}, $n2) == 1 }),
    "node 2's input is waiting again, with no owner");
-is(BulkTest::sql_one(q{SELECT lines FROM bulkimportinput WHERE job = 'handback' AND n = ?}, $n2),
-   $committed, "its committed lines are kept");
+# final now that no worker owns it (a batch may have committed since)
+my $committed = BulkTest::sql_one(q{SELECT lines FROM bulkimportinput WHERE job = 'handback' AND n = ?}, $n2);
+ok($committed >= $before && $committed > 0, "its committed lines are kept ($committed)");
 BulkTest::nginx_stop($::Node2, 'QUIT');
 like(main::node2_log(), qr/bulk import "handback": input $n2 over after \d+ batches: interrupted by nginx shutdown/,
      "node 2 says why");
@@ -472,6 +476,12 @@ ok(BulkTest::source_held($::Sources[$_], 120 * BulkTest::slack()), "node 2 runs 
 ok(main::wait_until(sub { BulkTest::sql_one(q{SELECT count(*) FROM bulkimportinput
                                               WHERE job = 'replaced' AND lines > 0}) == 3 }),
    "each of B's inputs committed batches");
+# node 2 quits: its inputs come back at once, with their committed lines
+kill 'QUIT', $::Node2->{pid};
+ok(main::wait_until(sub { BulkTest::sql_one(q{SELECT count(*) FROM bulkimportinput
+    WHERE job = 'replaced' AND status = 'waiting' AND owner IS NULL}) == 3 }),
+   "B's inputs are waiting again");
+# what they committed, final now that no worker owns them
 my %row;
 for my $n (0 .. 2) {
     $row{$n} = BulkTest::db()->selectrow_hashref(q{SELECT lines, pos, validator FROM bulkimportinput
@@ -479,11 +489,8 @@ for my $n (0 .. 2) {
 }
 is(join(' ', map { $row{$_}{validator} } 0 .. 2), qq{"b0-v1" "b1-v1" $old_lm},
    "each input's row keeps its source's validator (strong ETag, else Last-Modified)");
-# node 2 quits: its inputs come back at once, with their committed lines
-kill 'QUIT', $::Node2->{pid};
-ok(main::wait_until(sub { BulkTest::sql_one(q{SELECT count(*) FROM bulkimportinput
-    WHERE job = 'replaced' AND status = 'waiting' AND owner IS NULL}) == 3 }),
-   "B's inputs are waiting again");
+ok(!grep({ $row{$_}{lines} == 0 } 0 .. 2), "each with committed lines ("
+   . join(',', map { $row{$_}{lines} } 0 .. 2) . ")");
 BulkTest::nginx_stop($::Node2, 'QUIT');
 BulkTest::source_release($_) for @::Sources;
 my $j = main::wait_done('busy3');
@@ -572,3 +579,24 @@ is(BulkTest::sql_one(q{SELECT string_agg(validator, '|' ORDER BY n) FROM bulkimp
 BulkTest::source_release($_) for @::Sources;
 my $j = main::wait_done('odd-etag');
 is(join(',', map { "$_->{status}:$_->{total}" } @{ $j->{inputs} }), 'finished:400,finished:400', "both finish");
+
+
+
+=== TEST 9: an issue that quotes the document, cut inside a character, is still UTF-8: the batch and the status are written
+--- init
+BulkTest::reset_type('Patient');
+BulkTest::sql(q{DELETE FROM bulkimportstatus WHERE id = 'utf8-issue'});
+# the type is quoted cut to 64 bytes: "P" and 31 "ä" then half of the next
+BulkTest::write_file("$ENV{TEST_NGINX_HTML_DIR}/u.ndjson",
+    qq|{"resourceType":"P| . ("\xc3\xa4" x 40) . qq|","id":"u1"}\n|
+    . qq|{"resourceType":"Patient","id":"u2"}\n|);
+--- perl_test
+my $r = main::post('/fhir/$import', qq|{"id":"utf8-issue","inputs":[{"resourceType":"Patient","url":"$ENV{TEST_NGINX_SRC}/u.ndjson"}]}|);
+is($r->{status}, 202, "202 Accepted");
+my $j = main::wait_done('utf8-issue');
+is("$j->{status} $j->{inputs}[0]{total} $j->{inputs}[0]{errors}", 'finished 1 1', "finished: one row, one bad line");
+like($j->{inputs}[0]{issues}[0]{diagnostics} // '', qr/^"resourceType" P(\x{e4}){31}\? is not Patient$/,
+     "the issue, its cut character replaced");
+ok(main::wait_until(sub { (BulkTest::sql_one(q{SELECT resource->>'status' FROM bulkimportstatus
+                                               WHERE id = 'utf8-issue'}) // '') eq 'finished' }),
+   "the status resource is saved");
