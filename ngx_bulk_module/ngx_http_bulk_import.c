@@ -2637,21 +2637,7 @@ ngx_http_bulk_import_list_zone(ngx_http_request_t *r,
 
         (void) ngx_http_bulk_import_check_owner(rec);
 
-        if (i) {
-            *p++ = ',';
-        }
-
-        *p++ = '"';
-
-        for (len = 0; len < rec->id_len; len++) {
-            if (rec->id[len] == '"' || rec->id[len] == '\\') {
-                *p++ = '\\';
-            }
-
-            *p++ = rec->id[len];
-        }
-
-        *p++ = '"';
+        p = ngx_http_bulk_import_id_elem(p, rec->id, rec->id_len, i);
 
         recs[i++] = rec;
     }
@@ -2699,6 +2685,38 @@ failed:
     ngx_shmtx_unlock(&z->shpool->mutex);
 
     return NGX_ERROR;
+}
+
+
+/*
+ * An id as an element of a PostgreSQL array literal ("{...}"): quoted,
+ * '"' and '\\' escaped, after a ',' unless it is the first; at most
+ * 2 * len + 3 bytes
+ */
+
+u_char *
+ngx_http_bulk_import_id_elem(u_char *p, const u_char *id, size_t len,
+    ngx_uint_t n)
+{
+    size_t  k;
+
+    if (n) {
+        *p++ = ',';
+    }
+
+    *p++ = '"';
+
+    for (k = 0; k < len; k++) {
+        if (id[k] == '"' || id[k] == '\\') {
+            *p++ = '\\';
+        }
+
+        *p++ = id[k];
+    }
+
+    *p++ = '"';
+
+    return p;
 }
 
 

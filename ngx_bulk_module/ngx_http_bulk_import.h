@@ -56,6 +56,10 @@ typedef struct {
 /* "2026-11-27T22:10:08.123Z": NGX_HTTP_BULK_IMPORT_TS_LEN bytes */
 u_char *ngx_http_bulk_import_iso(u_char *p, ngx_msec_t ms);
 
+/* an id as an element of an array literal, the n-th (from 0) */
+u_char *ngx_http_bulk_import_id_elem(u_char *p, const u_char *id,
+    size_t len, ngx_uint_t n);
+
 /* the list, after its part that the tables of shared jobs gave */
 ngx_int_t ngx_http_bulk_import_list_tables(ngx_http_request_t *r,
     ngx_array_t *first, ngx_uint_t nfirst, ngx_str_t *ids, ngx_uint_t count,

@@ -1665,7 +1665,7 @@ ngx_http_bulk_nodes_listed(ngx_http_bulk_nodes_query_t *q, ngx_int_t rc)
 
     int                  i, n;
     u_char              *p, *v;
-    size_t               size, len, k;
+    size_t               size, len;
     ngx_connection_t    *c;
     ngx_http_request_t  *r;
 
@@ -1715,21 +1715,7 @@ ngx_http_bulk_nodes_listed(ngx_http_bulk_nodes_query_t *q, ngx_int_t rc)
                             (u_char *) PQgetvalue(q->res[0], i, 1),
                             PQgetlength(q->res[0], i, 1));
 
-        if (i) {
-            *p++ = ',';
-        }
-
-        *p++ = '"';
-
-        for (k = 0; k < len; k++) {
-            if (v[k] == '"' || v[k] == '\\') {
-                *p++ = '\\';
-            }
-
-            *p++ = v[k];
-        }
-
-        *p++ = '"';
+        p = ngx_http_bulk_import_id_elem(p, v, len, i);
     }
 
     *p++ = '}';
