@@ -231,97 +231,10 @@ ngx_bulk_json_escape(unsigned char *out, const unsigned char *s, size_t len)
 
 
 /*
- * Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing past
- * U+10FFFF, which PostgreSQL refuses; ASCII runs are skipped 8 bytes at a
- * time.
+ * The length of the strict UTF-8 (RFC 3629) sequence at p, 0 when there
+ * is none: no overlong forms, no surrogates, nothing past U+10FFFF, which
+ * PostgreSQL refuses.  The one set of rules of the functions below.
  */
-
-int
-ngx_bulk_utf8_valid(const unsigned char *p, size_t len)
-{
-    uint64_t              w;
-    unsigned char         c, c1;
-    const unsigned char  *end;
-
-    end = p + len;
-
-    while (p < end) {
-
-        while (end - p >= 8) {
-            memcpy(&w, p, 8);
-
-            if (w & UINT64_C(0x8080808080808080)) {
-                break;
-            }
-
-            p += 8;
-        }
-
-        if (p == end) {
-            break;
-        }
-
-        c = *p;
-
-        if (c < 0x80) {
-            p++;
-            continue;
-        }
-
-        if (c >= 0xc2 && c <= 0xdf) {
-            if (end - p < 2 || (p[1] & 0xc0) != 0x80) {
-                return 0;
-            }
-
-            p += 2;
-            continue;
-        }
-
-        if (c >= 0xe0 && c <= 0xef) {
-            if (end - p < 3) {
-                return 0;
-            }
-
-            c1 = p[1];
-
-            if ((c1 & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80
-                || (c == 0xe0 && c1 < 0xa0)      /* overlong */
-                || (c == 0xed && c1 > 0x9f))     /* surrogates */
-            {
-                return 0;
-            }
-
-            p += 3;
-            continue;
-        }
-
-        if (c >= 0xf0 && c <= 0xf4) {
-            if (end - p < 4) {
-                return 0;
-            }
-
-            c1 = p[1];
-
-            if ((c1 & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80
-                || (p[3] & 0xc0) != 0x80
-                || (c == 0xf0 && c1 < 0x90)      /* overlong */
-                || (c == 0xf4 && c1 > 0x8f))     /* past U+10FFFF */
-            {
-                return 0;
-            }
-
-            p += 4;
-            continue;
-        }
-
-        return 0;
-    }
-
-    return 1;
-}
-
-
-/* the length of the strict UTF-8 sequence at p, 0 when there is none */
 
 static size_t
 ngx_bulk_utf8_seq(const unsigned char *p, const unsigned char *end)
@@ -364,6 +277,46 @@ ngx_bulk_utf8_seq(const unsigned char *p, const unsigned char *end)
     }
 
     return 0;
+}
+
+
+/* ASCII runs are skipped 8 bytes at a time */
+
+int
+ngx_bulk_utf8_valid(const unsigned char *p, size_t len)
+{
+    size_t                n;
+    uint64_t              w;
+    const unsigned char  *end;
+
+    end = p + len;
+
+    while (p < end) {
+
+        while (end - p >= 8) {
+            memcpy(&w, p, 8);
+
+            if (w & UINT64_C(0x8080808080808080)) {
+                break;
+            }
+
+            p += 8;
+        }
+
+        if (p == end) {
+            break;
+        }
+
+        n = ngx_bulk_utf8_seq(p, end);
+
+        if (n == 0) {
+            return 0;
+        }
+
+        p += n;
+    }
+
+    return 1;
 }
 
 
